@@ -1,0 +1,2 @@
+"""Handlers for the contract's operations, resolved by operationId
+(``CustomersController_update`` -> ``handlers.customers.update``)."""

@@ -1,0 +1,34 @@
+"""The sandbox control API (``/__sandbox``): health and reset-to-fixtures."""
+
+from __future__ import annotations
+
+import anyio
+
+from timbrix_sandbox.context import current_sandbox
+from timbrix_sandbox.errors import error_response
+from timbrix_sandbox.sandbox import CUSTOMERS
+
+
+async def health():
+    sandbox = current_sandbox()
+    store = sandbox.store
+    organizations = store.scopes(CUSTOMERS)
+    return {
+        "status": "ok",
+        "storage": "memory" if store.in_memory else "file",
+        "dataDir": None if store.data_dir is None else str(store.data_dir),
+        "customers": sum(store.count(CUSTOMERS, org) for org in organizations),
+        "organizations": len(organizations),
+        "strictRfc": sandbox.strict_rfc,
+    }, 200
+
+
+async def reset_all():
+    return await anyio.to_thread.run_sync(current_sandbox().reset), 200
+
+
+async def reset_organization(organizationId: str):
+    sandbox = current_sandbox()
+    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.store.scopes(CUSTOMERS):
+        return error_response(404, f"Organization {organizationId} is not in the fixtures")
+    return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200

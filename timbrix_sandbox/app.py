@@ -1,0 +1,92 @@
+"""The app factory: one Connexion AsyncApp serving the Timbrix contract and the sandbox's own
+control API, with request *and* response validation and every error in the vendor format."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import typing as t
+import warnings
+from pathlib import Path
+
+# connexion imports starlette's TestClient at import time, which warns about httpx on every
+# start; it is noise for a server.
+warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+
+import connexion
+import yaml
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from starlette.exceptions import HTTPException
+
+from . import oas31
+from .access import OrganizationAccessMiddleware
+from .body_limit import BodyLimitMiddleware
+from .context import SandboxStateMiddleware
+from .errors import AllowedMethods, make_http_handler, problem_handler, unexpected_error_handler
+from .fixtures import DEFAULT_FIXTURES, load_fixtures
+from .resolver import ControllerResolver
+from .sandbox import Sandbox
+from .store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONTRACT = PROJECT_ROOT / "openapi.yaml"
+CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
+API_BASE_PATH = "/api"
+CONTROL_BASE_PATH = "/__sandbox"
+
+
+def load_contract(path: str | os.PathLike[str] = DEFAULT_CONTRACT) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def make_sandbox(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    fixtures_path: str | os.PathLike[str] = DEFAULT_FIXTURES,
+    reset: bool = False,
+    strict_rfc: bool = False,
+) -> Sandbox:
+    """A sandbox over ``data_dir`` (``None``: in memory), seeded from fixtures when empty."""
+    sandbox = Sandbox(load_fixtures(fixtures_path), Store(data_dir), strict_rfc=strict_rfc)
+    if reset:
+        sandbox.reset()
+    else:
+        sandbox.seed_if_empty()
+    return sandbox
+
+
+def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] = DEFAULT_CONTRACT):
+    """Build the ASGI app. Without a sandbox, an in-memory one seeded from the fixtures."""
+    sandbox = sandbox or make_sandbox()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app) -> t.AsyncIterator[None]:
+        yield
+        sandbox.store.close()  # compact journals into snapshots on a clean shutdown
+
+    app = connexion.AsyncApp(__name__, lifespan=lifespan)
+    options = dict(
+        resolver=ControllerResolver("handlers"),
+        validate_responses=True,
+        strict_validation=True,
+        validator_map=oas31.VALIDATOR_MAP,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
+    )
+    app.add_api(load_contract(contract), base_path=API_BASE_PATH, **options)
+    app.add_api(load_contract(CONTROL_CONTRACT), base_path=CONTROL_BASE_PATH, **options)
+
+    allowed = AllowedMethods()
+    allowed.add_spec(API_BASE_PATH, load_contract(contract))
+    allowed.add_spec(CONTROL_BASE_PATH, load_contract(CONTROL_CONTRACT))
+    app.add_error_handler(ProblemException, problem_handler)
+    app.add_error_handler(HTTPException, make_http_handler(allowed))
+    app.add_error_handler(Exception, unexpected_error_handler)
+
+    app.add_middleware(OrganizationAccessMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
+    app.sandbox = sandbox  # type: ignore[attr-defined]
+    return app

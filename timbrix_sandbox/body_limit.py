@@ -1,0 +1,69 @@
+"""Reject request bodies over a size limit with 413, before anything buffers them.
+
+Connexion's validators read the whole body into memory, so without this a client could make
+the sandbox hold arbitrarily large payloads.
+"""
+
+from __future__ import annotations
+
+from connexion.exceptions import ProblemException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import DEFAULT_MESSAGES, error_body
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class PayloadTooLarge(ProblemException):
+    def __init__(self) -> None:
+        super().__init__(status=413, title="Payload Too Large", detail=DEFAULT_MESSAGES[413])
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await _send_413(send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _send_413(send: Send) -> None:
+    import json
+
+    body = json.dumps(error_body(413)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,49 @@
+"""Ids and timestamps in the formats the Timbrix API uses."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+_counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
+_counter_lock = threading.Lock()
+_process_random = os.urandom(5)
+
+
+def new_object_id() -> str:
+    """A 24-hex id shaped like a MongoDB ObjectId (the docs' ``590ce6c56d04f840aa8438af``).
+
+    4 bytes of seconds, 5 random bytes per process, 3 bytes of counter: unique within a process
+    and sortable by creation time, like the real thing.
+    """
+    with _counter_lock:
+        count = next(_counter) % 0xFFFFFF
+    return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
+
+
+def _format(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with a ``Z``, millisecond precision (``2025-01-26T10:05:00.123Z``).
+
+    The docs show whole seconds; milliseconds keep the same format family while letting
+    ``updatedAt`` move on two updates within one second.
+    """
+    return _format(datetime.now(timezone.utc))
+
+
+def parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def utc_now_after(previous: str) -> str:
+    """Now, but strictly later than ``previous`` (by at least 1 ms), so ``updatedAt`` moves on
+    every update even if the clock is coarse or stepped back."""
+    now = datetime.now(timezone.utc)
+    earliest = parse(previous) + timedelta(milliseconds=1)
+    return _format(max(now, earliest))

@@ -1,0 +1,41 @@
+"""How handlers find the sandbox serving the current request.
+
+Connexion resolves handlers to plain module functions, so per-app state travels in the ASGI
+scope (``scope["state"]``, Starlette's convention). Several sandboxes can then live in one
+process - the test suite relies on that.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+if t.TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+KEY = "timbrix_sandbox"
+
+
+def sandbox_of(scope: t.Mapping[str, t.Any]) -> "Sandbox":
+    return scope["state"][KEY]
+
+
+def current_sandbox() -> "Sandbox":
+    """The sandbox of the request being handled (inside a Connexion handler)."""
+    from connexion.context import scope
+
+    return sandbox_of(scope)
+
+
+class SandboxStateMiddleware:
+    """Outermost middleware: puts the sandbox into every request's scope."""
+
+    def __init__(self, app: ASGIApp, sandbox: "Sandbox") -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("state", {})[KEY] = self.sandbox
+        await self.app(scope, receive, send)

@@ -1,0 +1,138 @@
+"""Every error the sandbox emits, in the vendor's format.
+
+Timbrix documents errors as ``{"statusCode": 400, "message": "...", "error": "BAD_REQUEST"}``.
+Connexion would answer with ``application/problem+json`` (and Starlette with plain text), so
+each exception path - Connexion problems, Starlette HTTP exceptions (routing 404/405,
+``Forbidden``) and anything unexpected - is funnelled through :func:`error_response`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger("timbrix_sandbox")
+
+ERROR_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    500: "INTERNAL_SERVER_ERROR",
+}
+
+DEFAULT_MESSAGES: dict[int, str] = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "User is not a member of this organization",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body is larger than 1 MiB",
+    415: "Unsupported media type: send application/json",
+    500: "Internal server error",
+}
+
+MAX_MESSAGE_LENGTH = 500
+
+
+def error_body(status: int, message: str | None = None) -> dict[str, t.Any]:
+    """The vendor error object for ``status`` (unknown statuses are folded into 400/500)."""
+    if status not in ERROR_CODES:
+        status = 500 if status >= 500 else 400
+    text = " ".join((message or DEFAULT_MESSAGES.get(status, "Error")).split())
+    if len(text) > MAX_MESSAGE_LENGTH:
+        text = text[:MAX_MESSAGE_LENGTH] + "..."
+    return {"statusCode": status, "message": text, "error": ERROR_CODES[status]}
+
+
+def error_response(
+    status: int, message: str | None = None, headers: t.Mapping[str, str] | None = None
+) -> ConnexionResponse:
+    body = error_body(status, message)
+    return ConnexionResponse(
+        status_code=body["statusCode"],
+        mimetype="application/json",
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        headers=dict(headers or {}),
+    )
+
+
+def _problem_message(exc: ProblemException) -> str | None:
+    if exc.status == 401:
+        # Connexion's texts ("No authorization token provided", "Provided token is not valid")
+        # are clear enough; keep them.
+        return exc.detail
+    if exc.status == 415:
+        return DEFAULT_MESSAGES[415] + (f" ({exc.detail})" if exc.detail else "")
+    return exc.detail or exc.title
+
+
+def problem_handler(_request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    headers = dict(exc.headers or {})
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="timbrix-sandbox"')
+    if exc.status >= 500:
+        logger.error("%s: %s", exc.title, exc.detail)
+    return error_response(exc.status, _problem_message(exc), headers)
+
+
+class AllowedMethods:
+    """``Allow`` header values built from the contract.
+
+    Connexion registers one route per operation, so its own 405 lists only the methods of
+    whichever route matched first; schemathesis (and RFC 9110) want all of them.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[t.Any, str]] = []
+
+    def add_spec(self, base_path: str, spec: dict) -> None:
+        import re
+
+        for path, item in spec.get("paths", {}).items():
+            methods = sorted(
+                m.upper()
+                for m in item
+                if m in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+            )
+            if "GET" in methods:
+                methods.append("HEAD")
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base_path + path))
+            self._routes.append((re.compile(f"^{pattern}/?$"), ", ".join(sorted(set(methods)))))
+
+    def for_path(self, path: str) -> str | None:
+        for pattern, allow in self._routes:
+            if pattern.match(path):
+                return allow
+        return None
+
+
+def make_http_handler(allowed: AllowedMethods):
+    def http_handler(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+        headers = dict(exc.headers or {})
+        message = exc.detail if exc.status_code in (403, 409) else None
+        if exc.status_code == 404:
+            message = f"Cannot {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            allow = allowed.for_path(request.url.path)
+            if allow:
+                headers["Allow"] = allow
+            message = f"Method {request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, message, headers)
+
+    return http_handler
+
+
+def unexpected_error_handler(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "Internal server error")
