@@ -6,12 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import typing as t
-import warnings
 from pathlib import Path
-
-# connexion imports starlette's TestClient at import time, which warns about httpx on every
-# start; it is noise for a server.
-warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
 
 import connexion
 import yaml

@@ -28,15 +28,46 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared: int | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
+        if declared is not None and declared > self.max_bytes:
+            await _send_413(send)
+            return
+        if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            # A chunked body has no Content-Length, and Connexion would treat it as absent:
+            # buffer it (bounded), then replay it with the length set.
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_bytes:
                     await _send_413(send)
                     return
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            scope = dict(scope)
+            scope["headers"] = [*scope.get("headers", []), (b"content-length", str(len(body)).encode())]
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:

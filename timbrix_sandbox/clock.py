@@ -6,7 +6,7 @@ import itertools
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
 _counter_lock = threading.Lock()
@@ -34,7 +34,7 @@ def utc_now() -> str:
     The docs show whole seconds; milliseconds keep the same format family while letting
     ``updatedAt`` move on two updates within one second.
     """
-    return _format(datetime.now(timezone.utc))
+    return _format(datetime.now(UTC))
 
 
 def parse(stamp: str) -> datetime:
@@ -44,6 +44,6 @@ def parse(stamp: str) -> datetime:
 def utc_now_after(previous: str) -> str:
     """Now, but strictly later than ``previous`` (by at least 1 ms), so ``updatedAt`` moves on
     every update even if the clock is coarse or stepped back."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     earliest = parse(previous) + timedelta(milliseconds=1)
     return _format(max(now, earliest))

@@ -17,11 +17,11 @@ if t.TYPE_CHECKING:
 KEY = "timbrix_sandbox"
 
 
-def sandbox_of(scope: t.Mapping[str, t.Any]) -> "Sandbox":
+def sandbox_of(scope: t.Mapping[str, t.Any]) -> Sandbox:
     return scope["state"][KEY]
 
 
-def current_sandbox() -> "Sandbox":
+def current_sandbox() -> Sandbox:
     """The sandbox of the request being handled (inside a Connexion handler)."""
     from connexion.context import scope
 
@@ -31,7 +31,7 @@ def current_sandbox() -> "Sandbox":
 class SandboxStateMiddleware:
     """Outermost middleware: puts the sandbox into every request's scope."""
 
-    def __init__(self, app: ASGIApp, sandbox: "Sandbox") -> None:
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
         self.sandbox = sandbox
 

@@ -85,15 +85,15 @@ class RequestBodyValidator2020(JSONRequestBodyValidator):
         try:
             text = raw.decode(self._encoding)
         except (UnicodeDecodeError, LookupError):
-            raise BadRequestProblem(detail="Request body is not valid UTF-8")
+            raise BadRequestProblem(detail="Request body is not valid UTF-8") from None
         if not text:
             return None
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BadRequestProblem(detail=f"Request body is not valid JSON: {exc}")
+            raise BadRequestProblem(detail=f"Request body is not valid JSON: {exc}") from None
         except RecursionError:
-            raise BadRequestProblem(detail="Request body is nested too deeply")
+            raise BadRequestProblem(detail="Request body is nested too deeply") from None
 
     def _validate(self, body: t.Any) -> None:
         if not self._nullable and body is None:

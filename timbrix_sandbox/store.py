@@ -120,7 +120,7 @@ class _Partition:
                     if number >= len(lines) - 1:  # torn tail: never acknowledged
                         logger.warning("ignoring torn journal tail in %s", self.journal_path)
                         break
-                    raise CorruptJournal(f"{self.journal_path}:{number} is not valid JSON")
+                    raise CorruptJournal(f"{self.journal_path}:{number} is not valid JSON") from None
                 if entry["op"] == "put":
                     records[entry["doc"]["id"]] = entry["doc"]
                 else:
@@ -138,7 +138,11 @@ class _Partition:
         self._journal.flush()
         os.fsync(self._journal.fileno())
         self.journal_lines += 1
-        if self.journal_lines > max(COMPACT_MIN_LINES, len(self.table)):
+
+    def _maybe_compact(self) -> None:
+        """Called only after a journaled change is applied in memory, so the snapshot that
+        replaces the journal contains it."""
+        if self.journal_lines > max(COMPACT_MIN_LINES, len(self._raw())):
             self.compact()
 
     def compact(self) -> None:
@@ -174,10 +178,12 @@ class _Partition:
             self.table.update(_replace_with(record), doc_ids=[record["id"]])
         else:
             self.table.insert(Document(record, doc_id=record["id"]))
+        self._maybe_compact()
 
     def delete(self, record_id: str) -> None:
         self._append({"op": "del", "id": record_id})
         self.table.remove(doc_ids=[record_id])
+        self._maybe_compact()
 
     def replace_all(self, records: t.Iterable[Record]) -> None:
         self.db.storage.data = {TABLE_NAME: {r["id"]: copy.deepcopy(r) for r in records}}  # type: ignore[attr-defined]

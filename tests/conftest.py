@@ -1,0 +1,147 @@
+"""Shared fixtures: an in-process app over a real (in-memory or on-disk) TinyDB store, and real
+servers started on free loopback ports and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import httpx
+import pytest
+
+from timbrix_sandbox.app import create_app, make_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+DUNDER = "550e8400-e29b-41d4-a716-446655440000"
+PRINCE = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
+PRINCE_CUSTOMER = "66b2a1d3f5c0b2c3d4e5f601"
+MICHAEL = {"Authorization": "Bearer sk_test_michael"}
+PRINCE_TOKEN = {"Authorization": "Bearer sk_test_prince"}
+TOBY = {"Authorization": "Bearer sk_test_toby"}
+
+VALID_CREATE = {
+    "legalName": "Bluth Company",
+    "taxId": "BCO0311024R2",
+    "taxSystem": "601",
+    "email": "cfdi@bluth.mx",
+    "phone": "5551234567",
+    "defaultInvoiceUse": "G03",
+    "addressStreet": "Av. Balboa",
+    "addressExterior": "1",
+    "addressNeighborhood": "Centro",
+    "addressCity": "Monterrey",
+    "addressMunicipality": "Monterrey",
+    "addressZip": "64000",
+    "addressState": "Nuevo León",
+}
+
+
+def customers_url(org: str = DUNDER) -> str:
+    return f"/api/organizations/{org}/customers"
+
+
+def customer_url(customer: str = DOCS_CUSTOMER, org: str = DUNDER) -> str:
+    return f"/api/organizations/{org}/customers/{customer}"
+
+
+@pytest.fixture
+def app():
+    return create_app(make_sandbox(data_dir=None))
+
+
+@pytest.fixture
+def client(app):
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def disk_app(tmp_path):
+    return create_app(make_sandbox(data_dir=tmp_path / "data"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``timbrix-sandbox serve`` in a subprocess; only ever signals its own PID."""
+
+    def __init__(self, data_dir: Path | None, extra: t.Sequence[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra = list(extra)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> LiveServer:
+        args = [
+            sys.executable,
+            "-m",
+            "timbrix_sandbox",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--in-memory"]
+        self.process = subprocess.Popen(
+            args + self.extra, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/__sandbox/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become healthy in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def live_server_factory(tmp_path):
+    started: list[LiveServer] = []
+
+    def start(data_dir: Path | None = tmp_path / "data", extra: t.Sequence[str] = ()) -> LiveServer:
+        server = LiveServer(data_dir, extra).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(live_server_factory) -> LiveServer:
+    return live_server_factory()
