@@ -1,4 +1,4 @@
-"""The ``timbrix-sandbox`` command: ``serve`` and ``reset``."""
+"""The ``timbrix-sandbox`` command: ``serve``, ``reset``, ``conformance`` and ``faults``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument(
         "--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001"
     )
+
+    check = commands.add_parser(
+        "conformance",
+        help="check any implementation of the contract (exit 0 conformant, 1 violations, 2 usage/connection)",
+    )
+    check.add_argument("--base-url", required=True, help="API root, e.g. http://127.0.0.1:3001/api")
+    check.add_argument("--token", required=True, help="a token that is a member of --organization-id")
+    check.add_argument("--organization-id", required=True)
+    check.add_argument("--outsider-token", help="a valid token that is NOT a member of --organization-id")
+    check.add_argument(
+        "--outsider-organization-id",
+        help="an organization the outsider token belongs to (enables the cross-tenant 404 check)",
+    )
+    check.add_argument("--seed", type=int, help="reproduce a run (default: random, printed)")
+    check.add_argument(
+        "--max-examples", type=int, default=20, help="schemathesis examples per operation and phase"
+    )
+    check.add_argument("--workers", type=int, default=2)
+    check.add_argument("--junit-xml", metavar="FILE")
+    check.add_argument("--json", metavar="FILE")
+    check.add_argument("--contract", default=None, help="OpenAPI file (default: the project's openapi.yaml)")
     return parser
 
 
@@ -113,11 +134,45 @@ def reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def conformance(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from conformance.model import DEFAULT_CONTRACT, Options, UsageProblem
+    from conformance.report import ProgressPrinter, summary, write_reports
+    from conformance.runner import run
+
+    options = Options(
+        base_url=args.base_url,
+        token=args.token,
+        organization_id=args.organization_id,
+        outsider_token=args.outsider_token,
+        outsider_organization_id=args.outsider_organization_id,
+        seed=args.seed,
+        max_examples=args.max_examples,
+        workers=args.workers,
+        contract=Path(args.contract) if args.contract else DEFAULT_CONTRACT,
+    )
+    print(
+        f"timbrix-sandbox conformance: {options.api} (organization {options.organization_id})",
+        file=sys.stderr,
+    )
+    try:
+        result = run(options, ProgressPrinter())
+    except UsageProblem as exc:
+        print(f"\ntimbrix-sandbox conformance: {exc}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    write_reports(result, args.junit_xml, args.json)
+    return 0 if result.conformant else 1
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "conformance":
+            return conformance(args)
         return reset(args)
     except FixtureError as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)

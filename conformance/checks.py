@@ -1,0 +1,201 @@
+"""Custom schemathesis checks: the domain and behaviour layers of the conformance suite.
+
+Registered with ``@schemathesis.check`` so they appear in reports next to the built-in ones
+(failures are ST901 with the check's name). They judge any implementation: expectations come
+from the ``cfdi`` oracle and from the request, never from the server's own answer.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from urllib.parse import urlsplit
+
+import httpx
+import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from . import oracle
+
+# Rules whose message the vendor documents word for word: an implementation must match them.
+# Other rules' texts are the sandbox's own wording, so only the status and format are checked.
+DOCUMENTED_MESSAGE_RULES = {"regimen_persona", "uso_persona", "uso_regimen"}
+
+
+def operation_id(case) -> str:
+    return case.operation.definition.raw.get("operationId", "")
+
+
+def _json(response) -> t.Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _is_positive(case) -> bool:
+    meta = getattr(case, "meta", None)
+    return bool(meta and meta.generation.mode.is_positive)
+
+
+def _stored_customer(case, response) -> dict | None:
+    """GET the customer the case addressed, with the same credentials (read-only)."""
+    url = urlsplit(str(response.request.url))
+    path = url.path
+    headers = {}
+    auth = response.request.headers.get("Authorization")
+    if auth:
+        headers["Authorization"] = auth
+    reply = httpx.get(f"{url.scheme}://{url.netloc}{path}", headers=headers, timeout=30)
+    return reply.json() if reply.status_code == 200 else None
+
+
+INCONCLUSIVE = object()
+
+
+def _expected(case, response) -> tuple[bool, t.Any]:
+    """(applicable, expected violation) for a customer write whose body is a JSON object.
+
+    The violation is ``INCONCLUSIVE`` when an update's record vanished before it could be
+    read back (e.g. a concurrent worker deleted it): no verdict is better than a wrong one.
+    """
+    op = operation_id(case)
+    if op not in (oracle.CREATE, oracle.UPDATE) or not isinstance(case.body, dict):
+        return False, None
+    stored = None
+    if op == oracle.UPDATE:
+        if not any(f in case.body for f in oracle.FISCAL_FIELDS):
+            return True, None
+        stored = _json(response) if 200 <= response.status_code < 300 else _stored_customer(case, response)
+        if stored is None:
+            return True, INCONCLUSIVE
+    return True, oracle.expected_violation(op, case.body, stored)
+
+
+@schemathesis.check
+def fiscal_rules(ctx, response, case) -> bool | None:
+    """CFDI 4.0 rules: accepted writes satisfy them; schema-valid writes that break them are
+    400 in the vendor format, with the documented message where the vendor documents one."""
+    if response.status_code not in (200, 201, 400):
+        return None
+    applicable, expected = _expected(case, response)
+    if not applicable or expected is INCONCLUSIVE:
+        return None
+    if response.status_code in (200, 201):
+        if expected is not None:
+            raise AssertionError(
+                f"CFDI rule not enforced ({expected.rule}): the server accepted data SAT rejects: {expected.message}"
+            )
+        return None
+    if not _is_positive(case):
+        return None  # a schema-invalid body: a 400 is right whatever the reason
+    if expected is None:
+        raise AssertionError(
+            "Valid fiscal data rejected: the CFDI oracle accepts this body, the server answered 400: "
+            + str((_json(response) or {}).get("message"))
+        )
+    body = _json(response)
+    if not isinstance(body, dict) or body.get("error") != "BAD_REQUEST" or body.get("statusCode") != 400:
+        raise AssertionError(f"CFDI rejection not in the vendor error format: {response.content[:200]!r}")
+    if expected.rule in DOCUMENTED_MESSAGE_RULES and body.get("message") != expected.message:
+        raise AssertionError(
+            f"Wrong CFDI message for {expected.rule}: expected {expected.message!r}, got {body.get('message')!r}"
+        )
+    return None
+
+
+@schemathesis.check
+def sat_catalogs(ctx, response, case) -> bool | None:
+    """The catalog endpoints list exactly SAT's CFDI 4.0 codes for the query (compared by
+    codigo and tipoPersona), and reject an unknown régimen with 400."""
+    applicable, expected = oracle.expected_catalog(operation_id(case), dict(case.query or {}))
+    if not applicable or not _is_positive(case) or response.status_code not in (200, 400):
+        return None
+    if expected is None:
+        if response.status_code != 400:
+            raise AssertionError(f"Unknown catalog value accepted: {case.query}")
+        return None
+    if response.status_code == 400:
+        raise AssertionError(f"Valid catalog query rejected: {case.query}")
+    body = _json(response)
+    rows = (
+        [(r.get("codigo"), r.get("tipoPersona")) for r in body if isinstance(r, dict)]
+        if isinstance(body, list)
+        else None
+    )
+    if rows != expected:
+        raise AssertionError(
+            f"Catalog rows differ from SAT's for {case.query}: expected {expected}, got {rows}"
+        )
+    return None
+
+
+def _justified_400(case, response) -> bool:
+    applicable, expected = _expected(case, response)
+    if applicable:
+        return expected is not None
+    applicable, rows = oracle.expected_catalog(operation_id(case), dict(case.query or {}))
+    return applicable and rows is None
+
+
+@schemathesis.check
+def fiscal_positive_data_acceptance(ctx, response, case) -> bool | None:
+    """schemathesis' ``positive_data_acceptance``, except for a 400 that the ``cfdi`` oracle
+    justifies: a request can satisfy the JSON Schema and still break SAT rules the schema
+    cannot express (the matrix, real RFC dates, c_CodigoPostal, unknown régimen codes).
+    Every other case goes to the built-in check unchanged; ``fiscal_rules`` and
+    ``sat_catalogs`` verify those 400s are right."""
+    if response.status_code == 400 and _is_positive(case) and _justified_400(case, response):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+@schemathesis.check
+def read_after_write(ctx, response, case) -> bool | None:
+    """An acknowledged create or update is what a following GET returns."""
+    op = operation_id(case)
+    if op not in (oracle.CREATE, oracle.UPDATE) or response.status_code not in (200, 201):
+        return None
+    written = _json(response)
+    if not isinstance(written, dict) or "id" not in written:
+        return None
+    url = urlsplit(str(response.request.url))
+    item = url.path if op == oracle.UPDATE else f"{url.path.rstrip('/')}/{written['id']}"
+    headers = {}
+    if response.request.headers.get("Authorization"):
+        headers["Authorization"] = response.request.headers["Authorization"]
+    reply = httpx.get(f"{url.scheme}://{url.netloc}{item}", headers=headers, timeout=30)
+    if reply.status_code != 200:
+        raise AssertionError(f"Acknowledged write not readable: GET {item} answered {reply.status_code}")
+    if reply.json() != written:
+        raise AssertionError(f"GET after write differs from the write's response: {reply.text[:300]}")
+    return None
+
+
+DOMAIN_CHECKS = [fiscal_rules, sat_catalogs, fiscal_positive_data_acceptance, read_after_write]
+REPLACED_BUILTINS = [positive_data_acceptance]
+
+
+_tracking: dict[str, t.Any] = {}
+
+
+def start_tracking(created: set[tuple[str, str]], organization_id: str) -> None:
+    """Record every customer created during a run (so the runner can delete them all)."""
+    _tracking.update(created=created, organization=organization_id)
+
+
+def stop_tracking() -> None:
+    _tracking.clear()
+
+
+@schemathesis.check
+def track_created(ctx, response, case) -> bool | None:
+    """Bookkeeping, not a judgement: remember ids of customers created by fuzzing."""
+    created = _tracking.get("created")
+    if created is not None and operation_id(case) == oracle.CREATE and response.status_code == 201:
+        body = _json(response)
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            created.add(
+                ((case.path_parameters or {}).get("organizationId", _tracking["organization"]), body["id"])
+            )
+    return None

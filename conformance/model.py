@@ -1,0 +1,105 @@
+"""Options and results of a conformance run: plain data, shared by runner, report and CLI."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import shlex
+import typing as t
+from pathlib import Path
+
+DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
+TOKEN_PLACEHOLDER = "$TIMBRIX_TOKEN"
+
+
+@dataclasses.dataclass
+class Options:
+    base_url: str
+    token: str
+    organization_id: str
+    outsider_token: str | None = None
+    outsider_organization_id: str | None = None
+    seed: int | None = None
+    max_examples: int = 20
+    workers: int = 2
+    contract: Path = DEFAULT_CONTRACT
+    phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
+
+    @property
+    def api(self) -> str:
+        return self.base_url.rstrip("/")
+
+
+@dataclasses.dataclass
+class Finding:
+    """One violation: where, which check, what, and how to reproduce it."""
+
+    layer: str  # "contract", "domain" or "behaviour"
+    operation: str
+    check: str
+    message: str
+    curl: str | None = None
+
+    def key(self) -> tuple[str, str, str]:
+        first_line = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return (self.operation, self.check, first_line)
+
+
+@dataclasses.dataclass
+class Tally:
+    passed: int = 0
+    failed: int = 0
+
+
+@dataclasses.dataclass
+class Result:
+    options: Options
+    seed: int
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    tallies: dict[tuple[str, str], Tally] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(Tally)
+    )
+    cases: int = 0
+    duration: float = 0.0
+    created: int = 0
+    cleaned: int = 0
+    suite_errors: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def conformant(self) -> bool:
+        return not self.findings
+
+    def tally(self, operation: str, check: str, ok: bool) -> None:
+        entry = self.tallies[(operation, check)]
+        if ok:
+            entry.passed += 1
+        else:
+            entry.failed += 1
+
+    def unique_findings(self) -> list[Finding]:
+        seen: dict[tuple[str, str, str], Finding] = {}
+        for finding in self.findings:
+            seen.setdefault(finding.key(), finding)
+        return list(seen.values())
+
+
+class UsageProblem(Exception):
+    """Bad options or an unusable target (exit 2)."""
+
+
+def curl_line(method: str, url: str, body: t.Any = None, token: bool = True) -> str:
+    """A curl command that reproduces a request; the token is left as ``$TIMBRIX_TOKEN`` so
+    reports never carry secrets."""
+    import json
+
+    parts = ["curl", "-X", method, shlex.quote(url)]
+    if token:
+        parts += ["-H", f'"Authorization: Bearer {TOKEN_PLACEHOLDER}"']
+    if body is not None:
+        parts += [
+            "-H",
+            "'Content-Type: application/json'",
+            "-d",
+            shlex.quote(json.dumps(body, ensure_ascii=False)),
+        ]
+    return " ".join(parts)
