@@ -34,9 +34,7 @@ def _fingerprint() -> str:
 
 def ensure_environment() -> None:
     if sys.version_info[:2] != (3, 11):
-        print(
-            f"note: running under Python {sys.version.split()[0]}; the project targets 3.11", file=sys.stderr
-        )
+        print(f"note: running under Python {sys.version.split()[0]}; the project targets 3.11", file=sys.stderr)
     if not PYTHON.exists():
         print("creating .venv ...", file=sys.stderr)
         venv.EnvBuilder(with_pip=True).create(VENV)

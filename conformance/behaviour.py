@@ -94,9 +94,7 @@ class Probe:
         self.result.tally(label, check, ok)
         if not ok:
             url = self.options.api + template.format(org=org, id=id)
-            self.result.findings.append(
-                Finding(layer, label, check, message, curl_line(method, url, body, token))
-            )
+            self.result.findings.append(Finding(layer, label, check, message, curl_line(method, url, body, token)))
         return ok
 
     def create(self, body: dict, *, token: str | None = None, org: str | None = None) -> httpx.Response:
@@ -133,11 +131,7 @@ def auth_required(probe: Probe) -> None:
     victim = _new_customer(probe)
     for token, what in ((None, "without a token"), (f"invalid-{probe.run}", "with an unknown token")):
         for method, template in LABELS:
-            body = (
-                customer_body(probe.run)
-                if method == "POST"
-                else ({"legalName": "x"} if method == "PUT" else None)
-            )
+            body = customer_body(probe.run) if method == "POST" else ({"legalName": "x"} if method == "PUT" else None)
             response = probe.request(method, template, token=token, org=org, id=victim or "0" * 24, body=body)
             probe.expect(
                 "behaviour",
@@ -161,11 +155,7 @@ def outsider_forbidden(probe: Probe) -> None:
     org = options.organization_id
     victim = _new_customer(probe)
     for method, template in LABELS:
-        body = (
-            customer_body(probe.run)
-            if method == "POST"
-            else ({"legalName": "x"} if method == "PUT" else None)
-        )
+        body = customer_body(probe.run) if method == "POST" else ({"legalName": "x"} if method == "PUT" else None)
         response = probe.request(
             method, template, token=options.outsider_token, org=org, id=victim or "0" * 24, body=body
         )
@@ -187,9 +177,7 @@ def foreign_customer_not_found(probe: Probe) -> None:
     options = probe.options
     if not (options.outsider_token and options.outsider_organization_id):
         return
-    created = probe.create(
-        customer_body(probe.run), token=options.outsider_token, org=options.outsider_organization_id
-    )
+    created = probe.create(customer_body(probe.run), token=options.outsider_token, org=options.outsider_organization_id)
     if created.status_code != 201:
         return
     foreign = created.json()["id"]
@@ -236,9 +224,7 @@ def create_read_update_delete(probe: Probe) -> None:
     expected_fields = oracle.apply_update({"address": {}}, body)
     mismatched = [k for k, v in expected_fields.items() if k != "address" and created.get(k) != v]
     mismatched += [
-        f"address.{k}"
-        for k, v in expected_fields["address"].items()
-        if created.get("address", {}).get(k) != v
+        f"address.{k}" for k, v in expected_fields["address"].items() if created.get("address", {}).get(k) != v
     ]
     probe.expect(
         "behaviour",
@@ -290,11 +276,7 @@ def create_read_update_delete(probe: Probe) -> None:
         want = oracle.apply_update(created, change)
         diffs = sorted(
             {k for k in want if k not in ("updatedAt", "address") and after.get(k) != want[k]}
-            | {
-                f"address.{k}"
-                for k in want["address"]
-                if after.get("address", {}).get(k) != want["address"][k]
-            }
+            | {f"address.{k}" for k in want["address"] if after.get("address", {}).get(k) != want["address"][k]}
         )
         probe.expect(
             "behaviour",
@@ -428,7 +410,7 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
     anchor = _new_customer(probe)
     if anchor:
         before = probe.request("GET", ITEM, token=options.token, org=org, id=anchor).json()
-        for rule, overrides in _invalid_cases():
+        for _rule, overrides in _invalid_cases():
             expected = oracle.expected_violation(oracle.UPDATE, overrides, before)
             if expected is None:
                 continue
@@ -478,9 +460,7 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
         )
 
 
-def run_scenarios(
-    options: Options, result: Result, created: set[tuple[str, str]], rng: random.Random
-) -> None:
+def run_scenarios(options: Options, result: Result, created: set[tuple[str, str]], rng: random.Random) -> None:
     probe = Probe(options, result, created)
     try:
         for scenario in (

@@ -124,9 +124,7 @@ def sat_catalogs(ctx, response, case) -> bool | None:
         else None
     )
     if rows != expected:
-        raise AssertionError(
-            f"Catalog rows differ from SAT's for {case.query}: expected {expected}, got {rows}"
-        )
+        raise AssertionError(f"Catalog rows differ from SAT's for {case.query}: expected {expected}, got {rows}")
     return None
 
 
@@ -195,7 +193,5 @@ def track_created(ctx, response, case) -> bool | None:
     if created is not None and operation_id(case) == oracle.CREATE and response.status_code == 201:
         body = _json(response)
         if isinstance(body, dict) and isinstance(body.get("id"), str):
-            created.add(
-                ((case.path_parameters or {}).get("organizationId", _tracking["organization"]), body["id"])
-            )
+            created.add(((case.path_parameters or {}).get("organizationId", _tracking["organization"]), body["id"]))
     return None

@@ -56,9 +56,7 @@ class Result:
     options: Options
     seed: int
     findings: list[Finding] = dataclasses.field(default_factory=list)
-    tallies: dict[tuple[str, str], Tally] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(Tally)
-    )
+    tallies: dict[tuple[str, str], Tally] = dataclasses.field(default_factory=lambda: collections.defaultdict(Tally))
     cases: int = 0
     duration: float = 0.0
     created: int = 0

@@ -78,9 +78,7 @@ def apply_update(stored: t.Mapping[str, t.Any], body: t.Mapping[str, t.Any]) -> 
     return result
 
 
-def expected_catalog(
-    operation_id: str, query: t.Mapping[str, t.Any]
-) -> tuple[bool, list[tuple[str, str]] | None]:
+def expected_catalog(operation_id: str, query: t.Mapping[str, t.Any]) -> tuple[bool, list[tuple[str, str]] | None]:
     """(applicable, expected rows as (codigo, tipoPersona)) for the SAT catalog endpoints;
     ``None`` rows mean the query names an unknown value and must be a 400. Descriptions are not
     compared: the vendor's own texts differ from SAT's in accents."""

@@ -123,9 +123,7 @@ def to_junit(result: Result) -> bytes:
             text = "\n\n".join(f"{f.message}\nreproduce: {f.curl or '-'}" for f in failed)
             failure = ElementTree.SubElement(case, "failure", message=f"{tally.failed} failing case(s)")
             failure.text = text
-    return ElementTree.tostring(
-        ElementTree.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True
-    )
+    return ElementTree.tostring(ElementTree.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)
 
 
 def write_reports(result: Result, junit_path: str | None, json_path: str | None) -> None:

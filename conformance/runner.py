@@ -27,9 +27,7 @@ def preflight(options: Options) -> None:
     except httpx.TransportError as exc:
         raise UsageProblem(f"cannot reach {options.api}: {exc}") from exc
     if response.status_code == 404:
-        raise UsageProblem(
-            f"{url} answered 404: is --base-url the API root (e.g. http://127.0.0.1:3001/api)?"
-        )
+        raise UsageProblem(f"{url} answered 404: is --base-url the API root (e.g. http://127.0.0.1:3001/api)?")
     if response.status_code == 401:
         raise UsageProblem("the server rejected --token (401)")
     if response.status_code == 403:
@@ -42,9 +40,7 @@ UNIT_PHASES = ("examples", "coverage", "fuzzing")
 SERVER_ERROR_KINDS = {"connection_ssl", "connection_other", "network_other", "server_unavailable"}
 
 
-def _config(
-    options: Options, seed: int, phases: t.Sequence[str], targets: dict[str, str] | None
-) -> SchemathesisConfig:
+def _config(options: Options, seed: int, phases: t.Sequence[str], targets: dict[str, str] | None) -> SchemathesisConfig:
     """Unit phases (``targets`` given) write only to the run's own customers: PUT/GET to the
     anchor, DELETE to a sacrificial one, so a DELETE cannot pull the anchor from under a
     concurrent PUT. The stateful phase follows the contract's links from its own creates."""
@@ -124,9 +120,7 @@ def _execute(options: Options, result: Result, config: SchemathesisConfig, progr
             kind = str(getattr(event.info, "_kind", ""))
             if kind in SERVER_ERROR_KINDS:
                 # The implementation stopped answering: that is a finding.
-                result.findings.append(
-                    Finding("contract", event.label or "-", "server_unreachable", str(event.info))
-                )
+                result.findings.append(Finding("contract", event.label or "-", "server_unreachable", str(event.info)))
             else:
                 # A failure of the tooling (hypothesis, schemathesis) says nothing about the server.
                 result.suite_errors.append(f"{event.label}: {event.info}")

@@ -133,9 +133,7 @@ async def update(organizationId: str, customerId: str, body: dict[str, t.Any]):
         return updated
 
     try:
-        record = await anyio.to_thread.run_sync(
-            sandbox.store.update, CUSTOMERS, organizationId, customerId, change
-        )
+        record = await anyio.to_thread.run_sync(sandbox.store.update, CUSTOMERS, organizationId, customerId, change)
     except FiscalRejection as rejection:
         return error_response(400, rejection.message)
     if record is None:

@@ -29,8 +29,6 @@ async def reset_all():
 
 async def reset_organization(organizationId: str):
     sandbox = current_sandbox()
-    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.store.scopes(
-        CUSTOMERS
-    ):
+    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.store.scopes(CUSTOMERS):
         return error_response(404, f"Organization {organizationId} is not in the fixtures")
     return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200

@@ -279,9 +279,7 @@ def generate(
         wheel_bytes = wheel_path.read_bytes()
         wheel_sha = sha256_bytes(wheel_bytes)
         if expected_sha256 and wheel_sha != expected_sha256:
-            raise GenerationError(
-                f"sha256 mismatch for {wheel_path.name}: got {wheel_sha}, expected {expected_sha256}"
-            )
+            raise GenerationError(f"sha256 mismatch for {wheel_path.name}: got {wheel_sha}, expected {expected_sha256}")
         with zipfile.ZipFile(io.BytesIO(wheel_bytes)) as zf:
             names = set(zf.namelist())
             for member in (DB_MEMBER, XSD_MEMBER):
@@ -324,9 +322,7 @@ def generate(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", default=DEFAULT_VERSION, help="satcfdi version (default %(default)s)")
-    parser.add_argument(
-        "--wheel", type=Path, help="use this already-downloaded wheel instead of pip download"
-    )
+    parser.add_argument("--wheel", type=Path, help="use this already-downloaded wheel instead of pip download")
     parser.add_argument(
         "--expected-sha256",
         default=None,

@@ -82,9 +82,7 @@ def test_descriptions_are_sat_texts_with_accents() -> None:
     rows = {r["codigo"]: r["descripcion"] for r in regimenes()}
     assert rows["612"] == "Personas Físicas con Actividades Empresariales y Profesionales"
     assert rows["610"] == "Residentes en el Extranjero sin Establecimiento Permanente en México"
-    assert rows["625"] == (
-        "Régimen de las Actividades Empresariales con ingresos a través de Plataformas Tecnológicas"
-    )
+    assert rows["625"] == ("Régimen de las Actividades Empresariales con ingresos a través de Plataformas Tecnológicas")
 
 
 @pytest.mark.parametrize("tipo", [None, "fisica", "moral", "ambas"])
@@ -156,9 +154,7 @@ def test_p01_is_never_listed() -> None:
 def test_unknown_or_legacy_regimen_filter_raises(regimen: str) -> None:
     with pytest.raises(UnknownCatalogValue) as info:
         usos(regimen=regimen)
-    assert info.value.message == (
-        f'El régimen fiscal "{regimen}" no existe en el catálogo c_RegimenFiscal de CFDI 4.0'
-    )
+    assert info.value.message == (f'El régimen fiscal "{regimen}" no existe en el catálogo c_RegimenFiscal de CFDI 4.0')
     assert info.value.parameter == "regimen"
 
 

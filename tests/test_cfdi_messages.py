@@ -40,8 +40,7 @@ RULE_CASES = [
         dict(tax_id="ABC10101011"),
         "rfc_format",
         "taxId",
-        'El RFC "ABC10101011" no tiene un formato válido '
-        "(12 caracteres para persona moral, 13 para persona física)",
+        'El RFC "ABC10101011" no tiene un formato válido (12 caracteres para persona moral, 13 para persona física)',
     ),
     (
         dict(tax_id="ABC990231AB1"),

@@ -10,9 +10,7 @@ ZIP = "86500"
 
 
 def check(tax_id: str, tax_system: str = "601", invoice_use: str = "G03", strict: bool = False):
-    return first_violation(
-        tax_id=tax_id, tax_system=tax_system, invoice_use=invoice_use, zip_code=ZIP, strict=strict
-    )
+    return first_violation(tax_id=tax_id, tax_system=tax_system, invoice_use=invoice_use, zip_code=ZIP, strict=strict)
 
 
 def ok_for(tax_id: str, strict: bool = False):
@@ -127,9 +125,7 @@ def test_impossible_dates_are_rejected(rfc: str, yymmdd: str) -> None:
     assert not is_valid_rfc(rfc)
 
 
-@pytest.mark.parametrize(
-    "rfc", ["ABC000229AB1", "GODE000229GR8", "ABC240229AB1", "GODE991231GR8", "ABC010101AB1"]
-)
+@pytest.mark.parametrize("rfc", ["ABC000229AB1", "GODE000229GR8", "ABC240229AB1", "GODE991231GR8", "ABC010101AB1"])
 def test_real_dates_including_leap_days_pass(rfc: str) -> None:
     # YY is read as 20YY, so 00 and 24 are leap years.
     assert ok_for(rfc) is None
@@ -209,9 +205,7 @@ def test_generic_rfc_with_other_fisica_regimen_needs_616(rfc: str, regimen: str)
     v = check(rfc, regimen, "S01")
     assert v is not None
     assert v.rule == "generic_rfc_regimen"
-    assert v.message == (
-        f'El RFC genérico "{rfc}" requiere el régimen fiscal "616" (Sin obligaciones fiscales)'
-    )
+    assert v.message == (f'El RFC genérico "{rfc}" requiere el régimen fiscal "616" (Sin obligaciones fiscales)')
     assert v.field == "taxSystem"
 
 

@@ -106,9 +106,7 @@ def test_small_chunked_body_is_read_like_any_other(client):
     assert response.json()["legalName"] == "Chunked Mifflin"
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"]
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"])
 def test_wrong_content_type_is_415(client, content_type):
     before = snapshot(client)
     response = client.put(

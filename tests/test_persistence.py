@@ -97,9 +97,7 @@ def test_health_reports_storage(disk_app):
 def test_cli_reset_offline_and_online(live_server_factory, tmp_path):
     data = tmp_path / "offline"
     cli = [sys.executable, "-m", "timbrix_sandbox", "reset", "--data-dir", str(data)]
-    out = subprocess.run(
-        cli + ["--organization", DUNDER], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run(cli + ["--organization", DUNDER], cwd=ROOT, capture_output=True, text=True, check=True)
     assert '"customers": 14' in out.stdout
 
     server = live_server_factory(tmp_path / "online")

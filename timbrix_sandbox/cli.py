@@ -40,24 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3001)
     _add_store_options(serve)
     serve.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
-    serve.add_argument(
-        "--reset", action="store_true", help="reset every organization to the fixtures on start"
-    )
+    serve.add_argument("--reset", action="store_true", help="reset every organization to the fixtures on start")
     serve.add_argument(
         "--strict-rfc",
         action="store_true",
         help="also enforce the RFC check digit (rejects the docs' DUM901231AB3)",
     )
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     reset = commands.add_parser("reset", help="put organizations back to their fixtures")
     _add_store_options(reset)
     reset.add_argument("--organization", help="only this organization id")
-    reset.add_argument(
-        "--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001"
-    )
+    reset.add_argument("--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001")
 
     check = commands.add_parser(
         "conformance",
@@ -72,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an organization the outsider token belongs to (enables the cross-tenant 404 check)",
     )
     check.add_argument("--seed", type=int, help="reproduce a run (default: random, printed)")
-    check.add_argument(
-        "--max-examples", type=int, default=20, help="schemathesis examples per operation and phase"
-    )
+    check.add_argument("--max-examples", type=int, default=20, help="schemathesis examples per operation and phase")
     check.add_argument("--workers", type=int, default=2)
     check.add_argument("--junit-xml", metavar="FILE")
     check.add_argument("--json", metavar="FILE")
@@ -89,9 +81,7 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
-    sandbox = make_sandbox(
-        data_dir=data_dir, fixtures_path=args.fixtures, reset=args.reset, strict_rfc=args.strict_rfc
-    )
+    sandbox = make_sandbox(data_dir=data_dir, fixtures_path=args.fixtures, reset=args.reset, strict_rfc=args.strict_rfc)
     app = create_app(sandbox)
     base = f"http://{args.host}:{args.port}"
     print(f"timbrix-sandbox serving {base}/api  (data: {data_dir or 'in memory'})")
@@ -100,15 +90,10 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
     print("  tokens:")
     for user in sandbox.fixtures.users:
-        orgs = (
-            ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations))
-            or "no organization"
-        )
+        orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
         print(f"    {user.token:<20} {user.name} ({orgs})")
     sys.stdout.flush()
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug"
-    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
     return 0
 
 

@@ -101,9 +101,7 @@ class AllowedMethods:
 
         for path, item in spec.get("paths", {}).items():
             methods = sorted(
-                m.upper()
-                for m in item
-                if m in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+                m.upper() for m in item if m in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
             )
             if "GET" in methods:
                 methods.append("HEAD")

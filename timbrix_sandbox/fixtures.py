@@ -67,9 +67,7 @@ def load_fixtures(path: str | Path = DEFAULT_FIXTURES, *, collection: str = "cus
         member_of = frozenset(str(o) for o in entry.get("organizations", []))
         unknown = member_of - organizations.keys()
         if unknown:
-            raise FixtureError(
-                f"{path}: user {entry['id']} belongs to unknown organizations {sorted(unknown)}"
-            )
+            raise FixtureError(f"{path}: user {entry['id']} belongs to unknown organizations {sorted(unknown)}")
         users.append(User(str(entry["id"]), str(entry.get("name", entry["id"])), token, member_of))
 
     records: dict[str, list[dict[str, t.Any]]] = {}

@@ -266,9 +266,7 @@ class Store:
     def has_data(self) -> bool:
         if self.data_dir is None:
             return bool(self._partitions)
-        return any(self.data_dir.glob("*/*.json")) or any(
-            p.stat().st_size for p in self.data_dir.glob("*/*.journal")
-        )
+        return any(self.data_dir.glob("*/*.json")) or any(p.stat().st_size for p in self.data_dir.glob("*/*.journal"))
 
     def get(self, collection: str, scope: str, record_id: str) -> Record | None:
         partition = self._partition(collection, scope)
