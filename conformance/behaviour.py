@@ -18,7 +18,7 @@ import httpx
 import cfdi
 
 from . import oracle
-from .model import Finding, Options, Result, curl_line
+from .model import Finding, Options, Result, StopRun, curl_line
 
 MORAL_RFC = "ABC101010111"
 FISICA_RFC = "GODE561231GR8"
@@ -95,6 +95,8 @@ class Probe:
         if not ok:
             url = self.options.api + template.format(org=org, id=id)
             self.result.findings.append(Finding(layer, label, check, message, curl_line(method, url, body, token)))
+            if self.options.fail_fast:
+                raise StopRun()
         return ok
 
     def create(self, body: dict, *, token: str | None = None, org: str | None = None) -> httpx.Response:

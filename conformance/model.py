@@ -24,6 +24,8 @@ class Options:
     workers: int = 2
     contract: Path = DEFAULT_CONTRACT
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
+    fail_fast: bool = False
+    """Stop at the first violation (a CI gate that only needs the verdict)."""
 
     @property
     def api(self) -> str:
@@ -79,6 +81,10 @@ class Result:
         for finding in self.findings:
             seen.setdefault(finding.key(), finding)
         return list(seen.values())
+
+
+class StopRun(Exception):
+    """Raised inside a run when ``fail_fast`` has its verdict."""
 
 
 class UsageProblem(Exception):

@@ -13,7 +13,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
 from . import behaviour, checks
-from .model import TOKEN_PLACEHOLDER, Finding, Options, Result, UsageProblem
+from .model import TOKEN_PLACEHOLDER, Finding, Options, Result, StopRun, UsageProblem
 
 DOMAIN_CHECK_NAMES = {c.__name__ for c in checks.DOMAIN_CHECKS}
 Progress = t.Callable[[str, t.Any], None]
@@ -48,7 +48,8 @@ def _config(options: Options, seed: int, phases: t.Sequence[str], targets: dict[
         "seed": seed,
         "base-url": options.api,
         "headers": {"Authorization": f"Bearer {options.token}"},
-        "continue-on-failure": True,
+        "continue-on-failure": not options.fail_fast,
+        **({"max-failures": 1} if options.fail_fast else {}),
         "workers": options.workers,
         "generation": {"max-examples": options.max_examples},
         "phases": {
@@ -86,6 +87,8 @@ def fuzz(options: Options, result: Result, targets: dict[str, str], progress: Pr
     unit = [p for p in options.phases if p in UNIT_PHASES]
     if unit:
         _execute(options, result, _config(options, result.seed, unit, targets), progress)
+    if options.fail_fast and result.findings:
+        raise StopRun()
     if "stateful" in options.phases:
         _execute(options, result, _config(options, result.seed, ["stateful"], None), progress)
 
@@ -180,6 +183,8 @@ def run(options: Options, progress: Progress | None = None) -> Result:
         progress("phase", "scenarios")
         behaviour.run_scenarios(options, result, created, random.Random(seed))
         fuzz(options, result, targets, progress)
+    except StopRun:
+        pass
     finally:
         checks.stop_tracking()
         result.created = len(created)

@@ -11,7 +11,8 @@ import cfdi
 from timbrix_sandbox.clock import new_object_id, utc_now, utc_now_after
 from timbrix_sandbox.context import current_sandbox
 from timbrix_sandbox.errors import error_response
-from timbrix_sandbox.sandbox import CUSTOMERS
+from timbrix_sandbox.faults import SKIPPED_RULES
+from timbrix_sandbox.sandbox import CUSTOMERS, Sandbox
 
 # Flat request field -> key of the nested ``address`` object, in the docs' response order.
 ADDRESS_FIELDS = {
@@ -64,16 +65,25 @@ def _ordered(record: dict[str, t.Any]) -> dict[str, t.Any]:
     }
 
 
-def _check_fiscal(record: dict[str, t.Any], strict: bool) -> None:
+def _check_fiscal(record: dict[str, t.Any], sandbox: Sandbox) -> None:
     violation = cfdi.first_violation(
         tax_id=record["taxId"],
         tax_system=record["taxSystem"],
         invoice_use=record["defaultInvoiceUse"],
         zip_code=record["address"]["zip"],
-        strict=strict,
+        strict=sandbox.strict_rfc,
     )
-    if violation is not None:
+    if violation is not None and not _fault_skips(sandbox, violation.rule):
         raise FiscalRejection(violation.message)
+
+
+def _fault_skips(sandbox: Sandbox, rule: str) -> bool:
+    return any(sandbox.has_fault(fault) for fault, skipped in SKIPPED_RULES.items() if skipped == rule)
+
+
+def _crash_on_long_name(sandbox: Sandbox, body: dict[str, t.Any]) -> None:
+    if sandbox.has_fault("server-error-long-name") and len(body.get("legalName") or "") > 100:
+        raise RuntimeError("injected fault: legalName column is VARCHAR(100)")
 
 
 def _apply(record: dict[str, t.Any], body: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -93,7 +103,11 @@ async def find_all(organizationId: str):
 
 
 async def find_one(organizationId: str, customerId: str):
-    record = current_sandbox().store.get(CUSTOMERS, organizationId, customerId)
+    sandbox = current_sandbox()
+    record = sandbox.store.get(CUSTOMERS, organizationId, customerId)
+    if record is None and sandbox.has_fault("cross-tenant-read"):
+        for other in sandbox.store.scopes(CUSTOMERS):
+            record = record or sandbox.store.get(CUSTOMERS, other, customerId)
     if record is None:
         return error_response(404, NOT_FOUND)
     return _ordered(record), 200
@@ -112,24 +126,41 @@ async def create(organizationId: str, body: dict[str, t.Any]):
     }
     record = _ordered(_apply(blank, body))
     try:
-        _check_fiscal(record, sandbox.strict_rfc)
+        _check_fiscal(record, sandbox)
     except FiscalRejection as rejection:
         return error_response(400, rejection.message)
-    # The journal fsync is blocking I/O: keep it off the event loop.
-    await anyio.to_thread.run_sync(sandbox.store.insert, CUSTOMERS, organizationId, record)
+    _crash_on_long_name(sandbox, body)
+    if not sandbox.has_fault("create-not-persisted"):
+        # The journal fsync is blocking I/O: keep it off the event loop.
+        await anyio.to_thread.run_sync(sandbox.store.insert, CUSTOMERS, organizationId, record)
     return record, 201
 
 
 async def update(organizationId: str, customerId: str, body: dict[str, t.Any]):
     sandbox = current_sandbox()
 
+    unsaved: list[dict[str, t.Any]] = []  # only the update-not-persisted fault fills it
+
     def change(current: dict[str, t.Any]) -> dict[str, t.Any] | None:
         if not body:
             return None
+        if sandbox.has_fault("put-replaces"):
+            current = {**current, "phone": None, "address": {**current["address"], "interior": None}}
         updated = _apply(current, body)
         if FISCAL_FIELDS & body.keys():
-            _check_fiscal(updated, sandbox.strict_rfc)
-        updated["updatedAt"] = utc_now_after(current["updatedAt"])
+            if (
+                not sandbox.has_fault("cfdi-update-unmerged")
+                or {"taxId", "taxSystem", "defaultInvoiceUse"} <= body.keys()
+            ):
+                _check_fiscal(updated, sandbox)
+        _crash_on_long_name(sandbox, body)
+        if not sandbox.has_fault("updated-at-frozen"):
+            updated["updatedAt"] = utc_now_after(current["updatedAt"])
+        if sandbox.has_fault("created-at-moves"):
+            updated["createdAt"] = updated["updatedAt"]
+        if sandbox.has_fault("update-not-persisted"):
+            unsaved.append(updated)
+            return None
         return updated
 
     try:
@@ -138,12 +169,15 @@ async def update(organizationId: str, customerId: str, body: dict[str, t.Any]):
         return error_response(400, rejection.message)
     if record is None:
         return error_response(404, NOT_FOUND)
-    return _ordered(record), 200
+    return _ordered(unsaved[-1] if unsaved else record), 200
 
 
 async def remove(organizationId: str, customerId: str):
     sandbox = current_sandbox()
-    deleted = await anyio.to_thread.run_sync(sandbox.store.delete, CUSTOMERS, organizationId, customerId)
+    if sandbox.has_fault("delete-not-persisted"):
+        deleted = sandbox.store.get(CUSTOMERS, organizationId, customerId) is not None
+    else:
+        deleted = await anyio.to_thread.run_sync(sandbox.store.delete, CUSTOMERS, organizationId, customerId)
     if not deleted:
         return error_response(404, NOT_FOUND)
     return NoContent, 204

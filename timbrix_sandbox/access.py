@@ -40,6 +40,7 @@ class OrganizationAccessMiddleware:
             organization = scope.get("path_params", {}).get(self.parameter)
             token_info = scope.get("extensions", {}).get(CONTEXT, {}).get("token_info")
             if organization is not None and token_info is not None:
-                if organization not in token_info.get("organizations", ()):
+                ignored = sandbox_of(scope).has_fault("membership-ignored")
+                if not ignored and organization not in token_info.get("organizations", ()):
                     raise Forbidden(detail="User is not a member of this organization")
         await self.app(scope, receive, send)

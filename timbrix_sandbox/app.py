@@ -19,6 +19,7 @@ from . import oas31
 from .access import OrganizationAccessMiddleware
 from .body_limit import BodyLimitMiddleware
 from .context import SandboxStateMiddleware
+from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .errors import AllowedMethods, make_http_handler, problem_handler, unexpected_error_handler
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
 from .resolver import ControllerResolver
@@ -43,14 +44,28 @@ def make_sandbox(
     fixtures_path: str | os.PathLike[str] = DEFAULT_FIXTURES,
     reset: bool = False,
     strict_rfc: bool = False,
+    faults: t.Iterable[str] = (),
 ) -> Sandbox:
     """A sandbox over ``data_dir`` (``None``: in memory), seeded from fixtures when empty."""
-    sandbox = Sandbox(load_fixtures(fixtures_path), Store(data_dir), strict_rfc=strict_rfc)
+    sandbox = Sandbox(load_fixtures(fixtures_path), Store(data_dir), strict_rfc=strict_rfc, faults=check_names(faults))
     if reset:
         sandbox.reset()
     else:
         sandbox.seed_if_empty()
     return sandbox
+
+
+def _add_fault_middlewares(app, sandbox: Sandbox) -> None:
+    if sandbox.has_fault("auth-ignored"):
+        widest = max(sandbox.fixtures.users, key=lambda user: len(user.organizations))
+        known = frozenset(user.token for user in sandbox.fixtures.users)
+        app.add_middleware(
+            AuthIgnoredMiddleware,
+            position=MiddlewarePosition.BEFORE_SECURITY,
+            member_token=widest.token,
+            known_tokens=known,
+        )
+    app.add_middleware(FaultyResponseMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=sandbox.faults)
 
 
 def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] = DEFAULT_CONTRACT):
@@ -83,5 +98,7 @@ def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] 
     app.add_middleware(OrganizationAccessMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
+    if sandbox.faults:
+        _add_fault_middlewares(app, sandbox)
     app.sandbox = sandbox  # type: ignore[attr-defined]
     return app

@@ -11,6 +11,7 @@ import typing as t
 import urllib.error
 import urllib.request
 
+from .faults import FAULTS, UnknownFault
 from .fixtures import DEFAULT_FIXTURES, FixtureError
 
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
@@ -46,12 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also enforce the RFC check digit (rejects the docs' DUM901231AB3)",
     )
+    serve.add_argument(
+        "--fault", action="append", default=[], metavar="NAME", help="inject a bug (repeatable; see `faults`)"
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     reset = commands.add_parser("reset", help="put organizations back to their fixtures")
     _add_store_options(reset)
     reset.add_argument("--organization", help="only this organization id")
     reset.add_argument("--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001")
+
+    commands.add_parser("faults", help="list the faults `serve --fault` can inject")
 
     check = commands.add_parser(
         "conformance",
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, help="reproduce a run (default: random, printed)")
     check.add_argument("--max-examples", type=int, default=20, help="schemathesis examples per operation and phase")
     check.add_argument("--workers", type=int, default=2)
+    check.add_argument("--fail-fast", action="store_true", help="stop at the first violation")
     check.add_argument("--junit-xml", metavar="FILE")
     check.add_argument("--json", metavar="FILE")
     check.add_argument("--contract", default=None, help="OpenAPI file (default: the project's openapi.yaml)")
@@ -81,13 +88,17 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
-    sandbox = make_sandbox(data_dir=data_dir, fixtures_path=args.fixtures, reset=args.reset, strict_rfc=args.strict_rfc)
+    sandbox = make_sandbox(
+        data_dir=data_dir, fixtures_path=args.fixtures, reset=args.reset, strict_rfc=args.strict_rfc, faults=args.fault
+    )
     app = create_app(sandbox)
     base = f"http://{args.host}:{args.port}"
     print(f"timbrix-sandbox serving {base}/api  (data: {data_dir or 'in memory'})")
     print(f"  Swagger UI   {base}/api/ui/")
     print(f"  contract     {base}/api/openapi.json")
     print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
+    if sandbox.faults:
+        print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
     print("  tokens:")
     for user in sandbox.fixtures.users:
         orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
@@ -135,6 +146,7 @@ def conformance(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_examples=args.max_examples,
         workers=args.workers,
+        fail_fast=args.fail_fast,
         contract=Path(args.contract) if args.contract else DEFAULT_CONTRACT,
     )
     print(
@@ -151,6 +163,13 @@ def conformance(args: argparse.Namespace) -> int:
     return 0 if result.conformant else 1
 
 
+def list_faults() -> int:
+    width = max(len(name) for name in FAULTS)
+    for fault in FAULTS.values():
+        print(f"{fault.name:<{width}}  {fault.category:<17} {fault.description}")
+    return 0
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -158,7 +177,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "conformance":
             return conformance(args)
+        if args.command == "faults":
+            return list_faults()
         return reset(args)
-    except FixtureError as exc:
+    except (FixtureError, UnknownFault) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2

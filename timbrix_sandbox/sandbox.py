@@ -17,6 +17,11 @@ class Sandbox:
     store: Store
     strict_rfc: bool = False
     """Also enforce the RFC check digit (off by default: the vendor's own example fails it)."""
+    faults: frozenset[str] = frozenset()
+    """Injected bugs (see ``faults.py``); empty for a sandbox that behaves."""
+
+    def has_fault(self, name: str) -> bool:
+        return name in self.faults
 
     def seed_if_empty(self) -> bool:
         """Load fixtures into a store that has never held data. Returns whether it did."""
