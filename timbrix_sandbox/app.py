@@ -19,8 +19,8 @@ from . import oas31
 from .access import OrganizationAccessMiddleware
 from .body_limit import BodyLimitMiddleware
 from .context import SandboxStateMiddleware
-from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .errors import AllowedMethods, make_http_handler, problem_handler, unexpected_error_handler
+from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
 from .resolver import ControllerResolver
 from .sandbox import Sandbox
