@@ -8,6 +8,7 @@ from the ``cfdi`` oracle and from the request, never from the server's own answe
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -177,9 +178,10 @@ REPLACED_BUILTINS = [positive_data_acceptance]
 _tracking: dict[str, t.Any] = {}
 
 
-def start_tracking(created: set[tuple[str, str]], organization_id: str) -> None:
-    """Record every customer created during a run (so the runner can delete them all)."""
-    _tracking.update(created=created, organization=organization_id)
+def start_tracking(created: set[tuple[str, str]], organization_id: str, fallback: str) -> None:
+    """Record every customer created during a run (so the runner can delete them all), and
+    guard writes (see :func:`only_write_own_records`)."""
+    _tracking.update(created=created, organization=organization_id, fallback=fallback)
 
 
 def stop_tracking() -> None:
@@ -195,3 +197,25 @@ def track_created(ctx, response, case) -> bool | None:
         if isinstance(body, dict) and isinstance(body.get("id"), str):
             created.add(((case.path_parameters or {}).get("organizationId", _tracking["organization"]), body["id"]))
     return None
+
+
+WRITES = {oracle.UPDATE, "CustomersController_remove"}
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """The last line of the safety promise (active only during a conformance run): whatever a
+    phase generated - an example id from the contract, a guessed id - a PUT or DELETE is only
+    sent to a customer this run created; anything else goes to the run's own sacrificial
+    customer instead. (schemathesis allows this hook only globally, hence the module state.)"""
+    created = _tracking.get("created")
+    if created is None or operation_id(case) not in WRITES:
+        return
+    params = case.path_parameters or {}
+    org, customer = params.get("organizationId"), params.get("customerId")
+    # Only a well-formed id in our organization can address an existing record; malformed ids
+    # (negative cases) are left alone so the server's rejection of them is still tested.
+    could_exist = org == _tracking["organization"] and isinstance(customer, str) and _OBJECT_ID.match(customer)
+    if could_exist and (org, customer) not in created:
+        case.path_parameters = {**params, "customerId": _tracking["fallback"]}

@@ -83,7 +83,9 @@ def _curl(info) -> str | None:
     return sample.replace("[Filtered]", f"Bearer {TOKEN_PLACEHOLDER}")
 
 
-def fuzz(options: Options, result: Result, targets: dict[str, str], progress: Progress) -> None:
+def fuzz(
+    options: Options, result: Result, targets: dict[str, str], created: set[tuple[str, str]], progress: Progress
+) -> None:
     unit = [p for p in options.phases if p in UNIT_PHASES]
     if unit:
         _execute(options, result, _config(options, result.seed, unit, targets), progress)
@@ -177,12 +179,12 @@ def run(options: Options, progress: Progress | None = None) -> Result:
     preflight(options)
     started = time.perf_counter()
     created: set[tuple[str, str]] = set()
-    checks.start_tracking(created, options.organization_id)
     try:
         targets = {name: _create_target(options, result, created, name) for name in ("anchor", "victim")}
+        checks.start_tracking(created, options.organization_id, fallback=targets["victim"])
         progress("phase", "scenarios")
         behaviour.run_scenarios(options, result, created, random.Random(seed))
-        fuzz(options, result, targets, progress)
+        fuzz(options, result, targets, created, progress)
     except StopRun:
         pass
     finally:

@@ -1,0 +1,163 @@
+"""The conformance suite against the clean sandbox: a schemathesis run with every built-in
+check and phase plus the domain and behaviour layers, clean for several seeds; it leaves the
+data as it found it; the CLI's exit codes and reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+import pytest
+from conftest import DUNDER, MICHAEL, PRINCE, ROOT, customers_url
+
+from conformance.model import Options
+from conformance.runner import run
+
+SEEDS = [1, 2, 3]
+
+
+def options_for(server, **overrides) -> Options:
+    values = dict(
+        base_url=server.url + "/api",
+        token="sk_test_michael",
+        organization_id=DUNDER,
+        outsider_token="sk_test_prince",
+        outsider_organization_id=PRINCE,
+    )
+    values.update(overrides)
+    return Options(**values)
+
+
+@pytest.fixture(scope="module")
+def clean_server(tmp_path_factory):
+    from conftest import LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("clean") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_clean_sandbox_is_conformant(clean_server, seed):
+    with clean_server.client(headers=MICHAEL) as client:
+        before = client.get(customers_url()).json()
+    result = run(options_for(clean_server, seed=seed))
+    details = "\n".join(f"{f.operation} {f.check}: {f.message[:400]}\n  {f.curl}" for f in result.unique_findings())
+    assert result.conformant, details
+    assert result.cases > 300, "the schemathesis phases really ran"
+    checks = {check for _, check in result.tallies}
+    for builtin in (
+        "not_a_server_error",
+        "response_schema_conformance",
+        "status_code_conformance",
+        "negative_data_rejection",
+        "use_after_free",
+        "ignored_auth",
+        "unsupported_method",
+    ):
+        assert builtin in checks
+    for layer_check in ("fiscal_rules", "sat_catalogs", "partial_update", "tenant_isolation", "auth_required"):
+        assert layer_check in checks
+    with clean_server.client(headers=MICHAEL) as client:
+        after = client.get(customers_url()).json()
+    assert after == before, "the suite deletes what it creates and writes nothing else"
+
+
+def test_cli_exit_codes_and_reports(clean_server, tmp_path):
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    base = [
+        sys.executable,
+        "-m",
+        "timbrix_sandbox",
+        "conformance",
+        "--token",
+        "sk_test_michael",
+        "--organization-id",
+        DUNDER,
+    ]
+    done = subprocess.run(
+        base
+        + [
+            "--base-url",
+            clean_server.url + "/api",
+            "--seed",
+            "7",
+            "--max-examples",
+            "5",
+            "--junit-xml",
+            str(junit),
+            "--json",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Per operation" in done.stdout and "Per check" in done.stdout and "CONFORMANT" in done.stdout
+    suite = ElementTree.parse(junit).getroot()
+    assert suite.tag == "testsuite" and int(suite.get("tests")) > 20 and suite.get("failures") == "0"
+    payload = json.loads(report.read_text())
+    assert payload["conformant"] is True and payload["seed"] == 7
+
+    unreachable = subprocess.run(
+        base + ["--base-url", "http://127.0.0.1:9/api"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+    bad_token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timbrix_sandbox",
+            "conformance",
+            "--base-url",
+            clean_server.url + "/api",
+            "--token",
+            "sk_test_nobody",
+            "--organization-id",
+            DUNDER,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_token.returncode == 2 and "401" in bad_token.stderr
+    usage = subprocess.run([sys.executable, "-m", "timbrix_sandbox", "conformance"], cwd=ROOT, capture_output=True)
+    assert usage.returncode == 2
+
+
+def test_cli_reports_violations_with_exit_1_and_curl(live_server_factory, tmp_path):
+    server = live_server_factory(tmp_path / "faulty", extra=["--fault", "cfdi-uso-regimen"])
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timbrix_sandbox",
+            "conformance",
+            "--base-url",
+            server.url + "/api",
+            "--token",
+            "sk_test_michael",
+            "--organization-id",
+            DUNDER,
+            "--seed",
+            "1",
+            "--max-examples",
+            "5",
+            "--json",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "NOT CONFORMANT" in done.stdout and "reproduce: curl -X POST" in done.stdout
+    violations = json.loads(report.read_text())["violations"]
+    assert any(v["check"] == "fiscal_rules" and "uso_regimen" in v["message"] for v in violations)
