@@ -53,7 +53,9 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
-        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+        lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+        tests = subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+        return tests or lint
     if command == "lint":
         return subprocess.call([str(BIN / "ruff"), "check", ".", *rest], cwd=ROOT)
     if command == "bench":

@@ -161,3 +161,34 @@ def test_cli_reports_violations_with_exit_1_and_curl(live_server_factory, tmp_pa
     assert "NOT CONFORMANT" in done.stdout and "reproduce: curl -X POST" in done.stdout
     violations = json.loads(report.read_text())["violations"]
     assert any(v["check"] == "fiscal_rules" and "uso_regimen" in v["message"] for v in violations)
+
+
+def test_pytest_entry_point(clean_server, live_server_factory, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "conformance",
+        "-q",
+        "--token",
+        "sk_test_michael",
+        "--organization-id",
+        DUNDER,
+        "--seed",
+        "4",
+        "--max-examples",
+        "5",
+    ]
+    clean = subprocess.run(
+        command + ["--base-url", clean_server.url + "/api"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert clean.returncode == 0 and "3 passed" in clean.stdout, clean.stdout[-2000:]
+    faulty = live_server_factory(tmp_path / "faulty", extra=["--fault", "put-replaces"])
+    broken = subprocess.run(
+        command + ["--base-url", faulty.url + "/api"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert broken.returncode == 1, broken.stdout[-2000:]
+    assert "FAILED conformance/test_layers.py::test_layer[behaviour]" in broken.stdout
+    assert "partial_update" in broken.stdout

@@ -1,0 +1,37 @@
+"""The README's promises: its quick-tour commands run as written against a real sandbox, and
+.ci/run uses the README's test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def quick_tour() -> str:
+    section = README.split("## Quick tour", 1)[1]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+def test_quick_tour_runs_as_written(live_server):
+    script = quick_tour().replace("http://localhost:3001", live_server.url)
+    assert live_server.url in script
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"taxId": "DUM901231AB3"' in out
+    assert '"email": "new-billing@dundermifflin.com"' in out
+    assert '"legalName": "Vance Refrigeration Norte"' in out
+    assert 'El uso de CFDI \\"D01\\" no aplica para persona moral (RFC de 12 caracteres)' in out
+    assert '"statusCode": 401' in out and '"statusCode": 403' in out
+    assert '"codigo": "G01"' in out and '"codigo": "626"' in out
+    assert '"status": "ok"' in out
+
+
+def test_ci_runs_the_readme_test_command():
+    commands = re.search(r"## The two commands.*?```sh\n(.*?)```", README, re.S).group(1)
+    test_command = next(line.split("#")[0].strip() for line in commands.splitlines() if "test" in line)
+    assert test_command in (ROOT / ".ci" / "run").read_text()
