@@ -462,6 +462,79 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
         )
 
 
+def _resolve(contract: dict, schema: dict) -> dict:
+    """Flatten ``$ref`` and ``allOf`` into one dict of keywords (enough for string limits)."""
+    if "$ref" in schema:
+        target = contract
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        schema = {**_resolve(contract, target), **{k: v for k, v in schema.items() if k != "$ref"}}
+    merged: dict = {}
+    for part in schema.get("allOf", []):
+        merged.update(_resolve(contract, part))
+    merged.update({k: v for k, v in schema.items() if k != "allOf"})
+    return merged
+
+
+def longest_text_fields(contract_path) -> dict[str, str]:
+    """Every free-text create field (no pattern of its own) at its contract ``maxLength``."""
+    import yaml
+
+    with open(contract_path, encoding="utf-8") as handle:
+        contract = yaml.safe_load(handle)
+    schemas = contract["components"]["schemas"]
+    text_pattern = _resolve(contract, schemas["Text"]).get("pattern")
+    longest = {}
+    for name, prop in _resolve(contract, schemas["CreateCustomer"]).get("properties", {}).items():
+        prop = _resolve(contract, prop)
+        if prop.get("type") == "string" and prop.get("maxLength") and prop.get("pattern") in (None, text_pattern):
+            longest[name] = "Ñ" * prop["maxLength"]
+    return longest
+
+
+def boundary_lengths(probe: Probe) -> None:
+    """Every free-text field at the maximum length the contract allows is accepted on create
+    and on update, and echoed intact. Fuzzing reaches these boundaries only by chance: a
+    planted crash above 100 characters survived some seeds."""
+    longest = longest_text_fields(probe.options.contract)
+    if not longest:
+        return
+    options, org = probe.options, probe.options.organization_id
+    body = customer_body(probe.run, **longest)
+    response = probe.create(body)
+    probe.expect(
+        "behaviour",
+        "boundary_lengths",
+        "POST",
+        COLLECTION,
+        response.status_code == 201,
+        f"maximum-length fields {sorted(longest)}: expected 201, got {_describe(response)}",
+        org=org,
+        body=body,
+    )
+    target = _new_customer(probe)
+    if target:
+        response = probe.request("PUT", ITEM, token=options.token, org=org, id=target, body=longest)
+        echoed = oracle.apply_update({"address": {}}, longest)
+        ok = response.status_code == 200
+        if ok:
+            got = response.json()
+            ok = all(got.get(k) == v for k, v in echoed.items() if k != "address") and all(
+                got.get("address", {}).get(k) == v for k, v in echoed["address"].items()
+            )
+        probe.expect(
+            "behaviour",
+            "boundary_lengths",
+            "PUT",
+            ITEM,
+            ok,
+            f"maximum-length fields on update: expected 200 echoing them, got {_describe(response)}",
+            org=org,
+            id=target,
+            body=longest,
+        )
+
+
 def run_scenarios(options: Options, result: Result, created: set[tuple[str, str]], rng: random.Random) -> None:
     probe = Probe(options, result, created)
     try:
@@ -470,6 +543,7 @@ def run_scenarios(options: Options, result: Result, created: set[tuple[str, str]
             outsider_forbidden,
             foreign_customer_not_found,
             create_read_update_delete,
+            boundary_lengths,
         ):
             scenario(probe)
         fiscal_rules_targeted(probe, rng)

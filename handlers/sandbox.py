@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import anyio
 
 from timbrix_sandbox.context import current_sandbox
@@ -20,6 +22,8 @@ async def health():
         "customers": sum(store.count(CUSTOMERS, org) for org in organizations),
         "organizations": len(organizations),
         "strictRfc": sandbox.strict_rfc,
+        "faults": sorted(sandbox.faults),
+        "pid": os.getpid(),
     }, 200
 
 

@@ -73,6 +73,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortTaken(Exception):
+    """The port answered, but not for the process we started."""
+
+
 class LiveServer:
     """``timbrix-sandbox serve`` in a subprocess; only ever signals its own PID."""
 
@@ -83,7 +87,16 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> LiveServer:
+    def start(self, timeout: float = 30, attempts: int = 3) -> LiveServer:
+        for _attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"no free port after {attempts} attempts")
+
+    def _start(self, timeout: float) -> LiveServer:
         args = [
             sys.executable,
             "-m",
@@ -101,9 +114,17 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")
+                output = self.process.stdout.read()
+                if "address already in use" in output.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"server exited early:\n{output}")
             try:
-                if httpx.get(self.url + "/__sandbox/health", timeout=1).status_code == 200:
+                health = httpx.get(self.url + "/__sandbox/health", timeout=1)
+                if health.status_code == 200:
+                    if health.json().get("pid") != self.process.pid:
+                        # Someone else took the port between free_port() and our bind.
+                        self.stop()
+                        raise PortTaken(self.port)
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
