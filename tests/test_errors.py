@@ -173,3 +173,40 @@ def test_every_status_the_operations_emit_is_declared():
 def test_docs_customer_survives_all_of_the_above(client):
     response = client.get(customer_url(DOCS_CUSTOMER), headers=MICHAEL)
     assert response.status_code == 200
+
+
+def test_server_error_is_a_declared_500_in_vendor_format():
+    from timbrix_sandbox.app import create_app, make_sandbox
+
+    with create_app(make_sandbox(faults=["server-error-long-name"])).test_client() as client:
+        before = snapshot(client)
+        response = client.put(customer_url(), headers=MICHAEL, json={"legalName": "x" * 101})
+        assert_vendor_error_500(response)
+        assert snapshot(client) == before
+
+
+def test_sandbox_never_emits_a_body_its_contract_forbids(tmp_path):
+    """A fixture edited into an invalid record is refused at the door with a declared 500,
+    rather than sent to clients."""
+    import yaml
+
+    from timbrix_sandbox.app import create_app, make_sandbox
+    from timbrix_sandbox.fixtures import DEFAULT_FIXTURES
+
+    data = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
+    first = data["customers"]["550e8400-e29b-41d4-a716-446655440000"][0]
+    first["email"] = "not-an-email"
+    broken = tmp_path / "fixtures.yaml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with create_app(make_sandbox(fixtures_path=broken)).test_client() as client:
+        response = client.get(customer_url(), headers=MICHAEL)
+        assert_vendor_error_500(response)
+        assert "email" in response.json()["message"]
+
+
+def assert_vendor_error_500(response):
+    assert response.status_code == 500
+    body = response.json()
+    Draft202012Validator(ERROR_SCHEMA).validate(body)
+    assert body["statusCode"] == 500 and body["error"] == "INTERNAL_SERVER_ERROR"
+    assert "500" in CONTRACT["paths"]["/organizations/{organizationId}/customers/{customerId}"]["put"]["responses"]
