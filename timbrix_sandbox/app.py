@@ -4,6 +4,7 @@ control API, with request *and* response validation and every error in the vendo
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import typing as t
 from pathlib import Path
@@ -15,7 +16,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
-from . import oas31
+from . import oas31, speedups  # noqa: F401  (speedups patches Connexion on import)
 from .access import OrganizationAccessMiddleware
 from .body_limit import BodyLimitMiddleware
 from .context import SandboxStateMiddleware
@@ -74,6 +75,11 @@ def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] 
 
     @contextlib.asynccontextmanager
     async def lifespan(_app) -> t.AsyncIterator[None]:
+        # Everything built so far (specs, compiled validators, routes) lives as long as the
+        # process: move it out of the collector's sight, so collections stay short and rare
+        # (they showed up as p99 spikes under load).
+        gc.collect()
+        gc.freeze()
         yield
         sandbox.store.close()  # compact journals into snapshots on a clean shutdown
 
