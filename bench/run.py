@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Benchmarks for timbrix-sandbox. Prints tables with ratios and writes JSON to bench/results/.
+"""Benchmarks for timbrix-sandbox, side by side in one run. Prints tables with ratios and writes
+JSON to bench/results/<date>.json so runs can be compared over time.
 
-    python3 dev.py bench                 # everything below
-    python3 dev.py bench --only store    # store write cost at 100 / 10k / 100k customers
-    python3 dev.py bench --only http     # req/s and latency, GET by id and PUT, 32 connections (wrk)
+    python3 dev.py bench                        # everything (about 5 minutes)
+    python3 dev.py bench --only store           # durable write cost at 100 / 10k / 100k customers
+    python3 dev.py bench --only http            # sandbox vs Prism vs raw Starlette, 32 connections
+    python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
+    python3 dev.py bench --only conformance     # a default conformance run against the sandbox
 
-Figures are measured side by side in one run on this machine; compare ratios, not absolute
-numbers (the machines here are small and noisy). Nothing here asserts a time.
+Servers run pinned to CPU 0 and wrk to CPU 1 (taskset), as in the issue's reference figures.
+Needs wrk (Debian: apt-get install wrk); Prism is installed from the npm registry into
+bench/.prism on first use. The machines here are small and noisy: compare the ratios within a
+run, not absolute numbers across runs. Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -24,16 +29,130 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from timbrix_sandbox.fixtures import load_fixtures  # noqa: E402
 from timbrix_sandbox.store import Store  # noqa: E402
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
+PRISM_VERSION = "5.14.2"
+PRISM_DIR = ROOT / "bench" / ".prism"
+SERVER_CPU, LOAD_CPU = "0", "1"
+AUTH = "Authorization: Bearer sk_test_michael"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _pinned(command: list[str], cpu: str) -> list[str]:
+    return ["taskset", "-c", cpu, *command] if shutil.which("taskset") else command
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Server:
+    """A server process pinned to SERVER_CPU; startup is measured to the first 200."""
+
+    def __init__(self, command: list[str], probe_url: str, headers: dict[str, str] | None = None) -> None:
+        self.probe_url = probe_url
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            _pinned(command, SERVER_CPU), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        while True:
+            try:
+                request = urllib.request.Request(probe_url, headers=headers or {})
+                with urllib.request.urlopen(request, timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{command[0]} exited during startup") from None
+                time.sleep(0.01)
+        self.startup = time.perf_counter() - started
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def sandbox(data_dir: str | None = None) -> tuple[Server, str]:
+    port = _free_port()
+    store = ["--data-dir", data_dir] if data_dir else ["--in-memory"]
+    command = [sys.executable, "-m", "timbrix_sandbox", "serve", "--port", str(port), "--log-level", "warning", *store]
+    url = f"http://127.0.0.1:{port}"
+    return Server(command, url + "/__sandbox/health"), url + "/api"
+
+
+def prism() -> tuple[Server, str] | None:
+    binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        if not shutil.which("npm"):
+            return None
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(PRISM_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                f"@stoplight/prism-cli@{PRISM_VERSION}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    port = _free_port()
+    command = [str(binary), "mock", str(ROOT / "openapi.yaml"), "-p", str(port), "-h", "127.0.0.1", "-v", "silent"]
+    base = f"http://127.0.0.1:{port}"  # Prism serves the paths without the servers' /api prefix
+    probe = f"{base}/organizations/{ORG}/customers/{DOCS_CUSTOMER}"
+    return Server(command, probe, {"Authorization": "Bearer sk_test_michael"}), base
+
+
+def ceiling() -> tuple[Server, str]:
+    port = _free_port()
+    command = [sys.executable, str(ROOT / "bench" / "ceiling.py"), str(port)]
+    url = f"http://127.0.0.1:{port}"
+    return Server(command, url + "/__sandbox/health"), url + "/api"
+
+
+def wrk(url: str, seconds: int, script: str | None = None) -> dict:
+    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", AUTH]
+    if script:
+        command += ["-s", str(ROOT / "bench" / script)]
+    out = subprocess.run(_pinned([*command, url], LOAD_CPU), capture_output=True, text=True, check=True).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "req_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
+        "p50_ms": latency("50%"),
+        "p99_ms": latency("99%"),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
 
 
 def _record(i: int) -> dict:
@@ -62,14 +181,76 @@ def _record(i: int) -> dict:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+# -- sections -----------------------------------------------------------------------------------
+ENDPOINTS = {
+    # name: (path under the API root, wrk script)
+    "GET customer by id": (f"/organizations/{ORG}/customers/{DOCS_CUSTOMER}", None),
+    "GET list": (f"/organizations/{ORG}/customers", None),
+    "PUT update": (f"/organizations/{ORG}/customers/{DOCS_CUSTOMER}", "put.lua"),
+    "POST create": (f"/organizations/{ORG}/customers", "post.lua"),
+}
+
+
+def bench_http(seconds: int) -> dict:
+    results: dict = {"sandbox": {}, "prism": {}, "starlette": {}}
+    server, api = sandbox()
+    try:
+        results["sandbox"]["startup_s"] = round(server.startup, 3)
+        wrk(api + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
+        for name, (path, script) in ENDPOINTS.items():
+            results["sandbox"][name] = wrk(api + path, seconds, script)
+        resets = []
+        for _ in range(20):
+            request = urllib.request.Request(api.replace("/api", "/__sandbox/reset"), method="POST")
+            with urllib.request.urlopen(request) as response:
+                resets.append(json.loads(response.read())["tookMs"])
+        results["sandbox"]["reset_ms"] = round(statistics.median(resets), 2)
+    finally:
+        server.stop()
+    started = prism()
+    if started is None:
+        results["prism"] = {"skipped": "npm not available"}
+    else:
+        server, base = started
+        try:
+            results["prism"]["startup_s"] = round(server.startup, 3)
+            wrk(base + ENDPOINTS["GET customer by id"][0], 2)
+            for name, (path, script) in ENDPOINTS.items():
+                results["prism"][name] = wrk(base + path, seconds, script)
+        finally:
+            server.stop()
+    server, api = ceiling()
+    try:
+        wrk(api + ENDPOINTS["GET customer by id"][0], 2)
+        results["starlette"]["GET customer by id"] = wrk(api + ENDPOINTS["GET customer by id"][0], seconds)
+    finally:
+        server.stop()
+    return results
+
+
+def bench_scale(seconds: int, sizes: tuple[int, ...]) -> dict:
+    """PUT over HTTP with the organization holding N customers (all in the written partition)."""
+    fixtures = load_fixtures()
+    results = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+            store = Store(tmp)
+            base = fixtures.records["customers"][ORG]
+            store.replace_all("customers", ORG, [*base, *(_record(i) for i in range(max(0, size - len(base))))])
+            store.close()
+            server, api = sandbox(tmp)
+            try:
+                url = api + ENDPOINTS["PUT update"][0]
+                wrk(url, 2, "put.lua")
+                results[size] = wrk(url, seconds, "put.lua")
+                results[size]["startup_s"] = round(server.startup, 3)
+            finally:
+                server.stop()
+    return results
 
 
 def bench_store(sizes: tuple[int, ...], writes: int) -> dict:
-    """Median and p99 of one durable update (journal append + fsync) as the sandbox grows,
-    with all customers in the written organization (worst case for partitioning)."""
+    """One durable update (journal append + fsync), in-process, as the partition grows."""
     results = {}
     for size in sizes:
         with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
@@ -81,10 +262,10 @@ def bench_store(sizes: tuple[int, ...], writes: int) -> dict:
                 started = time.perf_counter()
                 store.update("customers", ORG, target, lambda r, n=n: {**r, "legalName": f"Renamed {n}"})
                 timings.append((time.perf_counter() - started) * 1000)
-            load_started = time.perf_counter()
+            started = time.perf_counter()
             store.close()
             Store(tmp).count("customers", ORG)
-            reopen = (time.perf_counter() - load_started) * 1000
+            reopen = (time.perf_counter() - started) * 1000
         results[size] = {
             "median_ms": round(statistics.median(timings), 3),
             "p99_ms": round(_percentile(timings, 0.99), 3),
@@ -104,155 +285,127 @@ def bench_stock_tinydb(sizes: tuple[int, ...], writes: int) -> dict:
             db.insert_multiple(_record(i) for i in range(size))
             timings = []
             for n in range(writes):
-                target = f"{(n * 7919) % size:024x}"
                 started = time.perf_counter()
-                db.update({"legalName": f"Renamed {n}"}, Query().id == target)
+                db.update({"legalName": f"Renamed {n}"}, Query().id == f"{(n * 7919) % size:024x}")
                 timings.append((time.perf_counter() - started) * 1000)
             db.close()
         results[size] = {"median_ms": round(statistics.median(timings), 3)}
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def bench_conformance() -> dict:
+    server, api = sandbox()
+    try:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "timbrix_sandbox",
+                "conformance",
+                "--base-url",
+                api,
+                "--token",
+                "sk_test_michael",
+                "--organization-id",
+                ORG,
+                "--outsider-token",
+                "sk_test_prince",
+                "--outsider-organization-id",
+                "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                "--seed",
+                "1",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        server.stop()
+    cases = re.search(r"(\d+) generated cases", done.stdout)
+    return {"seconds": round(elapsed, 1), "exit_code": done.returncode, "cases": int(cases.group(1)) if cases else None}
 
 
-def _start_sandbox(data_dir: str, cpu: str | None) -> tuple[subprocess.Popen, str, float]:
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "timbrix_sandbox",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        data_dir,
-        "--log-level",
-        "warning",
-    ]
-    if cpu and shutil.which("taskset"):
-        command = ["taskset", "-c", cpu, *command]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/__sandbox/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("sandbox exited") from None
-            time.sleep(0.01)
-    return process, url, time.perf_counter() - started
-
-
-def _wrk(url: str, seconds: int, script: str | None, cpu: str | None) -> dict:
-    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", "Authorization: Bearer sk_test_michael"]
-    if script:
-        command += ["-s", script]
-    command.append(url)
-    if cpu and shutil.which("taskset"):
-        command = ["taskset", "-c", cpu, *command]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    def latency(label: str) -> float:
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": latency("50%"),
-        "p99_ms": latency("99%"),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-    }
-
-
-def bench_http(seconds: int) -> dict:
-    if not shutil.which("wrk"):
-        return {"skipped": "wrk not installed (apt-get install wrk)"}
-    put_script = ROOT / "bench" / "put.lua"
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
-        process, url, startup = _start_sandbox(tmp, cpu="0")
-        try:
-            item = f"{url}/api/organizations/{ORG}/customers/{DOCS_CUSTOMER}"
-            _wrk(item, 2, None, cpu="1")  # warm-up
-            results = {
-                "startup_to_first_200_s": round(startup, 3),
-                "GET customer by id": _wrk(item, seconds, None, cpu="1"),
-                "GET list": _wrk(f"{url}/api/organizations/{ORG}/customers", seconds, None, cpu="1"),
-                "PUT update": _wrk(item, seconds, str(put_script), cpu="1"),
-            }
-            import urllib.request
-
-            resets = []
-            for _ in range(20):
-                request = urllib.request.Request(url + "/__sandbox/reset", method="POST")
-                with urllib.request.urlopen(request) as response:
-                    resets.append(json.loads(response.read())["tookMs"])
-            results["reset_ms_median"] = statistics.median(resets)
-        finally:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait()
-    return results
+# -- report -------------------------------------------------------------------------------------
+def _print_http(http: dict) -> None:
+    print("\nHTTP, 32 connections (server on CPU0, wrk on CPU1); sandbox validates requests and responses")
+    print(
+        f"{'endpoint':<20} {'sandbox req/s':>13} {'p50':>7} {'p99':>7} {'Prism req/s':>12} {'p50':>7} {'p99':>7}"
+        f" {'sandbox/Prism':>13}"
+    )
+    for name in ENDPOINTS:
+        ours, theirs = http["sandbox"][name], http["prism"].get(name)
+        line = f"{name:<20} {ours['req_per_s']:>13.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f}"
+        if theirs:
+            line += (
+                f" {theirs['req_per_s']:>12.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f}"
+                f" {ours['req_per_s'] / theirs['req_per_s']:>12.2f}x"
+            )
+        print(line)
+    top = http["starlette"]["GET customer by id"]
+    ours = http["sandbox"]["GET customer by id"]
+    print(
+        f"raw Starlette ceiling, GET by id: {top['req_per_s']:.0f} req/s (sandbox = "
+        f"{ours['req_per_s'] / top['req_per_s']:.2f}x of it)"
+    )
+    print(
+        f"startup to first 200: sandbox {http['sandbox']['startup_s']} s, Prism {http['prism'].get('startup_s')} s;"
+        f" reset to fixtures: {http['sandbox']['reset_ms']} ms (median of 20)"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http"])
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--only", choices=["store", "http", "scale", "conformance"])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     args = parser.parse_args()
+    if args.only in (None, "http", "scale") and not shutil.which("wrk"):
+        print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
+        return 2
 
     report: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
     if args.only in (None, "store"):
-        store = bench_store((100, 10_000, 100_000), args.writes)
-        stock = bench_stock_tinydb((100, 10_000), 20)
-        report["store_update"] = store
-        report["stock_tinydb_update"] = stock
-        base = store[100]["median_ms"]
-        print("\nStore: one durable update (journal append + fsync), all customers in one organization")
+        store = report["store_update"] = bench_store((100, 10_000, 100_000), args.writes)
+        stock = report["stock_tinydb_update"] = bench_stock_tinydb((100, 10_000), 20)
+        print("\nStore: one durable update (journal append + fsync), all customers in the written organization")
         print(
-            f"{'customers':>10}  {'median ms':>10}  {'p99 ms':>8}  {'vs 100':>7}  {'close+reopen ms':>15}"
-            f"  {'stock TinyDB ms':>15}  {'stock/ours':>10}"
+            f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16} {'stock/ours':>10}"
         )
         for size, row in store.items():
-            ratio = row["median_ms"] / base
             theirs = stock.get(size, {}).get("median_ms")
-            versus = f"{theirs:>15.1f}  {theirs / row['median_ms']:>9.0f}x" if theirs else f"{'-':>15}  {'-':>10}"
+            tail = f"{theirs:>16.1f} {theirs / row['median_ms']:>9.0f}x" if theirs else f"{'-':>16} {'-':>10}"
             print(
-                f"{size:>10}  {row['median_ms']:>10.3f}  {row['p99_ms']:>8.3f}  {ratio:>6.2f}x  "
-                f"{row['close_and_reopen_ms']:>15.1f}  {versus}"
+                f"{size:>10} {row['median_ms']:>10.3f} {row['p99_ms']:>8.3f} "
+                f"{row['median_ms'] / store[100]['median_ms']:>6.2f}x {tail}"
             )
     if args.only in (None, "http"):
-        http = bench_http(args.seconds)
-        report["http"] = http
-        if "skipped" in http:
-            print(f"\nHTTP: {http['skipped']}")
-        else:
-            print("\nHTTP: sandbox pinned to CPU0, wrk on CPU1, 32 connections, request+response validation on")
-            print(f"{'endpoint':<20}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'non-2xx':>7}")
-            for name in ("GET customer by id", "GET list", "PUT update"):
-                row = http[name]
-                print(
-                    f"{name:<20}  {row['req_per_s']:>8.0f}  {row['p50_ms']:>7.2f}  {row['p99_ms']:>7.2f}  "
-                    f"{row['non_2xx']:>7}"
-                )
+        report["http"] = bench_http(args.seconds)
+        _print_http(report["http"])
+    if args.only in (None, "scale"):
+        scale = report["put_scale"] = bench_scale(args.seconds, (100, 10_000, 100_000))
+        print("\nPUT over HTTP as the organization grows (32 connections)")
+        print(f"{'customers':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs 100':>10} {'startup s':>9}")
+        for size, row in scale.items():
             print(
-                f"startup to first 200: {http['startup_to_first_200_s']} s; reset to fixtures: "
-                f"{http['reset_ms_median']} ms (median of 20)"
+                f"{size:>10} {row['req_per_s']:>8.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
+                f"{row['p50_ms'] / scale[100]['p50_ms']:>9.2f}x {row['startup_s']:>9}"
             )
+    if args.only in (None, "conformance"):
+        run = report["conformance"] = bench_conformance()
+        print(
+            f"\nDefault conformance run against the sandbox: {run['seconds']} s, {run['cases']} generated cases, "
+            f"exit {run['exit_code']}"
+        )
     out = ROOT / "bench" / "results" / f"{report['date'][:10]}.json"
+    if out.exists() and args.only:
+        previous = json.loads(out.read_text())
+        previous.update({k: v for k, v in report.items()})
+        report = previous
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten {out.relative_to(ROOT)}")
     return 0
