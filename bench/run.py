@@ -374,7 +374,8 @@ def main() -> int:
         stock = report["stock_tinydb_update"] = bench_stock_tinydb((100, 10_000), 20)
         print("\nStore: one durable update (journal append + fsync), all customers in the written organization")
         print(
-            f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16} {'stock/ours':>10}"
+            f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16}"
+            f" {'stock/ours':>10}"
         )
         for size, row in store.items():
             theirs = stock.get(size, {}).get("median_ms")
