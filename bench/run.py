@@ -7,6 +7,7 @@ JSON to bench/results/<date>.json so runs can be compared over time.
     python3 dev.py bench --only http            # sandbox vs Prism vs raw Starlette, 32 connections
     python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
     python3 dev.py bench --only conformance     # a default conformance run against the sandbox
+    python3 dev.py bench --only long-fuzz       # opt-in: >= 20,000 schemathesis cases across seeds
 
 Servers run pinned to CPU 0 and wrk to CPU 1 (taskset), as in the issue's reference figures.
 Needs wrk (Debian: apt-get install wrk); Prism is installed from the npm registry into
@@ -293,6 +294,49 @@ def bench_stock_tinydb(sizes: tuple[int, ...], writes: int) -> dict:
     return results
 
 
+def long_fuzz(target_cases: int, max_examples: int) -> dict:
+    """Opt-in: schemathesis across seeds until ``target_cases`` cases, against one sandbox
+    (state accumulates, as in a real long session). Counts server errors and schema violations."""
+    from conformance.model import Options
+    from conformance.runner import run
+
+    server, api = sandbox(tempfile.mkdtemp(dir=ROOT / "bench"))
+    seeds, cases, findings, started = [], 0, [], time.perf_counter()
+    try:
+        seed = 1000
+        while cases < target_cases:
+            result = run(
+                Options(
+                    base_url=api,
+                    token="sk_test_michael",
+                    organization_id=ORG,
+                    outsider_token="sk_test_prince",
+                    outsider_organization_id="7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    seed=seed,
+                    max_examples=max_examples,
+                )
+            )
+            seeds.append(seed)
+            cases += result.cases
+            findings += [
+                f"{f.operation} {f.check}: {f.message.splitlines()[0] if f.message else ''}"
+                for f in result.unique_findings()
+            ]
+            print(f"  seed {seed}: {result.cases} cases, {len(result.findings)} findings ({cases} total)", flush=True)
+            seed += 1
+    finally:
+        server.stop()
+    return {
+        "cases": cases,
+        "seeds": seeds,
+        "max_examples": max_examples,
+        "seconds": round(time.perf_counter() - started, 1),
+        "server_errors": sum("not_a_server_error" in f for f in findings),
+        "schema_violations": sum("response_schema_conformance" in f for f in findings),
+        "findings": findings,
+    }
+
+
 def bench_conformance() -> dict:
     server, api = sandbox()
     try:
@@ -357,7 +401,8 @@ def _print_http(http: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http", "scale", "conformance"])
+    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "long-fuzz"])
+    parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     args = parser.parse_args()
@@ -402,6 +447,15 @@ def main() -> int:
             f"\nDefault conformance run against the sandbox: {run['seconds']} s, {run['cases']} generated cases, "
             f"exit {run['exit_code']}"
         )
+    if args.only == "long-fuzz":  # opt-in only: minutes, not seconds
+        fuzz = report["long_fuzz"] = long_fuzz(args.cases, max_examples=150)
+        print(
+            f"\nLong fuzz: {fuzz['cases']} cases over seeds {fuzz['seeds'][0]}-{fuzz['seeds'][-1]} in "
+            f"{fuzz['seconds']} s: {fuzz['server_errors']} server errors, {fuzz['schema_violations']} schema "
+            f"violations, {len(fuzz['findings'])} findings in all"
+        )
+        for finding in fuzz["findings"][:20]:
+            print("  -", finding[:200])
     out = ROOT / "bench" / "results" / f"{report['date'][:10]}.json"
     if out.exists() and args.only:
         previous = json.loads(out.read_text())

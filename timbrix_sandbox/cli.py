@@ -82,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app, make_sandbox
+    from .server import run as run_server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
@@ -104,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
         orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
         print(f"    {user.token:<20} {user.name} ({orgs})")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    run_server(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

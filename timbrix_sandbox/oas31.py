@@ -102,11 +102,17 @@ class RequestBodyValidator2020(JSONRequestBodyValidator):
         if not text:
             return None
         try:
-            return json.loads(text)
+            body = json.loads(text)
+            # JSON may escape a lone UTF-16 surrogate ("\ud800"): valid JSON, but no Unicode
+            # text can hold it, so it would fail later when stored or echoed.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
         except json.JSONDecodeError as exc:
             raise BadRequestProblem(detail=f"Request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise BadRequestProblem(detail="Request body is nested too deeply") from None
+        except UnicodeEncodeError:
+            raise BadRequestProblem(detail="Request body contains an unpaired UTF-16 surrogate escape") from None
+        return body
 
     def _validate(self, body: t.Any) -> None:
         if not self._nullable and body is None:
