@@ -24,6 +24,7 @@ async def health():
         "strictRfc": sandbox.strict_rfc,
         "faults": sorted(sandbox.faults),
         "pid": os.getpid(),
+        "fastPathServed": sandbox.fast_path_served,
     }, 200
 
 

@@ -21,9 +21,10 @@ from .access import OrganizationAccessMiddleware
 from .body_limit import BodyLimitMiddleware
 from .context import SandboxStateMiddleware
 from .errors import AllowedMethods, make_http_handler, problem_handler, unexpected_error_handler
+from .fastpath import FastPathMiddleware, compile_operations
 from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
-from .resolver import ControllerResolver
+from .resolver import ControllerResolver, resolve_handler
 from .sandbox import Sandbox
 from .store import Store
 
@@ -54,6 +55,11 @@ def make_sandbox(
     else:
         sandbox.seed_if_empty()
     return sandbox
+
+
+def fast_path_enabled() -> bool:
+    """On unless ``TIMBRIX_SANDBOX_FASTPATH=0`` (the bench compares both)."""
+    return os.environ.get("TIMBRIX_SANDBOX_FASTPATH", "1") != "0"
 
 
 def _add_fault_middlewares(app, sandbox: Sandbox) -> None:
@@ -106,5 +112,13 @@ def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] 
     app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     if sandbox.faults:
         _add_fault_middlewares(app, sandbox)
+    elif fast_path_enabled():
+        operations = compile_operations(load_contract(contract), API_BASE_PATH, resolve_handler)
+        app.add_middleware(
+            FastPathMiddleware,
+            position=MiddlewarePosition.BEFORE_SWAGGER,
+            operations=operations,
+            sandbox=sandbox,
+        )
     app.sandbox = sandbox  # type: ignore[attr-defined]
     return app

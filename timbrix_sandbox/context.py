@@ -1,12 +1,14 @@
 """How handlers find the sandbox serving the current request.
 
-Connexion resolves handlers to plain module functions, so per-app state travels in the ASGI
-scope (``scope["state"]``, Starlette's convention). Several sandboxes can then live in one
-process - the test suite relies on that.
+Connexion resolves handlers to plain module functions, so per-app state travels with the
+request: in the ASGI scope (``scope["state"]``, Starlette's convention) for middleware, and in
+a context variable for handlers (set per request, copied into worker threads by anyio).
+Several sandboxes can then live in one process - the test suite relies on that.
 """
 
 from __future__ import annotations
 
+import contextvars
 import typing as t
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,6 +17,7 @@ if t.TYPE_CHECKING:
     from .sandbox import Sandbox
 
 KEY = "timbrix_sandbox"
+_current: contextvars.ContextVar[Sandbox] = contextvars.ContextVar(KEY)
 
 
 def sandbox_of(scope: t.Mapping[str, t.Any]) -> Sandbox:
@@ -22,14 +25,12 @@ def sandbox_of(scope: t.Mapping[str, t.Any]) -> Sandbox:
 
 
 def current_sandbox() -> Sandbox:
-    """The sandbox of the request being handled (inside a Connexion handler)."""
-    from connexion.context import scope
-
-    return sandbox_of(scope)
+    """The sandbox of the request being handled (inside a handler)."""
+    return _current.get()
 
 
 class SandboxStateMiddleware:
-    """Outermost middleware: puts the sandbox into every request's scope."""
+    """Outermost middleware: puts the sandbox into every request's scope and context."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
@@ -38,4 +39,10 @@ class SandboxStateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             scope.setdefault("state", {})[KEY] = self.sandbox
+            token = _current.set(self.sandbox)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _current.reset(token)
+            return
         await self.app(scope, receive, send)

@@ -26,6 +26,11 @@ def handler_path(operation_id: str, package: str = "handlers") -> tuple[str, str
     return f"{package}.{snake_case(controller[: -len('Controller')])}", snake_case(action)
 
 
+def resolve_handler(operation_id: str, package: str = "handlers") -> t.Callable:
+    module_name, function_name = handler_path(operation_id, package)
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 class ControllerResolver(Resolver):
     def __init__(self, package: str = "handlers") -> None:
         super().__init__()
@@ -33,6 +38,4 @@ class ControllerResolver(Resolver):
 
     def resolve(self, operation) -> Resolution:
         operation_id = self.resolve_operation_id(operation)
-        module_name, function_name = handler_path(operation_id, self.package)
-        function: t.Callable = getattr(importlib.import_module(module_name), function_name)
-        return Resolution(function, operation_id)
+        return Resolution(resolve_handler(operation_id, self.package), operation_id)

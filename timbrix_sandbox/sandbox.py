@@ -20,6 +20,9 @@ class Sandbox:
     faults: frozenset[str] = frozenset()
     """Injected bugs (see ``faults.py``); empty for a sandbox that behaves."""
 
+    fast_path_served: int = 0
+    """Requests answered by the compiled fast path (see ``fastpath.py``), for health/tests."""
+
     def has_fault(self, name: str) -> bool:
         return name in self.faults
 

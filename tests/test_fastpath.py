@@ -1,0 +1,79 @@
+"""The compiled fast path answers exactly like the full Connexion stack: same statuses, same
+bodies, same stored state, for valid requests and for every kind of invalid one (which it
+hands over to Connexion)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import DOCS_CUSTOMER, MICHAEL, PRINCE, PRINCE_CUSTOMER, TOBY, VALID_CREATE, customer_url, customers_url
+
+from timbrix_sandbox.app import create_app, make_sandbox
+
+JSON = {**MICHAEL, "Content-Type": "application/json"}
+VOLATILE = re.compile(r'"(id|createdAt|updatedAt)": "[^"]*"')
+
+REQUESTS = [
+    ("GET", customers_url(), MICHAEL, None),
+    ("GET", customer_url(), MICHAEL, None),
+    ("GET", customer_url("0123456789abcdef01234567"), MICHAEL, None),
+    ("GET", customer_url(PRINCE_CUSTOMER), MICHAEL, None),
+    ("GET", customer_url(), TOBY, None),
+    ("GET", customer_url(), {}, None),
+    ("GET", customer_url(), {"Authorization": "Bearer nope"}, None),
+    ("GET", customer_url("zzz"), MICHAEL, None),
+    ("GET", customers_url() + "?page=1", MICHAEL, None),
+    ("GET", customers_url(PRINCE), MICHAEL, None),
+    ("POST", customers_url(), JSON, json.dumps(VALID_CREATE)),
+    ("POST", customers_url(), JSON, json.dumps({**VALID_CREATE, "taxSystem": "621"})),
+    ("POST", customers_url(), JSON, json.dumps({**VALID_CREATE, "extra": 1})),
+    ("POST", customers_url(), {**MICHAEL, "Content-Type": "text/plain"}, json.dumps(VALID_CREATE)),
+    ("POST", customers_url(), JSON, "{broken"),
+    ("PUT", customer_url(), JSON, json.dumps({"legalName": "Dunder Mifflin Inc"})),
+    ("PUT", customer_url(), JSON, json.dumps({"defaultInvoiceUse": "D01"})),
+    ("PUT", customer_url(), JSON, json.dumps({})),
+    ("PUT", customer_url(), JSON, json.dumps({"phone": None, "addressInterior": "7"})),
+    ("PUT", customer_url(), JSON, '{"legalName": "\\ud800"}'),
+    ("PUT", customer_url("0123456789abcdef01234567"), JSON, json.dumps({"legalName": "x"})),
+    ("PUT", customer_url(), MICHAEL, ""),
+    ("DELETE", customer_url("65a1f0c2e4b0a1b2c3d4e501"), MICHAEL, None),
+    ("DELETE", customer_url("65a1f0c2e4b0a1b2c3d4e501"), MICHAEL, None),
+    ("DELETE", customer_url(DOCS_CUSTOMER), TOBY, None),
+    ("GET", "/api/sat/usos-cfdi?tipoPersona=ambas&regimen=601", {}, None),
+    ("GET", "/api/sat/usos-cfdi?regimen=999", {}, None),
+    ("GET", "/api/sat/usos-cfdi?regimen=601&regimen=601", {}, None),
+    ("GET", "/api/sat/regimenes-fiscales?tipoPersona=moral", {}, None),
+    ("GET", "/api/sat/regimenes-fiscales?tipoPersona=x", {}, None),
+]
+
+
+def replay(client) -> list[tuple[int, str, str]]:
+    answers = []
+    for method, url, headers, body in REQUESTS:
+        response = client.request(method, url, headers=headers, content=body)
+        kind = response.headers.get("content-type", "") if response.status_code != 204 else ""
+        answers.append((response.status_code, kind, VOLATILE.sub(r'"\1": "*"', response.text)))
+    answers.append((0, "state", VOLATILE.sub(r'"\1": "*"', client.get(customers_url(), headers=MICHAEL).text)))
+    return answers
+
+
+def test_fast_path_answers_like_connexion(monkeypatch):
+    with create_app(make_sandbox()).test_client() as fast:
+        fast_answers = replay(fast)
+        served = fast.get("/__sandbox/health").json()["fastPathServed"]
+    monkeypatch.setenv("TIMBRIX_SANDBOX_FASTPATH", "0")
+    with create_app(make_sandbox()).test_client() as slow:
+        slow_answers = replay(slow)
+        assert slow.get("/__sandbox/health").json()["fastPathServed"] == 0
+    assert served >= 12, "the fast path really served the valid requests"
+    for request, fast_answer, slow_answer in zip(REQUESTS + [("state",)], fast_answers, slow_answers, strict=True):
+        assert fast_answer == slow_answer, request
+
+
+@pytest.mark.parametrize("fault", ["auth-ignored", "cfdi-uso-regimen"])
+def test_fast_path_is_off_while_faults_are_injected(fault):
+    with create_app(make_sandbox(faults=[fault])).test_client() as client:
+        client.get(customer_url(), headers=MICHAEL)
+        assert client.get("/__sandbox/health").json()["fastPathServed"] == 0

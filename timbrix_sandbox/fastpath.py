@@ -1,0 +1,234 @@
+"""A compiled fast path for well-formed requests, in front of the Connexion stack.
+
+Profiling GET-by-id (py-spy, see ``bench/``) put most of the time in Connexion's per-request
+machinery: a dozen ASGI layers (Swagger UI router, routing, security, validation, response
+validation, context) and the decorator chain around each handler. This middleware compiles the
+*same contract* once, per operation, into: a path regex, the parameter and body validators, the
+security requirement and the response validators - and serves a request directly when it is
+*fully valid*:
+
+* a known method and path, no undeclared or repeated query parameter, valid parameters;
+* a bearer token the fixtures know, whose user is a member of ``{organizationId}``;
+* for a body, ``Content-Type: application/json`` and a body that parses and validates.
+
+Anything else - every error case, every ambiguity - is handed, untouched (the body replayed),
+to the full Connexion stack, so all error responses keep coming from one place. The handlers
+are the same functions (resolved by operationId), and every response is still validated
+against the contract before it leaves: a violation becomes the same declared 500 Connexion
+would send. ``tests/`` and the conformance suite run against this path.
+
+The fast path is off when faults are injected (faults hook into the Connexion stack), or with
+``TIMBRIX_SANDBOX_FASTPATH=0``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from connexion.json_schema import resolve_refs
+from connexion.lifecycle import ConnexionResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .body_limit import MAX_BODY_BYTES
+from .errors import error_body
+from .oas31 import first_error
+
+METHODS = ("get", "put", "post", "delete", "patch")
+JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
+
+
+@dataclass
+class Operation:
+    method: str
+    pattern: re.Pattern
+    handler: t.Callable
+    path_params: dict[str, dict]
+    query_params: dict[str, dict]
+    needs_token: bool
+    body_schema: dict | None
+    body_required: bool
+    responses: dict[int, dict | None] = field(default_factory=dict)
+
+
+def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str], t.Callable]) -> list[Operation]:
+    spec = resolve_refs(contract)
+    global_security = spec.get("security", [])
+    operations = []
+    for path, item in spec.get("paths", {}).items():
+        shared = {(p["in"], p["name"]): p for p in item.get("parameters", [])}
+        regex = re.escape(base_path + path)
+        regex = re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", regex)
+        for method in METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            params = {**shared, **{(p["in"], p["name"]): p for p in op.get("parameters", [])}}
+            if any(location not in ("path", "query") for location, _ in params):
+                continue  # header/cookie parameters: leave to Connexion
+            body = op.get("requestBody")
+            body_schema = None
+            if body is not None:
+                content = body.get("content", {})
+                if set(content) != {"application/json"}:
+                    continue
+                body_schema = content["application/json"].get("schema", {})
+            responses = {}
+            for status, response in op.get("responses", {}).items():
+                if status.isdigit():
+                    schema = response.get("content", {}).get("application/json", {}).get("schema")
+                    responses[int(status)] = schema
+            operations.append(
+                Operation(
+                    method=method.upper(),
+                    pattern=re.compile(f"^{regex}$"),
+                    handler=resolve(op["operationId"]),
+                    path_params={name: p for (loc, name), p in params.items() if loc == "path"},
+                    query_params={name: p for (loc, name), p in params.items() if loc == "query"},
+                    needs_token=bool(op.get("security", global_security)),
+                    body_schema=body_schema,
+                    body_required=bool(body and body.get("required")),
+                    responses=responses,
+                )
+            )
+    return operations
+
+
+class FastPathMiddleware:
+    def __init__(self, app: ASGIApp, operations: list[Operation], sandbox: t.Any) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.user_for_token = sandbox.fixtures.user_for_token
+        self.by_method: dict[str, list[Operation]] = {}
+        for operation in operations:
+            self.by_method.setdefault(operation.method, []).append(operation)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for operation in self.by_method.get(scope["method"], ()):
+            match = operation.pattern.match(scope["path"])
+            if match:
+                break
+        else:
+            await self.app(scope, receive, send)
+            return
+        kwargs = self._arguments(operation, match.groupdict(), scope)
+        if kwargs is None:
+            await self.app(scope, receive, send)
+            return
+        if operation.body_schema is not None:
+            raw, replay = await _read_body(scope, receive)
+            body = self._body(operation, scope, raw)
+            if body is _FALLBACK:
+                await self.app(scope, replay, send)
+                return
+            kwargs["body"] = body
+        self.sandbox.fast_path_served += 1
+        result = await operation.handler(**kwargs)
+        await _respond(operation, result, send)
+
+    def _arguments(self, operation: Operation, path_values: dict[str, str], scope: Scope) -> dict | None:
+        """Handler kwargs if the request line and headers are fully valid, else ``None``."""
+        for name, value in path_values.items():
+            param = operation.path_params.get(name)
+            if param is None or first_error(param.get("schema", {}), value) is not None:
+                return None
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        names = [name for name, _ in query]
+        if len(set(names)) != len(names):
+            return None
+        kwargs: dict[str, t.Any] = dict(path_values)
+        for name, value in query:
+            param = operation.query_params.get(name)
+            if param is None or first_error(param.get("schema", {}), value) is not None:
+                return None
+            kwargs[name] = value
+        if operation.needs_token:
+            user = None
+            for header, value in scope["headers"]:
+                if header == b"authorization":
+                    scheme, _, token = value.decode("latin-1").partition(" ")
+                    if scheme.lower() == "bearer":
+                        user = self.user_for_token(token)
+                    break
+            if user is None:
+                return None
+            organization = path_values.get("organizationId")
+            if organization is not None and organization not in user.organizations:
+                return None
+        return kwargs
+
+    def _body(self, operation: Operation, scope: Scope, raw: bytes | None) -> t.Any:
+        if raw is None or not raw:
+            return _FALLBACK
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"").lower()
+        if content_type not in JSON_TYPES:
+            return _FALLBACK
+        try:
+            body = json.loads(raw.decode("utf-8"))
+            json.dumps(body, ensure_ascii=False).encode("utf-8")  # no lone surrogates
+        except (UnicodeError, ValueError, RecursionError):
+            return _FALLBACK
+        if first_error(operation.body_schema, body) is not None:
+            return _FALLBACK
+        return body
+
+
+_FALLBACK = object()
+
+
+async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole body (``None`` if over the limit or without Content-Length), and a receive
+    channel that replays exactly what was read, for the fallback."""
+    length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    messages: list[Message] = []
+    raw: bytes | None = None
+    if length is not None and length.isdigit() and int(length) <= MAX_BODY_BYTES:
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return raw, replay
+
+
+async def _respond(operation: Operation, result: t.Any, send: Send) -> None:
+    if isinstance(result, ConnexionResponse):
+        status = result.status_code
+        payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
+        data = json.loads(payload) if payload else None
+    else:
+        data, status = result
+        payload = b"" if status == 204 else (json.dumps(data) + "\n").encode()
+    if status != 204:
+        schema = operation.responses.get(status)
+        if status not in operation.responses:
+            status, data = 500, error_body(500, f"Response status {status} is not declared for this operation")
+            payload = json.dumps(data).encode()
+        elif schema is not None:
+            error = first_error(schema, data)
+            if error is not None:
+                message = f"Response body does not conform to specification. {error}"
+                status, payload = 500, json.dumps(error_body(500, message)).encode()
+    headers = [(b"content-length", str(len(payload)).encode())]
+    if status != 204:
+        headers.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
