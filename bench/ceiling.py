@@ -4,35 +4,22 @@ no store. Served like the sandbox (uvicorn, uvloop + httptools, one process)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-CUSTOMER = {
-    "id": "590ce6c56d04f840aa8438af",
-    "organizationId": "550e8400-e29b-41d4-a716-446655440000",
-    "legalName": "Dunder Mifflin",
-    "taxId": "DUM901231AB3",
-    "taxSystem": "601",
-    "email": "billing@dundermifflin.com",
-    "phone": "6474010101",
-    "defaultInvoiceUse": "G01",
-    "address": {
-        "street": "Blvd. Atardecer",
-        "exterior": "142",
-        "interior": None,
-        "neighborhood": "Centro",
-        "city": "Huatabampo",
-        "municipality": "Huatabampo",
-        "zip": "86500",
-        "state": "Sonora",
-        "country": "MEX",
-    },
-    "createdAt": "2025-01-26T10:00:00Z",
-    "updatedAt": "2025-01-26T10:00:00Z",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from timbrix_sandbox.fixtures import load_fixtures  # noqa: E402
+
+# The docs customer, as the sandbox's fixtures hold it (one source of truth for the example).
+CUSTOMER = next(
+    record
+    for record in load_fixtures().records["customers"]["550e8400-e29b-41d4-a716-446655440000"]
+    if record["id"] == "590ce6c56d04f840aa8438af"
+)
 
 
 async def customer(request):

@@ -198,9 +198,15 @@ def bench_http(seconds: int) -> dict:
     """The sandbox as users run it: durable file store (every write fsynced), validation on."""
     results: dict = {"sandbox": {}, "prism": {}, "starlette": {}, "connexion_only": {}}
     tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+    startups = []
+    for _ in range(3):  # the median of three (the first start after an edit also compiles bytecode)
+        server, api = sandbox(tmp)
+        startups.append(round(server.startup, 3))
+        server.stop()
     server, api = sandbox(tmp)
     try:
-        results["sandbox"]["startup_s"] = round(server.startup, 3)
+        results["sandbox"]["startup_s"] = statistics.median(startups)
+        results["sandbox"]["startups_s"] = startups
         wrk(api + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
         for name, (path, script) in ENDPOINTS.items():
             results["sandbox"][name] = wrk(api + path, seconds, script)
@@ -227,8 +233,14 @@ def bench_http(seconds: int) -> dict:
         results["prism"] = {"skipped": "npm not available"}
     else:
         server, base = started
+        startups = [round(server.startup, 3)]
+        for _ in range(2):
+            server.stop()
+            server, base = prism()
+            startups.append(round(server.startup, 3))
         try:
-            results["prism"]["startup_s"] = round(server.startup, 3)
+            results["prism"]["startup_s"] = statistics.median(startups)
+            results["prism"]["startups_s"] = startups
             wrk(base + ENDPOINTS["GET customer by id"][0], 2)
             for name, (path, script) in ENDPOINTS.items():
                 results["prism"][name] = wrk(base + path, seconds, script)
