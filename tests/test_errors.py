@@ -210,3 +210,8 @@ def assert_vendor_error_500(response):
     Draft202012Validator(ERROR_SCHEMA).validate(body)
     assert body["statusCode"] == 500 and body["error"] == "INTERNAL_SERVER_ERROR"
     assert "500" in CONTRACT["paths"]["/organizations/{organizationId}/customers/{customerId}"]["put"]["responses"]
+
+
+def test_a_large_body_on_get_is_ignored_not_an_undeclared_413(client):
+    response = client.request("GET", customer_url(), headers=JSON, content=b" " * (1024 * 1024 + 10))
+    assert response.status_code == 200

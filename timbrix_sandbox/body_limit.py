@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import DEFAULT_MESSAGES, error_body
 
 MAX_BODY_BYTES = 1024 * 1024
+# Only these read a body (and declare 413 in the contract); other methods' bodies are ignored.
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class PayloadTooLarge(ProblemException):
@@ -35,10 +37,10 @@ class BodyLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > self.max_bytes and scope.get("method") in BODY_METHODS:
             await _send_413(send)
             return
-        if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+        if declared is None and scope.get("method") in BODY_METHODS:
             # A chunked body has no Content-Length, and Connexion would treat it as absent:
             # buffer it (bounded), then replay it with the length set.
             chunks: list[bytes] = []
