@@ -8,7 +8,13 @@ import threading
 import pytest
 from tinydb import TinyDB
 
-from timbrix_sandbox.store import COMPACT_MIN_LINES, CorruptJournal, RecordTable, Store
+from timbrix_sandbox.store import COMPACT_MIN_LINES, CorruptJournal, RecordTable, Store, StoreInUse
+
+
+def reopen(store: Store, path) -> Store:
+    """What the next process sees after this one died: the directory, nothing flushed."""
+    store.abandon()
+    return Store(path)
 
 
 def rec(i: int | str, **extra) -> dict:
@@ -22,7 +28,7 @@ def test_writes_survive_reopen_without_close(tmp_path):
     store.insert("c", "org", rec(2))
     store.update("c", "org", rec(1)["id"], lambda r: {**r, "n": 5})
     store.delete("c", "org", rec(2)["id"])
-    reopened = Store(tmp_path)
+    reopened = reopen(store, tmp_path)
     assert reopened.list("c", "org") == [rec(1, n=5)]
 
 
@@ -40,7 +46,7 @@ def test_torn_journal_tail_is_ignored(tmp_path):
     store.insert("c", "org", rec(1))
     with open(tmp_path / "c" / "org.journal", "ab") as journal:
         journal.write(b'{"op": "put", "doc": {"id": "00000000000000000000000')  # crash mid-append
-    assert Store(tmp_path).list("c", "org") == [rec(1)]
+    assert reopen(store, tmp_path).list("c", "org") == [rec(1)]
 
 
 def test_corruption_in_the_middle_of_the_journal_is_reported(tmp_path):
@@ -49,7 +55,7 @@ def test_corruption_in_the_middle_of_the_journal_is_reported(tmp_path):
     path = tmp_path / "c" / "org.journal"
     path.write_bytes(b"garbage\n" + path.read_bytes())
     with pytest.raises(CorruptJournal):
-        Store(tmp_path).list("c", "org")
+        reopen(store, tmp_path).list("c", "org")
 
 
 def test_compaction_keeps_journal_bounded_and_data_intact(tmp_path):
@@ -62,7 +68,7 @@ def test_compaction_keeps_journal_bounded_and_data_intact(tmp_path):
         store.update("c", "org", rec(n % 10)["id"], lambda r, n=n: {**r, "n": n})
         lines = (tmp_path / "c" / "org.journal").read_bytes().count(b"\n")
         assert lines <= COMPACT_MIN_LINES
-    reopened = Store(tmp_path).list("c", "org")
+    reopened = reopen(store, tmp_path).list("c", "org")
     assert reopened == store.list("c", "org")
     assert max(r["n"] for r in reopened) == COMPACT_MIN_LINES + 499
 
@@ -76,7 +82,7 @@ def test_failed_update_writes_nothing(tmp_path):
 
     with pytest.raises(ValueError):
         store.update("c", "org", rec(1)["id"], reject)
-    assert Store(tmp_path).list("c", "org") == [rec(1)]
+    assert reopen(store, tmp_path).list("c", "org") == [rec(1)]
 
 
 def test_update_replaces_instead_of_merging_keys(tmp_path):
@@ -84,7 +90,7 @@ def test_update_replaces_instead_of_merging_keys(tmp_path):
     store.insert("c", "org", rec(1, gone=True))
     store.update("c", "org", rec(1)["id"], lambda r: {"id": r["id"], "n": 1})
     assert store.get("c", "org", rec(1)["id"]) == {"id": rec(1)["id"], "n": 1}
-    assert Store(tmp_path).get("c", "org", rec(1)["id"]) == {"id": rec(1)["id"], "n": 1}
+    assert reopen(store, tmp_path).get("c", "org", rec(1)["id"]) == {"id": rec(1)["id"], "n": 1}
 
 
 def test_returned_records_are_copies(tmp_path):
@@ -130,7 +136,81 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    for check in (store, Store(tmp_path)):
+    for check in (store, reopen(store, tmp_path)):
         assert check.get("c", "org", "shared".rjust(24, "0"))["n"] == 32 * per_thread
         assert all(check.get("c", "org", rec(t)["id"])["n"] == per_thread for t in range(32))
     json.loads((tmp_path / "c" / "org.json").read_text())  # valid JSON on disk
+
+
+def test_a_second_process_cannot_open_the_same_directory(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(StoreInUse, match="in use by another timbrix-sandbox process"):
+        Store(tmp_path)
+    store.close()
+    Store(tmp_path).close()  # released on close (and by the kernel when a process dies)
+
+
+def test_crash_between_snapshot_and_journal_truncation(tmp_path):
+    """Reset writes the new snapshot, then empties the journal; dying in between must leave
+    the reset state, not the old journal replayed over it."""
+    store = Store(tmp_path)
+    store.insert("c", "org", rec(1))
+    store.insert("c", "org", rec(3))
+    store.update("c", "org", rec(1)["id"], lambda r: {**r, "n": 9})
+    journal = tmp_path / "c" / "org.journal"
+    stale = journal.read_bytes()
+    store.replace_all("c", "org", [rec(1), rec(2)])
+    journal.write_bytes(stale)  # the truncation never happened
+    assert reopen(store, tmp_path).list("c", "org") == [rec(1), rec(2)]
+
+
+def test_a_failed_append_is_rolled_back_not_resurrected(tmp_path, monkeypatch):
+    """A write reported as failed (here: fsync raising, as on a full disk) must not reappear
+    after a restart because a later write flushed its bytes."""
+    import os
+
+    store = Store(tmp_path)
+    store.insert("c", "org", rec(1))
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def failing_once(fd):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_once)
+    with pytest.raises(OSError):
+        store.insert("c", "org", rec(2))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    store.insert("c", "org", rec(3))
+    assert store.list("c", "org") == [rec(1), rec(3)]
+    assert reopen(store, tmp_path).list("c", "org") == [rec(1), rec(3)]
+
+
+def test_reads_do_not_wait_for_a_writer_holding_the_lock(tmp_path):
+    store = Store(tmp_path)
+    store.insert("c", "org", rec(1))
+    partition = store._partition("c", "org")
+    with partition.lock:  # as during a writer's fsync or a compaction
+        result = []
+        reader = threading.Thread(target=lambda: result.append(store.get("c", "org", rec(1)["id"])))
+        reader.start()
+        reader.join(timeout=5)
+        assert result == [rec(1)], "the read blocked on the writer's lock"
+
+
+def test_a_seed_cut_short_is_redone(tmp_path):
+    from timbrix_sandbox.app import make_sandbox
+    from timbrix_sandbox.fixtures import load_fixtures
+
+    fixtures = load_fixtures()
+    first = Store(tmp_path)
+    dunder = "550e8400-e29b-41d4-a716-446655440000"
+    first.replace_all("customers", dunder, fixtures.records["customers"][dunder])  # then the process died
+    first.abandon()
+    sandbox = make_sandbox(data_dir=tmp_path)
+    counts = {org: sandbox.store.count("customers", org) for org in fixtures.organizations}
+    assert counts == {org: len(rows) for org, rows in fixtures.records["customers"].items()}
+    sandbox.store.close()

@@ -27,7 +27,7 @@ from .fastpath import FastPathMiddleware, compile_operations
 from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
 from .resolver import ControllerResolver, resolve_handler
-from .sandbox import Sandbox
+from .sandbox import CUSTOMERS, Sandbox
 from .store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +63,10 @@ def make_sandbox(
     sandbox = Sandbox(load_fixtures(fixtures_path), Store(data_dir), strict_rfc=strict_rfc, faults=check_names(faults))
     if reset:
         sandbox.reset()
+        sandbox.store.mark_seeded()
     else:
         sandbox.seed_if_empty()
+    sandbox.store.open_all(CUSTOMERS)
     return sandbox
 
 

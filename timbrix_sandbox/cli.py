@@ -13,6 +13,7 @@ import urllib.request
 
 from .faults import FAULTS, UnknownFault
 from .fixtures import DEFAULT_FIXTURES, FixtureError
+from .store import StoreInUse
 
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
@@ -179,6 +180,6 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "faults":
             return list_faults()
         return reset(args)
-    except (FixtureError, UnknownFault) as exc:
+    except (FixtureError, UnknownFault, StoreInUse) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2

@@ -27,10 +27,14 @@ class Sandbox:
         return name in self.faults
 
     def seed_if_empty(self) -> bool:
-        """Load fixtures into a store that has never held data. Returns whether it did."""
-        if self.store.has_data():
+        """Load fixtures into a store that was never completely seeded. Returns whether it did.
+
+        The marker is written last, so a first start killed half-way through seeding seeds
+        again instead of coming up with some organizations missing their fixtures."""
+        if self.store.is_seeded():
             return False
         self.reset()
+        self.store.mark_seeded()
         return True
 
     def reset(self, organization: str | None = None) -> dict:

@@ -43,6 +43,8 @@ logger = logging.getLogger("timbrix_sandbox.store")
 
 COMPACT_MIN_LINES = 1000
 TABLE_NAME = "records"
+META_TABLE = "_meta"
+SEEDED_MARKER = ".seeded"
 _SAFE_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 
 Record = dict[str, t.Any]
@@ -92,16 +94,24 @@ class _Partition:
         self.db = _RecordDB(storage=_LiveMemoryStorage)
         self.table: RecordTable = self.db.table(TABLE_NAME)  # type: ignore[assignment]
         self.journal_lines = 0
-        self._journal: t.BinaryIO | None = None
+        self.generation = 0
+        self._journal_fd: int | None = None
         self.snapshot_path = self.journal_path = None
         if directory is not None:
             name = scope if _SAFE_SCOPE.match(scope) else hashlib.sha256(scope.encode()).hexdigest()
             self.snapshot_path = directory / f"{name}.json"
             self.journal_path = directory / f"{name}.journal"
-            self._load(scope)
+            self._load()
 
     # -- persistence -------------------------------------------------------------------------
-    def _load(self, scope: str) -> None:
+    def _load(self) -> None:
+        """Snapshot + the journal entries written on top of *that* snapshot.
+
+        Entries carry the generation of the snapshot they follow. A crash between writing a
+        new snapshot and emptying the journal leaves entries of an older generation behind;
+        they are already in the snapshot (compaction) or superseded by it (reset), so they are
+        skipped rather than replayed over it.
+        """
         assert self.snapshot_path is not None and self.journal_path is not None
         records: dict[str, Record] = {}
         if not self.snapshot_path.exists() and not self.journal_path.exists():
@@ -109,6 +119,7 @@ class _Partition:
         if self.snapshot_path.exists():
             raw = json.loads(self.snapshot_path.read_text(encoding="utf-8") or "{}")
             records = dict(raw.get(TABLE_NAME, {}))
+            self.generation = int(raw.get(META_TABLE, {}).get("1", {}).get("generation", 0))
         if self.journal_path.exists():
             lines = self.journal_path.read_bytes().split(b"\n")
             for number, line in enumerate(lines, start=1):
@@ -121,6 +132,8 @@ class _Partition:
                         logger.warning("ignoring torn journal tail in %s", self.journal_path)
                         break
                     raise CorruptJournal(f"{self.journal_path}:{number} is not valid JSON") from None
+                if entry.get("g", 0) != self.generation:
+                    continue
                 if entry["op"] == "put":
                     records[entry["doc"]["id"]] = entry["doc"]
                 else:
@@ -130,13 +143,30 @@ class _Partition:
         self.compact()
 
     def _append(self, entry: dict) -> None:
+        """Durably append one entry, or raise having written nothing.
+
+        A raw fd, not a buffered file: after a failed write or fsync (disk full, I/O error) a
+        buffer would keep the partial entry and flush it with the *next* write, resurrecting
+        a write the client was told had failed. Here the file is cut back to where it was.
+        """
         if self.journal_path is None:
             return
-        if self._journal is None:
-            self._journal = open(self.journal_path, "ab")
-        self._journal.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        if self._journal_fd is None:
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = json.dumps({**entry, "g": self.generation}, ensure_ascii=False).encode() + b"\n"
+        offset = os.fstat(self._journal_fd).st_size
+        try:
+            written = os.write(self._journal_fd, data)
+            if written != len(data):
+                raise OSError(f"short write to {self.journal_path}")
+            os.fsync(self._journal_fd)
+        except BaseException:
+            try:
+                os.ftruncate(self._journal_fd, offset)
+                os.fsync(self._journal_fd)
+            except OSError:
+                logger.exception("could not roll back %s", self.journal_path)
+            raise
         self.journal_lines += 1
 
     def _maybe_compact(self) -> None:
@@ -146,24 +176,31 @@ class _Partition:
             self.compact()
 
     def compact(self) -> None:
-        """Write the snapshot atomically, then empty the journal."""
+        """Write the next-generation snapshot atomically, then empty the journal."""
         if self.snapshot_path is None or self.journal_path is None:
             return
-        _atomic_write_json(self.snapshot_path, {TABLE_NAME: self._raw()})
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        generation = self.generation + 1
+        snapshot = {TABLE_NAME: self._raw(), META_TABLE: {"1": {"generation": generation}}}
+        _atomic_write_json(self.snapshot_path, snapshot)
+        self.generation = generation
+        self._close_journal()
         with open(self.journal_path, "wb") as journal:
             os.fsync(journal.fileno())
         self.journal_lines = 0
 
+    def _close_journal(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+
     def close(self) -> None:
         self.compact()
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self._close_journal()
 
     # -- records -----------------------------------------------------------------------------
+    # Reads take no lock: a stored record is never mutated (an update stores a new dict), and
+    # dict.get / dict.copy are atomic under the GIL. A GET therefore never waits for a writer's
+    # fsync or a compaction, and never blocks the event loop.
     def _raw(self) -> dict[str, Record]:
         return self.db.storage.data.setdefault(TABLE_NAME, {})  # type: ignore[attr-defined]
 
@@ -171,11 +208,16 @@ class _Partition:
         doc = self._raw().get(record_id)
         return copy.deepcopy(doc) if doc is not None else None
 
+    def values(self) -> list[Record]:
+        return copy.deepcopy(list(self._raw().copy().values()))
+
     def put(self, record: Record) -> None:
         self._append({"op": "put", "doc": record})
         if record["id"] in self._raw():
-            # Replace, not merge: TinyDB's dict-update would keep keys the new record dropped.
-            self.table.update(_replace_with(record), doc_ids=[record["id"]])
+            # Swap in the new dict rather than TinyDB's in-place update: lock-free readers see
+            # the old record or the new one, never a half-written one.
+            self._raw()[record["id"]] = record
+            self.table.clear_cache()
         else:
             self.table.insert(Document(record, doc_id=record["id"]))
         self._maybe_compact()
@@ -191,12 +233,32 @@ class _Partition:
         self.compact()
 
 
-def _replace_with(record: Record) -> t.Callable[[dict], None]:
-    def transform(doc: dict) -> None:
-        doc.clear()
-        doc.update(record)
+class StoreInUse(RuntimeError):
+    """Another process has this data directory open."""
 
-    return transform
+
+def _lock_directory(data_dir: Path) -> int:
+    """An exclusive, advisory lock on the data directory for this process's lifetime.
+
+    Two processes on one directory (two servers, or an offline ``reset`` beside a running
+    server) would each keep their own in-memory state and journal over each other, losing
+    acknowledged writes. The kernel drops the lock when the process dies, even by SIGKILL.
+    """
+    import fcntl
+
+    fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StoreInUse(
+            f"{data_dir} is in use by another timbrix-sandbox process (pid {holder}); "
+            "stop it, use another --data-dir, or reset the running one with `reset --url`"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _atomic_write_json(path: Path, data: t.Any) -> None:
@@ -230,10 +292,35 @@ class Store:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._partitions: dict[tuple[str, str], _Partition] = {}
         self._lock = threading.Lock()
+        self._dir_lock: int | None = None
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._dir_lock = _lock_directory(self.data_dir)
             for leftover in self.data_dir.glob("*/.tmp-*"):
                 leftover.unlink(missing_ok=True)
+
+    def open_all(self, collection: str) -> None:
+        """Load every persisted partition now (at startup), not on a first request."""
+        for scope in self.scopes(collection):
+            self._partition(collection, scope)
+
+    def mark_seeded(self) -> None:
+        """Record that the first seeding finished (a seed cut short by a crash is redone)."""
+        if self.data_dir is not None:
+            _atomic_write_json(self.data_dir / SEEDED_MARKER, {"seeded": True})
+        self._seeded_in_memory = True
+
+    def abandon(self) -> None:
+        """Let go of the data directory as a crash would: nothing compacted or flushed. For
+        tests that reopen a directory in-process to check what a crash leaves behind."""
+        for partition in self._partitions.values():
+            partition._close_journal()
+        self._release_dir_lock()
+
+    def _release_dir_lock(self) -> None:
+        if self._dir_lock is not None:
+            os.close(self._dir_lock)  # closing the descriptor releases the flock
+            self._dir_lock = None
 
     @property
     def in_memory(self) -> bool:
@@ -256,33 +343,29 @@ class Store:
 
     def scopes(self, collection: str) -> list[str]:
         """Scopes with data, including ones persisted by an earlier run but not yet opened."""
-        found = {scope for (c, scope) in self._partitions if c == collection}
+        with self._lock:
+            found = {scope for (c, scope) in self._partitions if c == collection}
         if self.data_dir is not None and (self.data_dir / collection).is_dir():
             for path in (self.data_dir / collection).iterdir():
                 if path.suffix in (".json", ".journal") and not path.name.startswith("."):
                     found.add(path.stem)
         return sorted(found)
 
-    def has_data(self) -> bool:
+    def is_seeded(self) -> bool:
         if self.data_dir is None:
-            return bool(self._partitions)
-        return any(self.data_dir.glob("*/*.json")) or any(p.stat().st_size for p in self.data_dir.glob("*/*.journal"))
+            return getattr(self, "_seeded_in_memory", False)
+        return (self.data_dir / SEEDED_MARKER).exists()
 
+    # Reads take no lock (see _Partition): they never wait for a writer's fsync.
     def get(self, collection: str, scope: str, record_id: str) -> Record | None:
-        partition = self._partition(collection, scope)
-        with partition.lock:
-            return partition.get(record_id)
+        return self._partition(collection, scope).get(record_id)
 
     def list(self, collection: str, scope: str) -> list[Record]:
         """All records of a partition in insertion order (copies)."""
-        partition = self._partition(collection, scope)
-        with partition.lock:
-            return copy.deepcopy(list(partition._raw().values()))
+        return self._partition(collection, scope).values()
 
     def count(self, collection: str, scope: str) -> int:
-        partition = self._partition(collection, scope)
-        with partition.lock:
-            return len(partition._raw())
+        return len(self._partition(collection, scope)._raw())
 
     def insert(self, collection: str, scope: str, record: Record) -> Record:
         partition = self._partition(collection, scope)
@@ -333,8 +416,9 @@ class Store:
             partition.replace_all(records)
 
     def close(self) -> None:
-        """Compact every partition (fast restart, short journals)."""
+        """Compact every partition (fast restart, short journals) and release the directory."""
         with self._lock:
             for partition in self._partitions.values():
                 with partition.lock:
                     partition.close()
+        self._release_dir_lock()
