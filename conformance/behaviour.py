@@ -56,10 +56,13 @@ def customer_body(run: str, **overrides: t.Any) -> dict[str, t.Any]:
 class Probe:
     """An HTTP client that records findings and remembers what it created."""
 
-    def __init__(self, options: Options, result: Result, created: set[tuple[str, str]]) -> None:
+    def __init__(
+        self, options: Options, result: Result, created: set[tuple[str, str]], existing: set[str] = frozenset()
+    ) -> None:
         self.options = options
         self.result = result
         self.created = created  # (organizationId, customerId), shared with the fuzz tracker
+        self.existing = existing  # ids that predate the run: never tracked, never deleted
         self.http = httpx.Client(base_url=options.api, timeout=30)
         self.run = uuid.uuid4().hex[:8]
 
@@ -71,9 +74,22 @@ class Probe:
         response = self.http.request(method, path, headers=self.headers(token), json=body)
         if method == "POST" and response.status_code == 201:
             try:
-                self.created.add((org, response.json()["id"]))
+                customer_id = response.json()["id"]
             except (ValueError, KeyError, TypeError):
-                pass
+                customer_id = None
+            if isinstance(customer_id, str) and customer_id not in self.existing:
+                self.created.add((org, customer_id))
+            elif customer_id in self.existing:
+                self.expect(
+                    "behaviour",
+                    "create_then_read",
+                    "POST",
+                    COLLECTION,
+                    False,
+                    f"POST answered 201 with the id of a customer that existed before the run: {customer_id}",
+                    org=org,
+                    body=body,
+                )
         return response
 
     def expect(
@@ -184,6 +200,19 @@ def foreign_customer_not_found(probe: Probe) -> None:
         return
     foreign = created.json()["id"]
     org = options.organization_id
+    listed = probe.request("GET", COLLECTION, token=options.token, org=org)
+    leaked = listed.status_code == 200 and any(
+        isinstance(c, dict) and c.get("id") == foreign for c in (listed.json() if listed.status_code == 200 else [])
+    )
+    probe.expect(
+        "behaviour",
+        "tenant_isolation",
+        "GET",
+        COLLECTION,
+        not leaked,
+        "another organization's customer appears in this organization's list",
+        org=org,
+    )
     for method, template in (("GET", ITEM), ("PUT", ITEM), ("DELETE", ITEM)):
         body = {"legalName": "Hijacked"} if method == "PUT" else None
         response = probe.request(method, template, token=options.token, org=org, id=foreign, body=body)
@@ -369,13 +398,13 @@ def _invalid_cases() -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-def _valid_combinations(rng: random.Random, count: int) -> list[dict[str, str]]:
+def _valid_combinations(rng: random.Random, count: int, strict: bool = False) -> list[dict[str, str]]:
     combos = []
     for rfc in (MORAL_RFC, FISICA_RFC, "XAXX010101000"):
         for regimen in cfdi.REGIMENES:
             for uso in cfdi.USOS:
                 overrides = {"taxId": rfc, "taxSystem": regimen, "defaultInvoiceUse": uso}
-                if oracle.expected_violation(oracle.CREATE, customer_body("x", **overrides)) is None:
+                if oracle.expected_violation(oracle.CREATE, customer_body("x", **overrides), strict=strict) is None:
                     combos.append(overrides)
     must = [
         c
@@ -391,7 +420,7 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
     options, org = probe.options, probe.options.organization_id
     for rule, overrides in _invalid_cases():
         body = customer_body(probe.run, **overrides)
-        expected = oracle.expected_violation(oracle.CREATE, body)
+        expected = oracle.expected_violation(oracle.CREATE, body, strict=options.strict_rfc)
         assert expected is not None and expected.rule == rule, (rule, overrides)
         response = probe.create(body)
         ok = _vendor_error(response, 400) and (
@@ -413,7 +442,7 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
     if anchor:
         before = probe.request("GET", ITEM, token=options.token, org=org, id=anchor).json()
         for _rule, overrides in _invalid_cases():
-            expected = oracle.expected_violation(oracle.UPDATE, overrides, before)
+            expected = oracle.expected_violation(oracle.UPDATE, overrides, before, strict=options.strict_rfc)
             if expected is None:
                 continue
             response = probe.request("PUT", ITEM, token=options.token, org=org, id=anchor, body=overrides)
@@ -441,7 +470,7 @@ def fiscal_rules_targeted(probe: Probe, rng: random.Random) -> None:
                 body=overrides,
             )
 
-    for overrides in _valid_combinations(rng, 8):
+    for overrides in _valid_combinations(rng, 8, options.strict_rfc):
         body = customer_body(probe.run, **overrides)
         response = probe.create(body)
         ok = response.status_code == 201
@@ -535,17 +564,36 @@ def boundary_lengths(probe: Probe) -> None:
         )
 
 
-def run_scenarios(options: Options, result: Result, created: set[tuple[str, str]], rng: random.Random) -> None:
-    probe = Probe(options, result, created)
+def run_scenarios(
+    options: Options,
+    result: Result,
+    created: set[tuple[str, str]],
+    rng: random.Random,
+    existing: set[str] = frozenset(),
+) -> None:
+    probe = Probe(options, result, created, existing)
+    scenarios: list[t.Callable[[Probe], None]] = [
+        auth_required,
+        outsider_forbidden,
+        foreign_customer_not_found,
+        create_read_update_delete,
+        boundary_lengths,
+        lambda p: fiscal_rules_targeted(p, rng),
+    ]
     try:
-        for scenario in (
-            auth_required,
-            outsider_forbidden,
-            foreign_customer_not_found,
-            create_read_update_delete,
-            boundary_lengths,
-        ):
-            scenario(probe)
-        fiscal_rules_targeted(probe, rng)
+        for scenario in scenarios:
+            try:
+                scenario(probe)
+            except StopRun:
+                raise
+            except Exception as exc:  # a reply no conformant server would send (non-JSON 201, ...)
+                name = getattr(scenario, "__name__", "fiscal_rules_targeted")
+                result.findings.append(
+                    Finding(
+                        "behaviour", "-", "scenario_error", f"{name} could not complete: {type(exc).__name__}: {exc}"
+                    )
+                )
+                if options.fail_fast:
+                    raise StopRun() from None
     finally:
         probe.http.close()

@@ -26,6 +26,9 @@ class Options:
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
     fail_fast: bool = False
     """Stop at the first violation (a CI gate that only needs the verdict)."""
+    strict_rfc: bool = False
+    """Judge with the RFC check digit enforced (for a target that enforces it, such as
+    ``serve --strict-rfc``)."""
 
     @property
     def api(self) -> str:

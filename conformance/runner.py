@@ -19,6 +19,29 @@ DOMAIN_CHECK_NAMES = {c.__name__ for c in checks.DOMAIN_CHECKS}
 Progress = t.Callable[[str, t.Any], None]
 
 
+def existing_ids(options: Options) -> set[str]:
+    """The customers that exist before the run (read-only): the run never writes or deletes
+    them, even if a buggy server hands one back from a create."""
+    found: set[str] = set()
+    for token, organization in (
+        (options.token, options.organization_id),
+        (options.outsider_token, options.outsider_organization_id),
+    ):
+        if not (token and organization):
+            continue
+        try:
+            response = httpx.get(
+                f"{options.api}/organizations/{organization}/customers",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            body = response.json() if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError):
+            continue
+        found.update(c["id"] for c in body if isinstance(c, dict) and isinstance(c.get("id"), str))
+    return found
+
+
 def preflight(options: Options) -> None:
     """Fail fast (exit 2) on an unreachable server or unusable credentials."""
     url = f"{options.api}/organizations/{options.organization_id}/customers"
@@ -109,9 +132,9 @@ def _execute(options: Options, result: Result, config: SchemathesisConfig, progr
                 label = node.value.operation.label if node else recorder.label
                 result.cases += 1
                 for check in nodes:
-                    if check.name == "track_created":
-                        continue
                     ok = check.failure_info is None
+                    if check.name == "track_created" and ok:
+                        continue  # bookkeeping; only its findings are reported
                     result.tally(label, check.name, ok)
                     if not ok:
                         failed = True
@@ -134,7 +157,9 @@ def _execute(options: Options, result: Result, config: SchemathesisConfig, progr
             raise UsageProblem(f"schemathesis could not run: {event.exception}")
 
 
-def _create_target(options: Options, result: Result, created: set[tuple[str, str]], name: str) -> str:
+def _create_target(
+    options: Options, result: Result, created: set[tuple[str, str]], name: str, existing: set[str]
+) -> str:
     """A customer of the run's own for the unit phases to write to."""
     response = httpx.post(
         f"{options.api}/organizations/{options.organization_id}/customers",
@@ -142,9 +167,10 @@ def _create_target(options: Options, result: Result, created: set[tuple[str, str
         headers={"Authorization": f"Bearer {options.token}"},
         timeout=30,
     )
-    if response.status_code == 201:
-        created.add((options.organization_id, response.json()["id"]))
-        return response.json()["id"]
+    body = response.json() if response.status_code == 201 else None
+    if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"] not in existing:
+        created.add((options.organization_id, body["id"]))
+        return body["id"]
     result.findings.append(
         Finding(
             "behaviour",
@@ -179,17 +205,20 @@ def run(options: Options, progress: Progress | None = None) -> Result:
     preflight(options)
     started = time.perf_counter()
     created: set[tuple[str, str]] = set()
+    existing = existing_ids(options)
     try:
-        targets = {name: _create_target(options, result, created, name) for name in ("anchor", "victim")}
-        checks.start_tracking(created, options.organization_id, fallback=targets["victim"])
+        targets = {name: _create_target(options, result, created, name, existing) for name in ("anchor", "victim")}
+        checks.start_tracking(
+            created, options.organization_id, targets["victim"], existing=existing, strict=options.strict_rfc
+        )
         progress("phase", "scenarios")
-        behaviour.run_scenarios(options, result, created, random.Random(seed))
+        behaviour.run_scenarios(options, result, created, random.Random(seed), existing)
         fuzz(options, result, targets, created, progress)
     except StopRun:
         pass
     finally:
         checks.stop_tracking()
         result.created = len(created)
-        result.cleaned = cleanup(options, created)
+        result.cleaned = cleanup(options, {(org, c) for org, c in created if c not in existing})
         result.duration = time.perf_counter() - started
     return result

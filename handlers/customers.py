@@ -98,7 +98,11 @@ def _apply(record: dict[str, t.Any], body: dict[str, t.Any]) -> dict[str, t.Any]
 
 
 async def find_all(organizationId: str):
-    records = current_sandbox().store.list(CUSTOMERS, organizationId)
+    sandbox = current_sandbox()
+    if sandbox.has_fault("list-all-tenants"):
+        records = [r for org in sandbox.store.scopes(CUSTOMERS) for r in sandbox.store.list(CUSTOMERS, org)]
+        return [_ordered(r) for r in records], 200
+    records = sandbox.store.list(CUSTOMERS, organizationId)
     return [_ordered(r) for r in records], 200
 
 
@@ -130,6 +134,10 @@ async def create(organizationId: str, body: dict[str, t.Any]):
     except FiscalRejection as rejection:
         return error_response(400, rejection.message)
     _crash_on_long_name(sandbox, body)
+    if sandbox.has_fault("create-upserts"):
+        same = [r for r in sandbox.store.list(CUSTOMERS, organizationId) if r["taxId"] == record["taxId"]]
+        if same:
+            return _ordered(same[0]), 201
     if not sandbox.has_fault("create-not-persisted"):
         # The journal fsync is blocking I/O: keep it off the event loop.
         await anyio.to_thread.run_sync(sandbox.store.insert, CUSTOMERS, organizationId, record)

@@ -192,3 +192,23 @@ def test_pytest_entry_point(clean_server, live_server_factory, tmp_path):
     assert broken.returncode == 1, broken.stdout[-2000:]
     assert "FAILED conformance/test_layers.py::test_layer[behaviour]" in broken.stdout
     assert "partial_update" in broken.stdout
+
+
+def test_a_create_that_returns_an_existing_customer_never_gets_it_deleted(live_server_factory, tmp_path):
+    """The suite must not delete what existed before it, even when a buggy create hands an
+    existing record back as new."""
+    server = live_server_factory(tmp_path / "upsert", extra=["--fault", "create-upserts"])
+    with server.client(headers=MICHAEL) as client:
+        before = client.get(customers_url()).json()
+    result = run(options_for(server, seed=1, max_examples=5))
+    assert not result.conformant
+    assert any("existed before" in f.message for f in result.findings)
+    with server.client(headers=MICHAEL) as client:
+        after = {c["id"] for c in client.get(customers_url()).json()}
+    assert {c["id"] for c in before} <= after, "a pre-existing customer was deleted"
+
+
+def test_strict_rfc_target_is_conformant_when_judged_strictly(live_server_factory, tmp_path):
+    server = live_server_factory(tmp_path / "strict", extra=["--strict-rfc"])
+    result = run(options_for(server, seed=2, max_examples=5, strict_rfc=True))
+    assert result.conformant, [f"{f.check}: {f.message[:200]}" for f in result.unique_findings()]

@@ -46,6 +46,10 @@ REQUESTS = [
     ("GET", "/api/sat/usos-cfdi?regimen=601&regimen=601", {}, None),
     ("GET", "/api/sat/regimenes-fiscales?tipoPersona=moral", {}, None),
     ("GET", "/api/sat/regimenes-fiscales?tipoPersona=x", {}, None),
+    ("POST", customers_url() + "%0A", JSON, json.dumps(VALID_CREATE)),
+    ("GET", "/api/sat/regimenes-fiscales%0A", {}, None),
+    ("GET", customers_url() + "/", MICHAEL, None),
+    ("GET", customer_url() + "/", MICHAEL, None),
 ]
 
 
@@ -53,8 +57,8 @@ def replay(client) -> list[tuple[int, str, str]]:
     answers = []
     for method, url, headers, body in REQUESTS:
         response = client.request(method, url, headers=headers, content=body)
-        kind = response.headers.get("content-type", "") if response.status_code != 204 else ""
-        answers.append((response.status_code, kind, VOLATILE.sub(r'"\1": "*"', response.text)))
+        headers = (response.headers.get("content-type"), response.headers.get("content-length"))
+        answers.append((response.status_code, headers, VOLATILE.sub(r'"\1": "*"', response.text)))
     answers.append((0, "state", VOLATILE.sub(r'"\1": "*"', client.get(customers_url(), headers=MICHAEL).text)))
     return answers
 

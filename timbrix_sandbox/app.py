@@ -22,7 +22,13 @@ from . import oas31, speedups  # noqa: F401  (speedups patches Connexion on impo
 from .access import OrganizationAccessMiddleware
 from .body_limit import BodyLimitMiddleware
 from .context import SandboxStateMiddleware
-from .errors import AllowedMethods, make_http_handler, problem_handler, unexpected_error_handler
+from .errors import (
+    AllowedMethods,
+    TrailingSlashMiddleware,
+    make_http_handler,
+    problem_handler,
+    unexpected_error_handler,
+)
 from .fastpath import FastPathMiddleware, compile_operations
 from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
@@ -68,6 +74,19 @@ def make_sandbox(
         sandbox.seed_if_empty()
     sandbox.store.open_all(CUSTOMERS)
     return sandbox
+
+
+def _operations_declaring(spec: dict, status: int) -> t.Callable[[str, str], bool]:
+    """``(method, path) -> bool``: does the contract operation at that path declare ``status``."""
+    import re
+
+    routes = []
+    for path, item in spec.get("paths", {}).items():
+        pattern = re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(API_BASE_PATH + path)))
+        for method, operation in item.items():
+            if isinstance(operation, dict) and str(status) in operation.get("responses", {}):
+                routes.append((method.upper(), pattern))
+    return lambda method, path: any(m == method and p.fullmatch(path) for m, p in routes)
 
 
 def fast_path_enabled() -> bool:
@@ -121,7 +140,10 @@ def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] 
     app.add_error_handler(Exception, unexpected_error_handler)
 
     app.add_middleware(OrganizationAccessMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
-    app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(TrailingSlashMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(
+        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, limited=_operations_declaring(timbrix, 413)
+    )
     app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     if sandbox.faults:
         _add_fault_middlewares(app, sandbox)

@@ -6,6 +6,8 @@ the sandbox hold arbitrarily large payloads.
 
 from __future__ import annotations
 
+import typing as t
+
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,12 +24,22 @@ class PayloadTooLarge(ProblemException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    """``limited(method, path)`` says which requests carry a body the contract limits (those
+    whose operation declares 413); any other request's body is never read, so it is left to
+    routing (405/404) rather than answered with an undeclared 413."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        limited: t.Callable[[str, str], bool] = lambda method, path: method in BODY_METHODS,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.limited = limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.limited(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         declared: int | None = None
@@ -37,10 +49,10 @@ class BodyLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-        if declared is not None and declared > self.max_bytes and scope.get("method") in BODY_METHODS:
+        if declared is not None and declared > self.max_bytes:
             await _send_413(send)
             return
-        if declared is None and scope.get("method") in BODY_METHODS:
+        if declared is None:
             # A chunked body has no Content-Length, and Connexion would treat it as absent:
             # buffer it (bounded), then replay it with the length set.
             chunks: list[bytes] = []

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-examples", type=int, default=20, help="schemathesis examples per operation and phase")
     check.add_argument("--workers", type=int, default=2)
     check.add_argument("--fail-fast", action="store_true", help="stop at the first violation")
+    check.add_argument(
+        "--strict-rfc", action="store_true", help="the target enforces the RFC check digit (like serve --strict-rfc)"
+    )
     check.add_argument("--junit-xml", metavar="FILE")
     check.add_argument("--json", metavar="FILE")
     check.add_argument("--contract", default=None, help="OpenAPI file (default: the project's openapi.yaml)")
@@ -147,6 +150,7 @@ def conformance(args: argparse.Namespace) -> int:
         max_examples=args.max_examples,
         workers=args.workers,
         fail_fast=args.fail_fast,
+        strict_rfc=args.strict_rfc,
         contract=Path(args.contract) if args.contract else DEFAULT_CONTRACT,
     )
     print(

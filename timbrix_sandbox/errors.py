@@ -106,11 +106,11 @@ class AllowedMethods:
             if "GET" in methods:
                 methods.append("HEAD")
             pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base_path + path))
-            self._routes.append((re.compile(f"^{pattern}/?$"), ", ".join(sorted(set(methods)))))
+            self._routes.append((re.compile(f"{pattern}/?"), ", ".join(sorted(set(methods)))))
 
     def for_path(self, path: str) -> str | None:
         for pattern, allow in self._routes:
-            if pattern.match(path):
+            if pattern.fullmatch(path):
                 return allow
         return None
 
@@ -134,3 +134,18 @@ def make_http_handler(allowed: AllowedMethods):
 def unexpected_error_handler(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(500, "Internal server error")
+
+
+class TrailingSlashMiddleware:
+    """``/customers/`` is not ``/customers``: a vendor-format 404, not Starlette's bodiless
+    307 redirect (which the contract does not declare). Swagger UI keeps its own routes."""
+
+    def __init__(self, app, ui_prefixes: tuple[str, ...] = ("/api/ui", "/__sandbox/ui")) -> None:
+        self.app = app
+        self.ui_prefixes = ui_prefixes
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/") and not path.startswith(self.ui_prefixes):
+            raise HTTPException(status_code=404)
+        await self.app(scope, receive, send)

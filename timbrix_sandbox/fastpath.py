@@ -111,7 +111,7 @@ class FastPathMiddleware:
             await self.app(scope, receive, send)
             return
         for operation in self.by_method.get(scope["method"], ()):
-            match = operation.pattern.match(scope["path"])
+            match = operation.pattern.fullmatch(scope["path"])
             if match:
                 break
         else:
@@ -227,8 +227,10 @@ async def _respond(operation: Operation, result: t.Any, send: Send) -> None:
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
                 status, payload = 500, json.dumps(error_body(500, message)).encode()
-    headers = [(b"content-length", str(len(payload)).encode())]
+    # Header for header what the Connexion path sends (a 204 there carries a content-type and
+    # no content-length), so clients cannot tell which path answered.
+    headers = [(b"content-type", b"application/json")]
     if status != 204:
-        headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

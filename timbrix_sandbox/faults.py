@@ -42,6 +42,8 @@ FAULTS: dict[str, Fault] = {
         Fault("auth-ignored", "auth", "a missing or unknown token is treated as a member of the organization"),
         Fault("membership-ignored", "auth", "a valid token reaches organizations it is not a member of"),
         Fault("cross-tenant-read", "tenant isolation", "GET by id finds customers of any organization"),
+        Fault("list-all-tenants", "tenant isolation", "the list returns every organization's customers"),
+        Fault("create-upserts", "persistence", "POST with a taxId that exists answers 201 with the existing customer"),
         Fault("update-not-persisted", "persistence", "PUT answers the updated record but does not store it"),
         Fault("create-not-persisted", "persistence", "POST answers 201 but does not store the customer"),
         Fault("delete-not-persisted", "persistence", "DELETE answers 204 but the customer stays"),
