@@ -11,6 +11,9 @@ import typing as t
 
 import cfdi
 
+# The flat-to-nested address mapping is written out here on purpose, not imported from the
+# sandbox's handlers: the oracle judges implementations, the sandbox included, and must not
+# share the code it judges. The CFDI rules are shared (``cfdi``): they are data, not behaviour.
 CREATE = "CustomersController_create"
 UPDATE = "CustomersController_update"
 FISCAL_FIELDS = ("taxId", "taxSystem", "defaultInvoiceUse", "addressZip")
