@@ -24,7 +24,6 @@ With ``data_dir=None`` everything stays in memory (tests, throwaway sandboxes).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -206,10 +205,10 @@ class _Partition:
 
     def get(self, record_id: str) -> Record | None:
         doc = self._raw().get(record_id)
-        return copy.deepcopy(doc) if doc is not None else None
+        return _copy(doc) if doc is not None else None
 
     def values(self) -> list[Record]:
-        return copy.deepcopy(list(self._raw().copy().values()))
+        return _copy(list(self._raw().copy().values()))
 
     def put(self, record: Record) -> None:
         self._append({"op": "put", "doc": record})
@@ -228,7 +227,7 @@ class _Partition:
         self._maybe_compact()
 
     def replace_all(self, records: t.Iterable[Record]) -> None:
-        self.db.storage.data = {TABLE_NAME: {r["id"]: copy.deepcopy(r) for r in records}}  # type: ignore[attr-defined]
+        self.db.storage.data = {TABLE_NAME: {r["id"]: _copy(r) for r in records}}  # type: ignore[attr-defined]
         self.table.clear_cache()
         self.compact()
 
@@ -259,6 +258,17 @@ def _lock_directory(data_dir: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+def _copy(value: t.Any) -> t.Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars): records are JSON, and this is
+    ~4x faster than ``copy.deepcopy`` on a customer, which every read pays."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    return value
 
 
 def _atomic_write_json(path: Path, data: t.Any) -> None:
@@ -372,7 +382,7 @@ class Store:
         with partition.lock:
             if record["id"] in partition._raw():
                 raise KeyError(f"record {record['id']} already exists")
-            partition.put(copy.deepcopy(record))
+            partition.put(_copy(record))
         return record
 
     def update(
@@ -398,7 +408,7 @@ class Store:
                 return partition.get(record_id)
             if updated.get("id") != record_id:
                 raise ValueError("an update must not change the record id")
-            partition.put(copy.deepcopy(updated))
+            partition.put(_copy(updated))
             return updated
 
     def delete(self, collection: str, scope: str, record_id: str) -> bool:
