@@ -32,6 +32,7 @@ from .errors import (
 from .fastpath import FastPathMiddleware, compile_operations
 from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
+from .paths import template_pattern
 from .resolver import ControllerResolver, resolve_handler
 from .sandbox import CUSTOMERS, Sandbox
 from .store import Store
@@ -78,11 +79,9 @@ def make_sandbox(
 
 def _operations_declaring(spec: dict, status: int) -> t.Callable[[str, str], bool]:
     """``(method, path) -> bool``: does the contract operation at that path declare ``status``."""
-    import re
-
     routes = []
     for path, item in spec.get("paths", {}).items():
-        pattern = re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(API_BASE_PATH + path)))
+        pattern = template_pattern(API_BASE_PATH + path)
         for method, operation in item.items():
             if isinstance(operation, dict) and str(status) in operation.get("responses", {}):
                 routes.append((method.upper(), pattern))

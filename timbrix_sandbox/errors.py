@@ -16,6 +16,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from .paths import template_pattern
+
 logger = logging.getLogger("timbrix_sandbox")
 
 ERROR_CODES: dict[int, str] = {
@@ -97,16 +99,13 @@ class AllowedMethods:
         self._routes: list[tuple[t.Any, str]] = []
 
     def add_spec(self, base_path: str, spec: dict) -> None:
-        import re
-
         for path, item in spec.get("paths", {}).items():
             methods = sorted(
                 m.upper() for m in item if m in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
             )
             if "GET" in methods:
                 methods.append("HEAD")
-            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base_path + path))
-            self._routes.append((re.compile(f"{pattern}/?"), ", ".join(sorted(set(methods)))))
+            self._routes.append((template_pattern(base_path + path), ", ".join(sorted(set(methods)))))
 
     def for_path(self, path: str) -> str | None:
         for pattern, allow in self._routes:

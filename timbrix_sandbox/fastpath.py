@@ -29,13 +29,15 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
 from connexion.lifecycle import ConnexionResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .body_limit import MAX_BODY_BYTES
 from .errors import error_body
-from .oas31 import first_error
+from .oas31 import first_error, parse_json_body
+from .paths import template_pattern
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
@@ -60,8 +62,6 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
     operations = []
     for path, item in spec.get("paths", {}).items():
         shared = {(p["in"], p["name"]): p for p in item.get("parameters", [])}
-        regex = re.escape(base_path + path)
-        regex = re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", regex)
         for method in METHODS:
             if method not in item:
                 continue
@@ -84,7 +84,7 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
             operations.append(
                 Operation(
                     method=method.upper(),
-                    pattern=re.compile(f"^{regex}$"),
+                    pattern=template_pattern(base_path + path, named=True),
                     handler=resolve(op["operationId"]),
                     path_params={name: p for (loc, name), p in params.items() if loc == "path"},
                     query_params={name: p for (loc, name), p in params.items() if loc == "query"},
@@ -170,9 +170,8 @@ class FastPathMiddleware:
         if content_type not in JSON_TYPES:
             return _FALLBACK
         try:
-            body = json.loads(raw.decode("utf-8"))
-            json.dumps(body, ensure_ascii=False).encode("utf-8")  # no lone surrogates
-        except (UnicodeError, ValueError, RecursionError):
+            body = parse_json_body(raw, "utf-8")
+        except BadRequestProblem:
             return _FALLBACK
         if first_error(operation.body_schema, body) is not None:
             return _FALLBACK
