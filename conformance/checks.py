@@ -162,6 +162,8 @@ def fiscal_positive_data_acceptance(ctx, response, case) -> bool | None:
 def read_after_write(ctx, response, case) -> bool | None:
     """An acknowledged create or update is what a following GET returns."""
     op = operation_id(case)
+    if _generic:
+        return _generic_read_after_write(case, response)
     if op not in (oracle.CREATE, oracle.UPDATE) or response.status_code not in (200, 201):
         return None
     written = _json(response)
@@ -203,6 +205,8 @@ def stop_tracking() -> None:
 @schemathesis.check
 def track_created(ctx, response, case) -> bool | None:
     """Bookkeeping, not a judgement: remember ids of customers created by fuzzing."""
+    if _generic:
+        return _generic_track_created(case, response)
     created = _tracking.get("created")
     if created is not None and operation_id(case) == oracle.CREATE and response.status_code == 201:
         body = _json(response)
@@ -243,6 +247,9 @@ def before_call(context, case, kwargs):
     phase generated - an example id from the contract, a guessed id - a PUT or DELETE is only
     sent to a customer this run created; anything else goes to the run's own sacrificial
     customer instead. (schemathesis allows this hook only globally, hence the module state.)"""
+    if _generic:
+        _generic_guard(case)
+        return
     created = _tracking.get("created")
     if created is None or operation_id(case) not in WRITES:
         return
@@ -253,6 +260,85 @@ def before_call(context, case, kwargs):
     could_exist = org == _tracking["organization"] and isinstance(customer, str) and _OBJECT_ID.match(customer)
     if could_exist and (org, customer) not in created:
         case.path_parameters = {**params, "customerId": _tracking["fallback"]}
+
+
+# -- any contract (see conformance/generic.py): the same guarantees, driven by the profile --
+_generic: dict[str, t.Any] = {}
+
+
+def start_generic_tracking(profile, resource, created: set[str], anchor: str, victim: str, existing: set[str]) -> None:
+    """Like :func:`start_tracking`, for a run of ``conformance/generic.py``."""
+    _generic.update(
+        profile=profile, resource=resource, created=created, anchor=anchor, victim=victim, existing=existing
+    )
+
+
+def stop_generic_tracking() -> None:
+    _generic.clear()
+
+
+def _generic_action(case) -> str | None:
+    operation = _generic["profile"].operations.get(operation_id(case))
+    return operation.action if operation is not None and operation.resource == _generic["resource"].name else None
+
+
+def _generic_record(response) -> dict | None:
+    record = _generic["profile"].unwrap(_json(response))
+    return record if isinstance(record, dict) else None
+
+
+def _generic_track_created(case, response) -> None:
+    if _generic_action(case) != "create" or not 200 <= response.status_code < 300:
+        return None
+    record = _generic_record(response)
+    if record is None or _generic["resource"].id_field not in record:
+        return None
+    key = str(record[_generic["resource"].id_field])
+    if key in _generic["existing"]:
+        raise AssertionError(f"a create answered with the id of a record that existed before: {key}")
+    _generic["created"].add(key)
+    return None
+
+
+def _generic_read_after_write(case, response) -> None:
+    action = _generic_action(case)
+    if action not in ("create", "update") or not 200 <= response.status_code < 300:
+        return None
+    written = _generic_record(response)
+    resource = _generic["resource"]
+    if written is None or resource.id_field not in written:
+        return None
+    url = urlsplit(str(response.request.url))
+    item = url.path if action == "update" else f"{url.path.rstrip('/')}/{written[resource.id_field]}"
+    headers = {k: v for k, v in response.request.headers.items() if k.lower() not in _HOP_HEADERS}
+    reply = _get(f"{url.scheme}://{url.netloc}{item}", headers)
+    if reply.status_code != 200:
+        raise AssertionError(f"Acknowledged write not readable: GET {item} answered {reply.status_code}")
+    if _generic_record(reply) != written:
+        raise AssertionError(f"GET after write differs from the write's response: {reply.text[:300]}")
+    return None
+
+
+_HOP_HEADERS = {"content-length", "content-type", "host", "transfer-encoding", "connection", "accept-encoding"}
+
+
+def _generic_guard(case) -> None:
+    """Never write to or delete a record that predates the run: such a PUT goes to the run's
+    anchor, such a DELETE to its sacrificial record."""
+    action = _generic_action(case)
+    if action not in ("update", "delete"):
+        return
+    name = _generic["resource"].id_param
+    params = case.path_parameters or {}
+    value = params.get(name)
+    if value is not None and _key(value) in _generic["existing"]:
+        case.path_parameters = {**params, name: _generic["anchor" if action == "update" else "victim"]}
+
+
+def _key(value: t.Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 # The checks the runner attributes to the domain layer (the rest are schemathesis built-ins).

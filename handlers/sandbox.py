@@ -8,18 +8,17 @@ import anyio
 
 from timbrix_sandbox.context import current_sandbox
 from timbrix_sandbox.errors import error_response
-from timbrix_sandbox.sandbox import CUSTOMERS
 
 
 async def health():
     sandbox = current_sandbox()
     store = sandbox.store
-    organizations = store.scopes(CUSTOMERS)
+    organizations = sandbox.scopes()
     return {
         "status": "ok",
         "storage": "memory" if store.in_memory else "file",
         "dataDir": None if store.data_dir is None else str(store.data_dir),
-        "customers": sum(store.count(CUSTOMERS, org) for org in organizations),
+        "customers": sum(store.count(c, org) for c in sandbox.collections for org in store.scopes(c)),
         "organizations": len(organizations),
         "strictRfc": sandbox.strict_rfc,
         "faults": sorted(sandbox.faults),
@@ -34,6 +33,6 @@ async def reset_all():
 
 async def reset_organization(organizationId: str):
     sandbox = current_sandbox()
-    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.store.scopes(CUSTOMERS):
+    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.scopes():
         return error_response(404, f"Organization {organizationId} is not in the fixtures")
     return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200

@@ -10,22 +10,53 @@
 
 from __future__ import annotations
 
-from connexion.exceptions import Forbidden
+from connexion.exceptions import Forbidden, OAuthScopeProblem
 from connexion.lifecycle import ConnexionRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .context import sandbox_of
+from .fixtures import User
 
 CONTEXT = "connexion_context"
 
 
 def bearer_info(token: str, request: ConnexionRequest) -> dict | None:
     """Token -> ``token_info`` (``None`` -> 401). A dict lookup: it runs on the event loop,
-    so it must never block. Named by ``x-bearerInfoFunc`` in the contract."""
+    so it must never block. Named by ``x-bearerInfoFunc`` in the contract (added to bearer
+    schemes that lack one)."""
     user = sandbox_of(request.scope).fixtures.user_for_token(token)
     if user is None:
         return None
-    return {"sub": user.id, "name": user.name, "organizations": user.organizations}
+    return token_info(user)
+
+
+def token_info(user: User) -> dict:
+    return {
+        "sub": user.id,
+        "name": user.name,
+        "organizations": tuple(sorted(user.organizations)),
+        "scopes": None if user.scopes is None else tuple(sorted(user.scopes)),
+    }
+
+
+class ScopeMiddleware:
+    """403 when the token lacks a scope the operation's security requirement lists (BeeL:
+    ``customers:write`` to update). Connexion checks scopes only for OAuth2 schemes; keys
+    passed as bearer tokens carry them too."""
+
+    def __init__(self, app: ASGIApp, required: dict[str, tuple[str, ...]]) -> None:
+        self.app = app
+        self.required = required
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            extensions = scope.get("extensions", {})
+            operation = extensions.get("connexion_routing", {}).get("operation_id")
+            need = self.required.get(operation)
+            granted = (extensions.get(CONTEXT, {}).get("token_info") or {}).get("scopes")
+            if need and granted is not None and not set(need) <= set(granted):
+                raise OAuthScopeProblem(list(granted), list(need))
+        await self.app(scope, receive, send)
 
 
 class OrganizationAccessMiddleware:

@@ -19,8 +19,9 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
 from . import oas31, speedups  # noqa: F401  (speedups patches Connexion on import)
-from .access import OrganizationAccessMiddleware
+from .access import OrganizationAccessMiddleware, ScopeMiddleware
 from .body_limit import BodyLimitMiddleware
+from .clock import utc_now
 from .context import SandboxStateMiddleware
 from .errors import (
     AllowedMethods,
@@ -30,11 +31,13 @@ from .errors import (
     unexpected_error_handler,
 )
 from .fastpath import FastPathMiddleware, compile_operations
-from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, check_names
+from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, RecordShape, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
+from .generic import build_operations, complete, stored_doc
 from .paths import template_pattern
-from .resolver import ControllerResolver, resolve_handler
-from .sandbox import CUSTOMERS, Sandbox
+from .profile import ContractError, Profile, load_profile, scope_params
+from .resolver import ControllerResolver, FunctionResolver, resolve_handler
+from .sandbox import Sandbox
 from .store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,23 +61,91 @@ def _parse_contract(path: str, _mtime_ns: int, _size: int) -> dict:
         return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
 
 
+def default_fixtures(contract: str | os.PathLike[str]) -> Path:
+    """Timbrix's fixtures for the Timbrix contract; for ``x.yaml``, ``x.fixtures.yaml`` beside it."""
+    contract = Path(contract)
+    if contract.resolve() == DEFAULT_CONTRACT.resolve():
+        return DEFAULT_FIXTURES
+    return contract.with_name(contract.name.split(".")[0] + ".fixtures.yaml")
+
+
 def make_sandbox(
     *,
+    contract: str | os.PathLike[str] = DEFAULT_CONTRACT,
     data_dir: str | os.PathLike[str] | None = None,
-    fixtures_path: str | os.PathLike[str] = DEFAULT_FIXTURES,
+    fixtures_path: str | os.PathLike[str] | None = None,
     reset: bool = False,
     strict_rfc: bool = False,
     faults: t.Iterable[str] = (),
 ) -> Sandbox:
-    """A sandbox over ``data_dir`` (``None``: in memory), seeded from fixtures when empty."""
-    sandbox = Sandbox(load_fixtures(fixtures_path), Store(data_dir), strict_rfc=strict_rfc, faults=check_names(faults))
+    """A sandbox for ``contract`` over ``data_dir`` (``None``: in memory), seeded from
+    fixtures when empty."""
+    profile = load_profile(load_contract(contract))
+    handlers = Handlers(profile)
+    fixtures = load_fixtures(
+        fixtures_path or default_fixtures(contract),
+        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
+        scope_field={
+            name: param
+            for name, r in profile.resources.items()
+            for param in scope_params(r)[:1]
+            if param in r.schema.get("properties", {})
+        },
+    )
+    generic = handlers.generic_resources()
+
+    def prepare(collection: str, record: dict) -> dict:
+        if collection not in generic:
+            return record
+        resource = profile.resources[collection]
+        now = record.get(resource.created_field or "", None) or utc_now()
+        return stored_doc(complete(record, resource.schema, now), resource)
+
+    sandbox = Sandbox(
+        fixtures,
+        Store(data_dir),
+        strict_rfc=strict_rfc,
+        faults=check_names(faults, profile),
+        profile=profile,
+        collections=tuple(sorted(profile.resources)),
+        prepare=prepare,
+    )
+    sandbox.contract = Path(contract)  # type: ignore[attr-defined]
+    sandbox.handlers = handlers  # type: ignore[attr-defined]
     if reset:
         sandbox.reset()
         sandbox.store.mark_seeded()
     else:
         sandbox.seed_if_empty()
-    sandbox.store.open_all(CUSTOMERS)
+    for collection in sandbox.collections:
+        sandbox.store.open_all(collection)
     return sandbox
+
+
+class Handlers:
+    """operationId -> handler: the contract's hand-written package where it has one
+    (``x-sandbox.handlers``), the stateful default (``generic.py``) everywhere else."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.generic = build_operations(profile)
+
+    def hand_written(self, operation_id: str) -> t.Callable | None:
+        if not self.profile.handlers:
+            return None
+        try:
+            return resolve_handler(operation_id, self.profile.handlers)
+        except (ValueError, ImportError, AttributeError):
+            return None
+
+    def __call__(self, operation_id: str) -> t.Callable:
+        handler = self.hand_written(operation_id) or self.generic.get(operation_id)
+        if handler is None:
+            raise ContractError(f"operation {operation_id} has no handler and is not a list/create/read/update/delete")
+        return handler
+
+    def generic_resources(self) -> set[str]:
+        return {op.resource for op_id, op in self.profile.operations.items() if self.hand_written(op_id) is None}
 
 
 def _operations_declaring(spec: dict, status: int) -> t.Callable[[str, str], bool]:
@@ -103,12 +174,29 @@ def _add_fault_middlewares(app, sandbox: Sandbox) -> None:
             member_token=widest.token,
             known_tokens=known,
         )
-    app.add_middleware(FaultyResponseMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=sandbox.faults)
+    app.add_middleware(
+        FaultyResponseMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        faults=sandbox.faults,
+        shape=RecordShape.of(sandbox.profile),
+    )
 
 
-def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] = DEFAULT_CONTRACT):
-    """Build the ASGI app. Without a sandbox, an in-memory one seeded from the fixtures."""
+def _bind_security(spec: dict) -> dict:
+    """Point every bearer scheme at the fixture tokens, so a contract written for the real API
+    needs no sandbox-specific ``x-bearerInfoFunc``."""
+    for scheme in spec.get("components", {}).get("securitySchemes", {}).values():
+        if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "bearer":
+            scheme.setdefault("x-bearerInfoFunc", "timbrix_sandbox.access.bearer_info")
+    return spec
+
+
+def create_app(sandbox: Sandbox | None = None):
+    """Build the ASGI app for the sandbox's contract. Without a sandbox, an in-memory Timbrix
+    one seeded from the fixtures."""
     sandbox = sandbox or make_sandbox()
+    contract = sandbox.contract  # type: ignore[attr-defined]
+    handlers = sandbox.handlers  # type: ignore[attr-defined]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app) -> t.AsyncIterator[None]:
@@ -122,32 +210,34 @@ def create_app(sandbox: Sandbox | None = None, contract: str | os.PathLike[str] 
 
     app = connexion.AsyncApp(__name__, lifespan=lifespan)
     options = dict(
-        resolver=ControllerResolver("handlers"),
         validate_responses=True,
         strict_validation=True,
         validator_map=oas31.VALIDATOR_MAP,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
     )
-    timbrix, control = load_contract(contract), load_contract(CONTROL_CONTRACT)
+    api, control = _bind_security(load_contract(contract)), load_contract(CONTROL_CONTRACT)
     allowed = AllowedMethods()
-    allowed.add_spec(API_BASE_PATH, timbrix)
+    allowed.add_spec(API_BASE_PATH, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
-    app.add_api(timbrix, base_path=API_BASE_PATH, **options)
-    app.add_api(control, base_path=CONTROL_BASE_PATH, **options)
+    app.add_api(api, base_path=API_BASE_PATH, resolver=FunctionResolver(handlers), **options)
+    app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=ControllerResolver("handlers"), **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
 
     app.add_middleware(OrganizationAccessMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
+    required = {op_id: op.required_scopes for op_id, op in sandbox.profile.operations.items() if op.required_scopes}
+    if required:
+        app.add_middleware(ScopeMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION, required=required)
     app.add_middleware(TrailingSlashMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
-        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, limited=_operations_declaring(timbrix, 413)
+        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, limited=_operations_declaring(api, 413)
     )
     app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     if sandbox.faults:
         _add_fault_middlewares(app, sandbox)
     elif fast_path_enabled():
-        operations = compile_operations(load_contract(contract), API_BASE_PATH, resolve_handler)
+        operations = compile_operations(load_contract(contract), API_BASE_PATH, handlers)
         app.add_middleware(
             FastPathMiddleware,
             position=MiddlewarePosition.BEFORE_SWAGGER,

@@ -24,6 +24,11 @@ def new_object_id() -> str:
     return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
 
 
+def new_request_id() -> str:
+    """A request id like the peers' ``4bf92f3577b34da6a3ce929d0e0e4736`` (32 hex digits)."""
+    return os.urandom(16).hex()
+
+
 def _format(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

@@ -29,6 +29,11 @@ def current_sandbox() -> Sandbox:
     return _current.get()
 
 
+def current_sandbox_or_none() -> Sandbox | None:
+    """The same, or ``None`` outside a request (e.g. malformed HTTP answered by the server)."""
+    return _current.get(None)
+
+
 class SandboxStateMiddleware:
     """Outermost middleware: puts the sandbox into every request's scope and context."""
 

@@ -1,6 +1,7 @@
 """Every error the sandbox emits, in the vendor's format.
 
-Timbrix documents errors as ``{"statusCode": 400, "message": "...", "error": "BAD_REQUEST"}``.
+Timbrix documents errors as ``{"statusCode": 400, "message": "...", "error": "BAD_REQUEST"}``;
+another contract names its own shape in ``x-sandbox.errors`` (see ``profile.py``).
 Connexion would answer with ``application/problem+json`` (and Starlette with plain text), so
 each exception path - Connexion problems, Starlette HTTP exceptions (routing 404/405,
 ``Forbidden``) and anything unexpected - is funnelled through :func:`error_response`.
@@ -16,52 +17,49 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from .clock import new_request_id, utc_now
+from .context import current_sandbox_or_none
 from .paths import template_pattern
+from .profile import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
 
 logger = logging.getLogger("timbrix_sandbox")
 
-ERROR_CODES: dict[int, str] = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    500: "INTERNAL_SERVER_ERROR",
-}
-
-DEFAULT_MESSAGES: dict[int, str] = {
-    400: "Bad request",
-    401: "Authentication required",
-    403: "User is not a member of this organization",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Request body is larger than 1 MiB",
-    415: "Unsupported media type: send application/json",
-    500: "Internal server error",
-}
-
-MAX_MESSAGE_LENGTH = 500
+ERROR_CODES = {int(status): code for status, code in DEFAULT_ERROR_CODES.items()}
 
 
-def error_body(status: int, message: str | None = None) -> dict[str, t.Any]:
-    """The vendor error object for ``status`` (unknown statuses are folded into 400/500)."""
-    if status not in ERROR_CODES:
-        status = 500 if status >= 500 else 400
-    text = " ".join((message or DEFAULT_MESSAGES.get(status, "Error")).split())
-    if len(text) > MAX_MESSAGE_LENGTH:
-        text = text[:MAX_MESSAGE_LENGTH] + "..."
-    return {"statusCode": status, "message": text, "error": ERROR_CODES[status]}
+def _format() -> ErrorFormat:
+    """The error format of the contract being served (Timbrix's outside any request)."""
+    sandbox = current_sandbox_or_none()
+    return sandbox.profile.errors if sandbox is not None and sandbox.profile is not None else _DEFAULT_FORMAT
+
+
+_DEFAULT_FORMAT = ErrorFormat()
+
+
+def error_body(
+    status: int, message: str | None = None, *, details: t.Any = None, kind: str | None = None
+) -> dict[str, t.Any]:
+    """The contract's error object for ``status`` (unknown statuses are folded into 400/500)."""
+    if str(status) not in DEFAULT_ERROR_CODES and status < 500:
+        status = 400
+    elif str(status) not in DEFAULT_ERROR_CODES:
+        status = 500
+    return _format().render(status, message, details=details, kind=kind, now=utc_now(), request_id=new_request_id())
 
 
 def error_response(
-    status: int, message: str | None = None, headers: t.Mapping[str, str] | None = None
+    status: int,
+    message: str | None = None,
+    headers: t.Mapping[str, str] | None = None,
+    *,
+    details: t.Any = None,
+    kind: str | None = None,
 ) -> ConnexionResponse:
-    body = error_body(status, message)
+    body = error_body(status, message, details=details, kind=kind)
+    if str(status) not in DEFAULT_ERROR_CODES:
+        status = 500 if status >= 500 else 400
     return ConnexionResponse(
-        status_code=body["statusCode"],
+        status_code=status,
         mimetype="application/json",
         content_type="application/json",
         body=json.dumps(body, ensure_ascii=False).encode(),
@@ -85,7 +83,8 @@ def problem_handler(_request: ConnexionRequest, exc: ProblemException) -> Connex
         headers.setdefault("WWW-Authenticate", 'Bearer realm="timbrix-sandbox"')
     if exc.status >= 500:
         logger.error("%s: %s", exc.title, exc.detail)
-    return error_response(exc.status, _problem_message(exc), headers)
+    ext = exc.ext or {}
+    return error_response(exc.status, _problem_message(exc), headers, details=ext.get("details"), kind=ext.get("kind"))
 
 
 class AllowedMethods:

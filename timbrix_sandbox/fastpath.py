@@ -8,7 +8,8 @@ security requirement and the response validators - and serves a request directly
 *fully valid*:
 
 * a known method and path, no undeclared or repeated query parameter, valid parameters;
-* a bearer token the fixtures know, whose user is a member of ``{organizationId}``;
+* a bearer token the fixtures know, whose user is a member of ``{organizationId}`` and holds
+  the operation's scopes;
 * for a body, ``Content-Type: application/json`` and a body that parses and validates.
 
 Anything else - every error case, every ambiguity - is handed, untouched (the body replayed),
@@ -32,10 +33,13 @@ from urllib.parse import parse_qsl
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
 from connexion.lifecycle import ConnexionResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .access import token_info
 from .body_limit import MAX_BODY_BYTES
 from .errors import error_body
+from .generic import is_generic
 from .oas31 import first_error, parse_json_body
 from .paths import template_pattern
 
@@ -51,6 +55,7 @@ class Operation:
     path_params: dict[str, dict]
     query_params: dict[str, dict]
     needs_token: bool
+    scopes: frozenset[str]
     body_schema: dict | None
     body_required: bool
     responses: dict[int, dict | None] = field(default_factory=dict)
@@ -89,6 +94,9 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
                     path_params={name: p for (loc, name), p in params.items() if loc == "path"},
                     query_params={name: p for (loc, name), p in params.items() if loc == "query"},
                     needs_token=bool(op.get("security", global_security)),
+                    scopes=frozenset(
+                        s for req in op.get("security", global_security) for values in req.values() for s in values
+                    ),
                     body_schema=body_schema,
                     body_required=bool(body and body.get("required")),
                     responses=responses,
@@ -158,9 +166,15 @@ class FastPathMiddleware:
                     break
             if user is None:
                 return None
+            if operation.scopes and user.scopes is not None and not operation.scopes <= user.scopes:
+                return None
             organization = path_values.get("organizationId")
             if organization is not None and organization not in user.organizations:
                 return None
+            if is_generic(operation.handler):
+                # What Connexion's request context would give the handler.
+                kwargs["_token_info"] = token_info(user)
+                kwargs["_headers"] = Headers(scope=scope)
         return kwargs
 
     def _body(self, operation: Operation, scope: Scope, raw: bytes | None) -> t.Any:

@@ -18,20 +18,34 @@ import typing as t
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+if t.TYPE_CHECKING:
+    from .profile import Profile
+
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
     name: str
     category: str
     description: str
+    timbrix_only: bool = False
+    """CFDI and Timbrix-field faults; the rest also work on any contract's generic operations."""
 
 
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in [
-        Fault("response-extra-field", "schema drift", "customer bodies carry an undocumented 'internalNotes' field"),
-        Fault("response-missing-field", "schema drift", "customer bodies lack the required 'taxSystem'"),
-        Fault("phone-as-object", "schema drift", "'phone' is sent as {\"number\": ...}, as the vendor spec once said"),
+        Fault("response-extra-field", "schema drift", "record bodies carry an undocumented 'internalNotes' field"),
+        Fault(
+            "response-missing-field",
+            "schema drift",
+            "record bodies lack a required field ('taxSystem' for Timbrix, else the first required non-id field)",
+        ),
+        Fault(
+            "phone-as-object",
+            "schema drift",
+            "'phone' is sent as {\"number\": ...}, as the vendor spec once said",
+            timbrix_only=True,
+        ),
         Fault("create-returns-200", "status code", "POST answers 200 instead of 201"),
         Fault("delete-returns-200", "status code", "DELETE answers 200 with a JSON body instead of 204"),
         Fault("validation-422", "status code", "request validation errors answer 422 instead of 400"),
@@ -43,19 +57,46 @@ FAULTS: dict[str, Fault] = {
         Fault("membership-ignored", "auth", "a valid token reaches organizations it is not a member of"),
         Fault("cross-tenant-read", "tenant isolation", "GET by id finds customers of any organization"),
         Fault("list-all-tenants", "tenant isolation", "the list returns every organization's customers"),
-        Fault("create-upserts", "persistence", "POST with a taxId that exists answers 201 with the existing customer"),
+        Fault(
+            "create-upserts",
+            "persistence",
+            "POST with a taxId that exists answers 201 with the existing customer",
+            timbrix_only=True,
+        ),
         Fault("update-not-persisted", "persistence", "PUT answers the updated record but does not store it"),
         Fault("create-not-persisted", "persistence", "POST answers 201 but does not store the customer"),
         Fault("delete-not-persisted", "persistence", "DELETE answers 204 but the customer stays"),
         Fault("put-replaces", "update semantics", "PUT replaces the record: unsent optional fields are cleared"),
         Fault("created-at-moves", "timestamps", "createdAt is set to the update time on every PUT"),
         Fault("updated-at-frozen", "timestamps", "updatedAt does not move on update"),
-        Fault("cfdi-regimen-persona", "CFDI rule", "a régimen that does not apply to the persona type is accepted"),
-        Fault("cfdi-uso-regimen", "CFDI rule", "the uso/régimen compatibility matrix is not enforced"),
-        Fault("cfdi-zip-catalog", "CFDI rule", "ZIPs outside c_CodigoPostal are accepted"),
-        Fault("cfdi-generic-rfc", "CFDI rule", "generic RFCs (XAXX/XEXX) accept a régimen other than 616"),
-        Fault("cfdi-update-unmerged", "CFDI rule", "PUT re-validates only when taxId, taxSystem and uso are all sent"),
-        Fault("server-error-long-name", "server error", "a legalName over 100 characters crashes with 500"),
+        Fault(
+            "cfdi-regimen-persona",
+            "CFDI rule",
+            "a régimen that does not apply to the persona type is accepted",
+            timbrix_only=True,
+        ),
+        Fault(
+            "cfdi-uso-regimen", "CFDI rule", "the uso/régimen compatibility matrix is not enforced", timbrix_only=True
+        ),
+        Fault("cfdi-zip-catalog", "CFDI rule", "ZIPs outside c_CodigoPostal are accepted", timbrix_only=True),
+        Fault(
+            "cfdi-generic-rfc",
+            "CFDI rule",
+            "generic RFCs (XAXX/XEXX) accept a régimen other than 616",
+            timbrix_only=True,
+        ),
+        Fault(
+            "cfdi-update-unmerged",
+            "CFDI rule",
+            "PUT re-validates only when taxId, taxSystem and uso are all sent",
+            timbrix_only=True,
+        ),
+        Fault(
+            "server-error-long-name",
+            "server error",
+            "a legalName over 100 characters crashes with 500",
+            timbrix_only=True,
+        ),
     ]
 }
 
@@ -82,30 +123,74 @@ class UnknownFault(ValueError):
     pass
 
 
-def check_names(names: t.Iterable[str]) -> frozenset[str]:
+def available(profile: Profile | None) -> dict[str, Fault]:
+    """The faults a contract can take: all of them for Timbrix (hand-written handlers), the
+    generic ones for any other contract."""
+    if profile is None or profile.handlers:
+        return FAULTS
+    return {name: fault for name, fault in FAULTS.items() if not fault.timbrix_only}
+
+
+def check_names(names: t.Iterable[str], profile: Profile | None = None) -> frozenset[str]:
     names = frozenset(names)
-    unknown = sorted(names - FAULTS.keys())
+    unknown = sorted(names - available(profile).keys())
     if unknown:
-        raise UnknownFault(f"unknown fault(s): {', '.join(unknown)} (see `timbrix-sandbox faults`)")
+        raise UnknownFault(f"unknown fault(s) for this contract: {', '.join(unknown)} (see `timbrix-sandbox faults`)")
     return names
 
 
-def _is_customer(value: t.Any) -> bool:
-    return isinstance(value, dict) and "taxId" in value and "address" in value
+@dataclasses.dataclass(frozen=True)
+class RecordShape:
+    """How the response faults recognise a record in a body, and which field they drop."""
+
+    id_field: str = "id"
+    marker_fields: frozenset[str] = frozenset({"taxId", "address"})
+    missing_field: str = "taxSystem"
+
+    @classmethod
+    def of(cls, profile: Profile | None) -> RecordShape:
+        if profile is None or profile.handlers or not profile.resources:
+            return cls()
+        resource = next(iter(profile.resources.values()))
+        required = [f for f in resource.schema.get("required", []) if f != resource.id_field]
+        return cls(resource.id_field, frozenset(required[:1]), required[0] if required else resource.id_field)
+
+    def matches(self, value: t.Any) -> bool:
+        return isinstance(value, dict) and self.id_field in value and self.marker_fields <= value.keys()
 
 
-def _corrupt_customer(record: dict, faults: frozenset[str]) -> dict:
+def _corrupt_record(record: dict, faults: frozenset[str], shape: RecordShape) -> dict:
     record = dict(record)
     if "response-extra-field" in faults:
         record["internalNotes"] = "migrated from legacy CRM"
     if "response-missing-field" in faults:
-        record.pop("taxSystem", None)
+        record.pop(shape.missing_field, None)
     if "phone-as-object" in faults and record.get("phone") is not None:
         record["phone"] = {"number": record["phone"]}
     return record
 
 
-def _rewrite(status: int, headers: list[tuple[bytes, bytes]], body: bytes, method: str, faults: frozenset[str]):
+def _corrupt(payload: t.Any, faults: frozenset[str], shape: RecordShape, depth: int = 0) -> t.Any:
+    """Records anywhere in the body (a list, or inside an envelope such as BeeL's ``data``)."""
+    if depth > 4:
+        return payload
+    if shape.matches(payload):
+        return _corrupt_record(payload, faults, shape)
+    if isinstance(payload, list):
+        return [_corrupt(item, faults, shape, depth + 1) for item in payload]
+    if isinstance(payload, dict):
+        return {key: _corrupt(value, faults, shape, depth + 1) for key, value in payload.items()}
+    return payload
+
+
+def _rewrite(
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    method: str,
+    faults: frozenset[str],
+    shape: RecordShape,
+):
     content_type = dict(headers).get(b"content-type", b"")
     payload: t.Any = None
     if content_type.startswith(b"application/json") and body:
@@ -113,11 +198,8 @@ def _rewrite(status: int, headers: list[tuple[bytes, bytes]], body: bytes, metho
             payload = json.loads(body)
         except ValueError:
             payload = None
-    if payload is not None:
-        if isinstance(payload, list):
-            payload = [_corrupt_customer(p, faults) if _is_customer(p) else p for p in payload]
-        elif _is_customer(payload):
-            payload = _corrupt_customer(payload, faults)
+    if payload is not None and status < 400:
+        payload = _corrupt(payload, faults, shape)
     if method == "POST" and status == 201 and "create-returns-200" in faults:
         status = 200
     if method == "DELETE" and status == 204 and "delete-returns-200" in faults:
@@ -149,9 +231,10 @@ def _rewrite(status: int, headers: list[tuple[bytes, bytes]], body: bytes, metho
 class FaultyResponseMiddleware:
     """Outermost: rewrites finished responses according to the active response faults."""
 
-    def __init__(self, app: ASGIApp, faults: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, faults: frozenset[str], shape: RecordShape | None = None) -> None:
         self.app = app
         self.faults = faults & RESPONSE_FAULTS
+        self.shape = shape or RecordShape()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.faults or not scope.get("path", "").startswith("/api/"):
@@ -169,7 +252,12 @@ class FaultyResponseMiddleware:
             if message.get("more_body"):
                 return
             status, headers, body = _rewrite(
-                start["status"], list(start.get("headers", [])), b"".join(chunks), scope["method"], self.faults
+                start["status"],
+                list(start.get("headers", [])),
+                b"".join(chunks),
+                scope["method"],
+                self.faults,
+                self.shape,
             )
             await send({**start, "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -14,7 +14,6 @@ from pathlib import Path
 import yaml
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "timbrix.yaml"
-_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 class FixtureError(ValueError):
@@ -27,6 +26,8 @@ class User:
     name: str
     token: str
     organizations: frozenset[str]
+    scopes: frozenset[str] | None = None
+    """Granted API scopes (``None``: all), checked against an operation's security scopes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +49,36 @@ class Fixtures:
         return cache
 
 
-def load_fixtures(path: str | Path = DEFAULT_FIXTURES, *, collection: str = "customers") -> Fixtures:
-    """Load a fixture file; records are listed under ``collection`` keyed by organization id."""
+RESERVED_KEYS = {"organizations", "users"}
+ID_PATTERNS = {
+    "objectid": re.compile(r"^[0-9a-f]{24}$"),
+    "uuid": re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+    "integer": re.compile(r"^[0-9]{1,18}$"),
+}
+
+
+def load_fixtures(
+    path: str | Path = DEFAULT_FIXTURES,
+    *,
+    ids: t.Mapping[str, tuple[str, str]] | None = None,
+    scope_field: t.Mapping[str, str] | None = None,
+) -> Fixtures:
+    """Load a fixture file: ``organizations``, ``users`` and, under any other key, a
+    collection's records keyed by organization id.
+
+    ``ids`` maps a collection to ``(id field, id kind)`` (from the contract's profile; default
+    Timbrix's customers: ``id``, 24 hex digits). ``scope_field`` names a record field that
+    holds its organization (Timbrix's ``organizationId``), filled in from the key.
+    """
     path = Path(path)
+    ids = {"customers": ("id", "objectid")} if ids is None else ids
+    scope_field = {"customers": "organizationId"} if scope_field is None else scope_field
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise FixtureError(f"cannot read fixtures {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise FixtureError(f"{path}: expected a mapping with organizations, users and collections")
 
     organizations = {str(org["id"]): str(org.get("name", org["id"])) for org in raw.get("organizations", [])}
     users: list[User] = []
@@ -68,24 +92,54 @@ def load_fixtures(path: str | Path = DEFAULT_FIXTURES, *, collection: str = "cus
         unknown = member_of - organizations.keys()
         if unknown:
             raise FixtureError(f"{path}: user {entry['id']} belongs to unknown organizations {sorted(unknown)}")
-        users.append(User(str(entry["id"]), str(entry.get("name", entry["id"])), token, member_of))
+        scopes = entry.get("scopes")
+        users.append(
+            User(
+                str(entry["id"]),
+                str(entry.get("name", entry["id"])),
+                token,
+                member_of,
+                None if scopes is None else frozenset(str(s) for s in scopes),
+            )
+        )
 
-    records: dict[str, list[dict[str, t.Any]]] = {}
+    records: dict[str, dict[str, list[dict[str, t.Any]]]] = {}
+    for collection in (k for k in raw if k not in RESERVED_KEYS):
+        if collection not in ids:
+            raise FixtureError(f"{path}: the contract has no collection {collection!r} (known: {sorted(ids)})")
+        records[collection] = _collection(
+            path, raw[collection] or {}, collection, ids[collection], organizations, scope_field.get(collection)
+        )
+    return Fixtures(organizations, tuple(users), records, path)
+
+
+def _collection(
+    path: Path,
+    raw: dict,
+    collection: str,
+    id_spec: tuple[str, str],
+    organizations: dict[str, str],
+    scope_field: str | None,
+) -> dict[str, list[dict[str, t.Any]]]:
+    id_field, kind = id_spec
+    pattern = ID_PATTERNS.get(kind)
+    by_org: dict[str, list[dict[str, t.Any]]] = {}
     seen: set[str] = set()
-    for org_id, items in (raw.get(collection) or {}).items():
+    for org_id, items in raw.items():
         org_id = str(org_id)
         if org_id not in organizations:
             raise FixtureError(f"{path}: {collection} listed under unknown organization {org_id}")
         rows = []
         for item in items or []:
             record = dict(item)
-            record_id = str(record.get("id", ""))
-            if not _OBJECT_ID.match(record_id):
-                raise FixtureError(f"{path}: {collection} id {record_id!r} is not 24 lowercase hex digits")
+            record_id = str(record.get(id_field, ""))
+            if pattern is not None and not pattern.match(record_id):
+                raise FixtureError(f"{path}: {collection} {id_field} {record_id!r} is not a valid {kind} id")
             if record_id in seen:
-                raise FixtureError(f"{path}: {collection} id {record_id} appears twice")
+                raise FixtureError(f"{path}: {collection} {id_field} {record_id} appears twice")
             seen.add(record_id)
-            record["organizationId"] = org_id
+            if scope_field:
+                record[scope_field] = org_id
             rows.append(record)
-        records[org_id] = rows
-    return Fixtures(organizations, tuple(users), {collection: records}, path)
+        by_org[org_id] = rows
+    return by_org

@@ -82,6 +82,24 @@ def first_error(schema: dict, instance: t.Any) -> str | None:
     return describe(error.message, list(error.instance_path))
 
 
+def first_error_details(schema: dict, instance: t.Any) -> tuple[str, dict[str, str]] | None:
+    """Like :func:`first_error`, plus ``{field: reason}`` for contracts whose error bodies name
+    the field (BeeL's ``VALIDATION_ERROR`` details)."""
+    validator = compiled_validator(schema)
+    if validator.is_valid(instance):
+        return None
+    error = next(iter(validator.iter_errors(instance)))
+    path = list(error.instance_path)
+    field = ".".join(str(p) for p in path)
+    unexpected = getattr(error.kind, "unexpected", None)
+    if getattr(error.kind, "property", None) is not None:
+        field = ".".join(filter(None, [field, str(error.kind.property)]))
+    elif unexpected:
+        field = ".".join(filter(None, [field, str(unexpected[0])]))
+    message = describe(error.message, path)
+    return message, {field or "body": describe(error.message, [])}
+
+
 def describe(message: str, path: list) -> str:
     """Bounded, single-line message, e.g. ``"x" is longer than 254 characters - 'legalName'``."""
     if len(message) > 300:
@@ -90,13 +108,25 @@ def describe(message: str, path: list) -> str:
     return " ".join((f"{message} - '{where}'" if where else message).split())
 
 
+_INVALID_JSON = {"kind": "invalid_json"}
+
+
+class BadRequest(BadRequestProblem):
+    """A 400 carrying ``ext`` (a kind and field details) for contracts whose error bodies
+    distinguish them (BeeL's ``INVALID_JSON_FORMAT`` vs ``VALIDATION_ERROR``)."""
+
+    def __init__(self, detail: str | None = None, ext: dict | None = None) -> None:
+        super().__init__(detail=detail)
+        self.ext = ext
+
+
 def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     """A request body as JSON (``None`` if empty), or a 400 saying what is wrong with it.
     Shared by the Connexion validators and the fast path, so both reject the same bodies."""
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        raise BadRequestProblem(detail="Request body is not valid UTF-8") from None
+        raise BadRequest(detail="Request body is not valid UTF-8", ext=_INVALID_JSON) from None
     if not text:
         return None
     try:
@@ -105,11 +135,13 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
         # can hold it, so it would fail later when stored or echoed.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
-        raise BadRequestProblem(detail=f"Request body is not valid JSON: {exc}") from None
+        raise BadRequest(detail=f"Request body is not valid JSON: {exc}", ext=_INVALID_JSON) from None
     except RecursionError:
-        raise BadRequestProblem(detail="Request body is nested too deeply") from None
+        raise BadRequest(detail="Request body is nested too deeply", ext=_INVALID_JSON) from None
     except UnicodeEncodeError:
-        raise BadRequestProblem(detail="Request body contains an unpaired UTF-16 surrogate escape") from None
+        raise BadRequest(
+            detail="Request body contains an unpaired UTF-16 surrogate escape", ext=_INVALID_JSON
+        ) from None
     return body
 
 
@@ -122,9 +154,9 @@ class RequestBodyValidator2020(JSONRequestBodyValidator):
     def _validate(self, body: t.Any) -> None:
         if not self._nullable and body is None:
             raise BadRequestProblem("Request body must not be empty")
-        error = first_error(self._schema, body)
+        error = first_error_details(self._schema, body)
         if error is not None:
-            raise BadRequestProblem(detail=error)
+            raise BadRequest(detail=error[0], ext={"details": error[1], "kind": "validation"})
 
 
 class ResponseBodyValidator2020(JSONResponseBodyValidator):
@@ -161,7 +193,7 @@ class ParameterValidator2020(ParameterValidator):
         for param in self.parameters.get("query", []):
             if param.get("schema", {}).get("type") != "array":
                 if names.count(param["name"]) > 1:
-                    raise BadRequestProblem(detail=f"Query parameter '{param['name']}' must be given once")
+                    raise BadRequest(detail=f"Query parameter '{param['name']}' must be given once")
         super().validate_request(request)
 
 

@@ -39,3 +39,15 @@ class ControllerResolver(Resolver):
     def resolve(self, operation) -> Resolution:
         operation_id = self.resolve_operation_id(operation)
         return Resolution(resolve_handler(operation_id, self.package), operation_id)
+
+
+class FunctionResolver(Resolver):
+    """Resolves through a function ``operationId -> handler`` (see ``app.Handlers``)."""
+
+    def __init__(self, resolve: t.Callable[[str], t.Callable]) -> None:
+        super().__init__()
+        self._resolve = resolve
+
+    def resolve(self, operation) -> Resolution:
+        operation_id = self.resolve_operation_id(operation)
+        return Resolution(self._resolve(operation_id), operation_id)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import typing as t
 
 from .fixtures import Fixtures
 from .store import Store
 
+if t.TYPE_CHECKING:
+    from .profile import Profile
+
 CUSTOMERS = "customers"
+
+Prepare = t.Callable[[str, dict], dict]
+"""``(collection, fixture record) -> stored document`` (the generic layer wraps and completes
+records; Timbrix stores its fixtures as they are)."""
 
 
 @dataclasses.dataclass
@@ -19,6 +27,11 @@ class Sandbox:
     """Also enforce the RFC check digit (off by default: the vendor's own example fails it)."""
     faults: frozenset[str] = frozenset()
     """Injected bugs (see ``faults.py``); empty for a sandbox that behaves."""
+    profile: Profile | None = None
+    """What the contract says about resources, tenants, envelopes and errors."""
+    collections: tuple[str, ...] = (CUSTOMERS,)
+    """The store collections the contract's resources live in."""
+    prepare: Prepare | None = None
 
     fast_path_served: int = 0
     """Requests answered by the compiled fast path (see ``fastpath.py``), for health/tests."""
@@ -37,21 +50,28 @@ class Sandbox:
         self.store.mark_seeded()
         return True
 
+    def scopes(self) -> list[str]:
+        """Organizations with data in any collection."""
+        return sorted({scope for collection in self.collections for scope in self.store.scopes(collection)})
+
     def reset(self, organization: str | None = None) -> dict:
         """Put one organization (or all) back to its fixtures; other organizations keep their
         data. Organizations created at run time that are not in the fixtures are emptied on a
         full reset."""
         started = time.perf_counter()
-        fixtures = self.fixtures.records.get(CUSTOMERS, {})
         if organization is not None:
             targets = [organization]
         else:
-            targets = sorted(set(self.fixtures.organizations) | set(self.store.scopes(CUSTOMERS)))
+            targets = sorted(set(self.fixtures.organizations) | set(self.scopes()))
         total = 0
-        for org in targets:
-            records = fixtures.get(org, [])
-            self.store.replace_all(CUSTOMERS, org, records)
-            total += len(records)
+        for collection in self.collections:
+            fixtures = self.fixtures.records.get(collection, {})
+            for org in targets:
+                records = fixtures.get(org, [])
+                if self.prepare is not None:
+                    records = [self.prepare(collection, record) for record in records]
+                self.store.replace_all(collection, org, records)
+                total += len(records)
         return {
             "organizations": targets,
             "customers": total,

@@ -1,0 +1,310 @@
+"""The stateful default for operations without a hand-written handler.
+
+Each operation of the contract is one of ``list | create | read | update | delete`` on a
+resource (see ``profile.py``); records live in the store per ``(resource, tenant)``. Bodies are
+built from the stored record and shaped by the response schema: declared properties only,
+required ones filled (default, example, a value of the right type) when a record was created,
+so reads answer exactly what the create answered. The envelope and error format are the
+contract's own. Injected faults act here as they do in the Timbrix handlers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import typing as t
+import uuid
+
+import anyio
+from connexion import NoContent
+from connexion import request as connexion_request
+from connexion.context import context as connexion_context
+
+from .clock import new_object_id, new_request_id, utc_now, utc_now_after
+from .context import current_sandbox
+from .errors import error_response
+from .profile import Operation, Profile, Resource, scope_params
+
+NOT_FOUND = "Resource not found"
+
+
+class _Rejected(Exception):
+    def __init__(self, response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def sample(schema: dict, now: str) -> t.Any:
+    """A value the schema accepts, preferring what the contract itself offers. A nullable
+    field without a default is ``null``: an example is illustration, not the customer's data."""
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    types = schema.get("type")
+    if types == "null" or (isinstance(types, list) and "null" in types):
+        return None
+    if any(isinstance(b, dict) and b.get("type") == "null" for b in schema.get("anyOf", []) + schema.get("oneOf", [])):
+        return None
+    if schema.get("format") in ("date-time", "date"):
+        return now if schema["format"] == "date-time" else now[:10]  # the moment of creation
+    if "example" in schema:
+        return schema["example"]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return sample(schema[key][0], now)
+    types = schema.get("type", "object")
+    kind = next((k for k in types if k != "null"), "null") if isinstance(types, list) else types
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "date-time":
+            return now
+        if fmt == "date":
+            return now[:10]
+        if fmt == "uuid":
+            return str(uuid.uuid4())
+        if fmt == "email":
+            return "user@example.com"
+        if fmt in ("uri", "url"):
+            return "https://example.com"
+        return "x" * int(schema.get("minLength", 0))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "null":
+        return None
+    return complete({}, schema, now)
+
+
+def complete(record: dict, schema: dict, now: str) -> dict:
+    """``record`` with every required property of ``schema`` present (nested objects too)."""
+    out = dict(record)
+    properties = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in out and name in properties:
+            out[name] = sample(properties[name], now)
+    for name, value in out.items():
+        sub = properties.get(name)
+        if isinstance(value, dict) and isinstance(sub, dict) and "properties" in sub:
+            out[name] = complete(value, sub, now)
+    return out
+
+
+def project(value: t.Any, schema: dict | None) -> t.Any:
+    """Only what the response schema declares (stored request-only fields stay internal)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, list):
+        return [project(item, schema.get("items")) for item in value]
+    if not isinstance(value, dict):
+        return value
+    for key in ("anyOf", "oneOf"):
+        branch = next((b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b), None)
+        if branch is not None:
+            schema = branch
+    properties = schema.get("properties")
+    if properties is None:
+        return value
+    return {name: project(value[name], sub) for name, sub in properties.items() if name in value}
+
+
+def stored_fields(body: dict, schema: dict | None) -> dict:
+    """Request fields under their stored names (``x-sandbox-stored-as``)."""
+    properties = (schema or {}).get("properties", {})
+    return {properties.get(k, {}).get("x-sandbox-stored-as", k): v for k, v in body.items()}
+
+
+class IdGenerator:
+    """New ids in the format the schema asks for; integer ids count up per resource from the
+    largest one stored (ids are unique across tenants, like a real database's)."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, itertools.count] = {}
+        self._lock = threading.Lock()
+
+    def new(self, resource: Resource, existing: t.Callable[[], t.Iterable[str]]) -> t.Any:
+        if resource.id_kind == "uuid":
+            return str(uuid.uuid4())
+        if resource.id_kind == "objectid":
+            return new_object_id()
+        if resource.id_kind == "integer":
+            with self._lock:
+                counter = self._counters.get(resource.name)
+                if counter is None:
+                    start = max((int(i) for i in existing() if str(i).isdigit()), default=0) + 1
+                    counter = self._counters[resource.name] = itertools.count(start)
+                return next(counter)
+        return new_object_id()
+
+
+def record_key(value: t.Any) -> str:
+    """Store keys are strings; a numeric path id (``7`` or ``7.0``) is the integer's digits."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def tenant(profile: Profile, resource: Resource, path_values: dict, token_info: dict, headers: t.Mapping) -> str:
+    """The organization the request acts in, checked against the caller's memberships."""
+    sandbox = current_sandbox()
+    memberships = tuple(token_info.get("organizations", ()))
+    ignore = sandbox.has_fault("membership-ignored")
+    params = scope_params(resource)
+    if profile.tenant.get("path") or params:
+        name = profile.tenant.get("path") or params[0]
+        organization = record_key(path_values[name])
+    elif profile.tenant.get("header"):
+        header = profile.tenant["header"]
+        organization = headers.get(header)
+        if organization is None:
+            if len(memberships) != 1:
+                raise _Rejected(
+                    error_response(400, f"The {header} header is required for a token of several organizations")
+                )
+            organization = memberships[0]
+    else:
+        if not memberships:
+            raise _Rejected(error_response(403, "This key belongs to no account"))
+        organization = memberships[0]
+    if not ignore and organization not in memberships:
+        raise _Rejected(error_response(403, "Not a member of this organization"))
+    return organization
+
+
+class GenericOperation:
+    """One contract operation served from the store; Connexion resolves to its ``handle``
+    (a coroutine function, so Connexion awaits it on the event loop)."""
+
+    def __init__(self, operation: Operation, profile: Profile, ids: IdGenerator) -> None:
+        self.operation = operation
+        self.profile = profile
+        self.resource = profile.resources[operation.resource]
+        self.ids = ids
+
+    async def handle(self, _token_info: dict | None = None, _headers: t.Mapping | None = None, **kwargs: t.Any):
+        """Connexion calls with parameters and ``body``; the fast path also hands over what
+        Connexion's request context would hold (the caller and the headers)."""
+        if _token_info is None:
+            _token_info = connexion_context.get("token_info") or {}
+            _headers = connexion_request.headers
+        try:
+            organization = tenant(self.profile, self.resource, kwargs, _token_info, _headers or {})
+            action = getattr(self, self.operation.action)
+            return await action(organization, kwargs)
+        except _Rejected as rejected:
+            return rejected.response
+
+    # -- responses -----------------------------------------------------------------------
+    def _answer(self, data: t.Any, status: int | None = None):
+        status = status or self.operation.status
+        body = self.profile.wrap(data, utc_now(), new_request_id())
+        if status == 204 or self.operation.response_schema is None:
+            return NoContent, status
+        return body, status
+
+    def _view(self, record: dict) -> dict:
+        return project(record, self.resource.schema)
+
+    def _item_id(self, kwargs: dict) -> str:
+        return record_key(kwargs[self.resource.id_param])
+
+    # -- actions -------------------------------------------------------------------------
+    async def list(self, organization: str, kwargs: dict):
+        sandbox = current_sandbox()
+        name = self.resource.name
+        if sandbox.has_fault("list-all-tenants"):
+            docs = [d for scope in sandbox.store.scopes(name) for d in sandbox.store.list(name, scope)]
+        else:
+            docs = sandbox.store.list(name, organization)
+        return self._answer([self._view(d["data"]) for d in docs])
+
+    async def read(self, organization: str, kwargs: dict):
+        sandbox = current_sandbox()
+        name, key = self.resource.name, self._item_id(kwargs)
+        doc = sandbox.store.get(name, organization, key)
+        if doc is None and sandbox.has_fault("cross-tenant-read"):
+            for other in sandbox.store.scopes(name):
+                doc = doc or sandbox.store.get(name, other, key)
+        if doc is None:
+            return error_response(404, NOT_FOUND)
+        return self._answer(self._view(doc["data"]))
+
+    async def create(self, organization: str, kwargs: dict):
+        sandbox = current_sandbox()
+        resource = self.resource
+        now = utc_now()
+        store = sandbox.store
+
+        def existing() -> t.Iterable[str]:
+            return (d["id"] for s in store.scopes(resource.name) for d in store.list(resource.name, s))
+
+        record = stored_fields(kwargs.get("body") or {}, self.operation.body_schema)
+        record[resource.id_field] = self.ids.new(resource, existing)
+        for field in (resource.created_field, resource.updated_field):
+            if field:
+                record[field] = now
+        record = complete(record, resource.schema, now)
+        if not sandbox.has_fault("create-not-persisted"):
+            await anyio.to_thread.run_sync(store.insert, resource.name, organization, stored_doc(record, resource))
+        return self._answer(self._view(record))
+
+    async def update(self, organization: str, kwargs: dict):
+        sandbox = current_sandbox()
+        resource = self.resource
+        changes = stored_fields(kwargs.get("body") or {}, self.operation.body_schema)
+        changes.pop(resource.id_field, None)
+        unsaved: list[dict] = []
+
+        def change(doc: dict) -> dict | None:
+            current = doc["data"]
+            base = current
+            if sandbox.has_fault("put-replaces"):
+                required = set(resource.schema.get("required", ())) | {resource.id_field}
+                base = {k: v for k, v in current.items() if k in required}
+            updated = {**base, **changes}
+            if resource.updated_field and not sandbox.has_fault("updated-at-frozen"):
+                updated[resource.updated_field] = utc_now_after(current.get(resource.updated_field) or utc_now())
+            if resource.created_field and resource.updated_field and sandbox.has_fault("created-at-moves"):
+                updated[resource.created_field] = updated[resource.updated_field]
+            if sandbox.has_fault("update-not-persisted"):
+                unsaved.append(updated)
+                return None
+            return {"id": doc["id"], "data": updated}
+
+        key = self._item_id(kwargs)
+        doc = await anyio.to_thread.run_sync(sandbox.store.update, resource.name, organization, key, change)
+        if doc is None:
+            return error_response(404, NOT_FOUND)
+        return self._answer(self._view(unsaved[-1] if unsaved else doc["data"]))
+
+    async def delete(self, organization: str, kwargs: dict):
+        sandbox = current_sandbox()
+        name, key = self.resource.name, self._item_id(kwargs)
+        doc = sandbox.store.get(name, organization, key)
+        if doc is None:
+            return error_response(404, NOT_FOUND)
+        if not sandbox.has_fault("delete-not-persisted"):
+            await anyio.to_thread.run_sync(sandbox.store.delete, name, organization, key)
+        return self._answer(self._view(doc["data"]))
+
+
+def stored_doc(record: dict, resource: Resource) -> dict:
+    """The store keys documents by a string ``id``; a contract's id may be an integer or have
+    another name, so the record is kept whole under ``data`` beside its key."""
+    return {"id": record_key(record[resource.id_field]), "data": record}
+
+
+def build_operations(profile: Profile) -> dict[str, t.Callable]:
+    """operationId -> handler for every operation the profile recognises."""
+    ids = IdGenerator()
+    return {op_id: GenericOperation(op, profile, ids).handle for op_id, op in profile.operations.items()}
+
+
+def is_generic(handler: t.Callable) -> bool:
+    return isinstance(getattr(handler, "__self__", None), GenericOperation)
