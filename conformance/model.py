@@ -29,6 +29,9 @@ class Options:
     strict_rfc: bool = False
     """Judge with the RFC check digit enforced (for a target that enforces it, such as
     ``serve --strict-rfc``)."""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Sent with every request of the member token (a tenant header such as ``organization-id``)."""
+    outsider_headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def api(self) -> str:

@@ -10,11 +10,14 @@ import sys
 import typing as t
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-from .faults import FAULTS, UnknownFault
+from .faults import UnknownFault, available
 from .fixtures import DEFAULT_FIXTURES, FixtureError
+from .profile import ContractError
 from .store import StoreInUse
 
+DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
 
@@ -30,7 +33,15 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         help=f"where the TinyDB files live (default: ${DATA_DIR_ENV} or ./{DEFAULT_DATA_DIR})",
     )
-    parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="fixture YAML file")
+    parser.add_argument(
+        "--contract",
+        default=str(DEFAULT_CONTRACT),
+        help="the OpenAPI 3.1 contract to serve (default: Timbrix's openapi.yaml; e.g. contracts/beel.yaml)",
+    )
+    parser.add_argument(
+        "--fixtures",
+        help=f"fixture YAML file (default: {DEFAULT_FIXTURES.name} for Timbrix, NAME.fixtures.yaml beside a contract)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--organization", help="only this organization id")
     reset.add_argument("--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001")
 
-    commands.add_parser("faults", help="list the faults `serve --fault` can inject")
+    faults = commands.add_parser("faults", help="list the faults `serve --fault` can inject")
+    faults.add_argument("--contract", default=str(DEFAULT_CONTRACT), help="only the faults this contract can take")
 
     check = commands.add_parser(
         "conformance",
@@ -66,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--base-url", required=True, help="API root, e.g. http://127.0.0.1:3001/api")
     check.add_argument("--token", required=True, help="a token that is a member of --organization-id")
-    check.add_argument("--organization-id", required=True)
+    check.add_argument("--organization-id", help="the organization to test in (Timbrix contract: required)")
+    check.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra header for --token's requests, e.g. 'organization-id: 1' (repeatable)",
+    )
+    check.add_argument("--outsider-header", action="append", default=[], metavar="'NAME: VALUE'")
     check.add_argument("--outsider-token", help="a valid token that is NOT a member of --organization-id")
     check.add_argument(
         "--outsider-organization-id",
@@ -81,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--junit-xml", metavar="FILE")
     check.add_argument("--json", metavar="FILE")
-    check.add_argument("--contract", default=None, help="OpenAPI file (default: the project's openapi.yaml)")
+    check.add_argument(
+        "--contract",
+        default=None,
+        help="OpenAPI file (default: the project's openapi.yaml); any other contract gets the contract "
+        "and behaviour layers (the CFDI layer is Timbrix-only)",
+    )
     return parser
 
 
@@ -92,11 +117,16 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
     sandbox = make_sandbox(
-        data_dir=data_dir, fixtures_path=args.fixtures, reset=args.reset, strict_rfc=args.strict_rfc, faults=args.fault
+        contract=args.contract,
+        data_dir=data_dir,
+        fixtures_path=args.fixtures,
+        reset=args.reset,
+        strict_rfc=args.strict_rfc,
+        faults=args.fault,
     )
     app = create_app(sandbox)
     base = f"http://{args.host}:{args.port}"
-    print(f"timbrix-sandbox serving {base}/api  (data: {data_dir or 'in memory'})")
+    print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
     print(f"  Swagger UI   {base}/api/ui/")
     print(f"  contract     {base}/api/openapi.json")
     print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
@@ -127,15 +157,28 @@ def reset(args: argparse.Namespace) -> int:
             return 2
     from .app import make_sandbox
 
-    sandbox = make_sandbox(data_dir=_data_dir(args), fixtures_path=args.fixtures)
+    sandbox = make_sandbox(contract=args.contract, data_dir=_data_dir(args), fixtures_path=args.fixtures)
     print(json.dumps(sandbox.reset(args.organization)))
     sandbox.store.close()
     return 0
 
 
-def conformance(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header expects 'NAME: VALUE', got {value!r}")
+        headers[name.strip()] = content.strip()
+    return headers
 
+
+class UsageError(ValueError):
+    pass
+
+
+def conformance(args: argparse.Namespace) -> int:
+    from conformance import generic
     from conformance.model import DEFAULT_CONTRACT, Options, UsageProblem
     from conformance.report import ProgressPrinter, summary, write_reports
     from conformance.runner import run
@@ -143,7 +186,7 @@ def conformance(args: argparse.Namespace) -> int:
     options = Options(
         base_url=args.base_url,
         token=args.token,
-        organization_id=args.organization_id,
+        organization_id=args.organization_id or "",
         outsider_token=args.outsider_token,
         outsider_organization_id=args.outsider_organization_id,
         seed=args.seed,
@@ -152,14 +195,17 @@ def conformance(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         strict_rfc=args.strict_rfc,
         contract=Path(args.contract) if args.contract else DEFAULT_CONTRACT,
-    )
-    print(
-        f"timbrix-sandbox conformance: {options.api} (organization {options.organization_id})",
-        file=sys.stderr,
+        headers=_headers(args.header),
+        outsider_headers=_headers(args.outsider_header),
     )
     try:
-        result = run(options, ProgressPrinter())
-    except UsageProblem as exc:
+        any_contract = generic.is_generic_contract(options)
+        if not any_contract and not options.organization_id:
+            raise UsageProblem("--organization-id is required for the Timbrix contract")
+        where = "" if any_contract else f" (organization {options.organization_id})"
+        print(f"timbrix-sandbox conformance: {options.api}{where} [{options.contract}]", file=sys.stderr)
+        result = (generic.run if any_contract else run)(options, ProgressPrinter())
+    except (UsageProblem, OSError) as exc:
         print(f"\ntimbrix-sandbox conformance: {exc}", file=sys.stderr)
         return 2
     print(summary(result))
@@ -167,9 +213,13 @@ def conformance(args: argparse.Namespace) -> int:
     return 0 if result.conformant else 1
 
 
-def list_faults() -> int:
-    width = max(len(name) for name in FAULTS)
-    for fault in FAULTS.values():
+def list_faults(args: argparse.Namespace) -> int:
+    from .app import load_contract
+    from .profile import load_profile
+
+    faults = available(load_profile(load_contract(args.contract)))
+    width = max(len(name) for name in faults)
+    for fault in faults.values():
         print(f"{fault.name:<{width}}  {fault.category:<17} {fault.description}")
     return 0
 
@@ -182,8 +232,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "conformance":
             return conformance(args)
         if args.command == "faults":
-            return list_faults()
+            return list_faults(args)
         return reset(args)
-    except (FixtureError, UnknownFault, StoreInUse) as exc:
+    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ import typing as t
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .profile import scope_params
+
 if t.TYPE_CHECKING:
     from .profile import Profile
 
@@ -128,7 +130,14 @@ def available(profile: Profile | None) -> dict[str, Fault]:
     generic ones for any other contract."""
     if profile is None or profile.handlers:
         return FAULTS
-    return {name: fault for name, fault in FAULTS.items() if not fault.timbrix_only}
+    tenant_named = bool(profile.tenant) or any(scope_params(r) for r in profile.resources.values())
+    return {
+        name: fault
+        for name, fault in FAULTS.items()
+        # Without a tenant named in the request (BeeL: the key is the account) there is no
+        # membership to ignore.
+        if not fault.timbrix_only and (tenant_named or name != "membership-ignored")
+    }
 
 
 def check_names(names: t.Iterable[str], profile: Profile | None = None) -> frozenset[str]:

@@ -265,8 +265,9 @@ class GenericOperation:
             current = doc["data"]
             base = current
             if sandbox.has_fault("put-replaces"):
-                required = set(resource.schema.get("required", ())) | {resource.id_field}
-                base = {k: v for k, v in current.items() if k in required}
+                # Unsent fields fall back to what a fresh record would have.
+                kept = {k: current[k] for k in (resource.id_field, resource.created_field) if k in current}
+                base = complete(kept, resource.schema, utc_now())
             updated = {**base, **changes}
             if resource.updated_field and not sandbox.has_fault("updated-at-frozen"):
                 updated[resource.updated_field] = utc_now_after(current.get(resource.updated_field) or utc_now())

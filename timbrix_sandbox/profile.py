@@ -171,6 +171,7 @@ class Operation:
     body_schema: dict | None  # resolved request body schema (without the envelope)
     response_schema: dict | None  # resolved success body schema (with the envelope)
     required_scopes: tuple[str, ...]
+    secured: bool  # a token is required
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +354,7 @@ def load_profile(spec: dict) -> Profile:
             scopes = tuple(sorted({s for requirement in security for values in requirement.values() for s in values}))
             operation_id = operation.get("operationId") or f"{method}_{path}"
             operations[operation_id] = Operation(
-                operation_id, method.upper(), path, action, name, status, body, response, scopes
+                operation_id, method.upper(), path, action, name, status, body, response, scopes, bool(security)
             )
     resources = {}
     for name, shape in shapes.items():
