@@ -16,6 +16,7 @@ async def health():
     organizations = sandbox.scopes()
     return {
         "status": "ok",
+        "contract": sandbox.profile.title if sandbox.profile else "Timbrix API (customers)",
         "storage": "memory" if store.in_memory else "file",
         "dataDir": None if store.data_dir is None else str(store.data_dir),
         "customers": sum(store.count(c, org) for c in sandbox.collections for org in store.scopes(c)),

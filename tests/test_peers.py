@@ -212,3 +212,21 @@ def test_suite_kills_fault_in_peer(live_server_factory, peer, fault):
     server = live_server_factory(None, extra=["--contract", str(PEERS[peer]["contract"]), "--fault", fault])
     result = generic.run(_options(server, peer, fail_fast=True))
     assert not result.conformant, f"fault {fault!r} survived the conformance suite against {peer}"
+
+
+def test_malformed_http_gets_the_peer_error_format(live_server_factory):
+    import json
+    import socket
+
+    server = live_server_factory(None, extra=["--contract", str(BEEL)])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/customers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    error = json.loads(body)
+    assert error["success"] is False and error["error"]["code"] == "VALIDATION_ERROR"
+    with server.client() as http:
+        assert http.get("/__sandbox/health").json()["contract"] == "BeeL API (customers)"

@@ -13,13 +13,17 @@ import json
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .clock import new_request_id, utc_now
 from .errors import error_body
 
-_BODY = json.dumps(error_body(400, "Invalid HTTP request received")).encode()
+MESSAGE = "Invalid HTTP request received"
 
 
 class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
+    body = json.dumps(error_body(400, MESSAGE)).encode()
+
     def send_400_response(self, msg: str) -> None:
+        _BODY = self.body
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
@@ -33,6 +37,15 @@ class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def protocol_for(app) -> type[VendorErrorHttpToolsProtocol]:
+    """The protocol answering in the served contract's error format (BeeL's envelope, ...)."""
+    sandbox = getattr(app, "sandbox", None)
+    if sandbox is None or sandbox.profile is None:
+        return VendorErrorHttpToolsProtocol
+    body = sandbox.profile.errors.render(400, MESSAGE, now=utc_now(), request_id=new_request_id())
+    return type("ContractErrorHttpToolsProtocol", (VendorErrorHttpToolsProtocol,), {"body": json.dumps(body).encode()})
+
+
 def run(app, *, host: str, port: int, log_level: str) -> None:
     uvicorn.run(
         app,
@@ -41,5 +54,5 @@ def run(app, *, host: str, port: int, log_level: str) -> None:
         log_level=log_level,
         access_log=log_level == "debug",
         loop="uvloop",
-        http=VendorErrorHttpToolsProtocol,
+        http=protocol_for(app),
     )
