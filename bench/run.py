@@ -7,6 +7,7 @@ JSON to bench/results/<date>.json so runs can be compared over time.
     python3 dev.py bench --only http            # sandbox vs Prism vs raw Starlette, 32 connections
     python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
     python3 dev.py bench --only conformance     # a default conformance run against the sandbox
+    python3 dev.py bench --only peer            # the BeeL contract (generic layer) vs Prism and vs Timbrix
     python3 dev.py bench --only long-fuzz       # opt-in: >= 20,000 schemathesis cases across seeds
 
 Servers run pinned to CPU 0 and wrk to CPU 1 (taskset), as in the issue's reference figures.
@@ -95,17 +96,19 @@ class Server:
                 self.process.wait()
 
 
-def sandbox(data_dir: str | None = None, fast_path: bool = True) -> tuple[Server, str]:
+def sandbox(data_dir: str | None = None, fast_path: bool = True, contract: Path | None = None) -> tuple[Server, str]:
     port = _free_port()
     store = ["--data-dir", data_dir] if data_dir else ["--in-memory"]
     command = [sys.executable, "-m", "timbrix_sandbox", "serve", "--port", str(port), "--log-level", "warning", *store]
+    if contract is not None:
+        command += ["--contract", str(contract)]
     if not fast_path:
         command = ["env", "TIMBRIX_SANDBOX_FASTPATH=0", *command]
     url = f"http://127.0.0.1:{port}"
     return Server(command, url + "/__sandbox/health"), url + "/api"
 
 
-def prism() -> tuple[Server, str] | None:
+def prism(contract: Path = ROOT / "openapi.yaml", probe_path: str | None = None, auth: str = AUTH):
     binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
     if not binary.exists():
         if not shutil.which("npm"):
@@ -125,10 +128,11 @@ def prism() -> tuple[Server, str] | None:
             capture_output=True,
         )
     port = _free_port()
-    command = [str(binary), "mock", str(ROOT / "openapi.yaml"), "-p", str(port), "-h", "127.0.0.1", "-v", "silent"]
+    command = [str(binary), "mock", str(contract), "-p", str(port), "-h", "127.0.0.1", "-v", "silent"]
     base = f"http://127.0.0.1:{port}"  # Prism serves the paths without the servers' /api prefix
-    probe = f"{base}/organizations/{ORG}/customers/{DOCS_CUSTOMER}"
-    return Server(command, probe, {"Authorization": "Bearer sk_test_michael"}), base
+    probe = base + (probe_path or f"/organizations/{ORG}/customers/{DOCS_CUSTOMER}")
+    name, _, value = auth.partition(": ")
+    return Server(command, probe, {name: value}), base
 
 
 def ceiling() -> tuple[Server, str]:
@@ -138,8 +142,8 @@ def ceiling() -> tuple[Server, str]:
     return Server(command, url + "/__sandbox/health"), url + "/api"
 
 
-def wrk(url: str, seconds: int, script: str | None = None) -> dict:
-    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", AUTH]
+def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> dict:
+    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", auth]
     if script:
         command += ["-s", str(ROOT / "bench" / script)]
     out = subprocess.run(_pinned([*command, url], LOAD_CPU), capture_output=True, text=True, check=True).stdout
@@ -397,6 +401,78 @@ def bench_conformance() -> dict:
     return {"seconds": round(elapsed, 1), "exit_code": done.returncode, "cases": int(cases.group(1)) if cases else None}
 
 
+BEEL = ROOT / "contracts" / "beel.yaml"
+BEEL_AUTH = "Authorization: Bearer beel_sk_test_madrid"
+BEEL_CUSTOMER = "123e4567-e89b-12d3-a456-426614174000"
+BEEL_ENDPOINTS = {
+    "GET customer by id": (f"/v1/customers/{BEEL_CUSTOMER}", None),
+    "GET list": ("/v1/customers", None),
+    "PUT update": (f"/v1/customers/{BEEL_CUSTOMER}", "beel_put.lua"),
+    "POST create": ("/v1/customers", "beel_post.lua"),
+}
+
+
+def bench_peer(seconds: int) -> dict:
+    """A peer contract served by the generic layer (BeeL, durable file store, envelope and
+    validation on), side by side with Prism mocking the same contract and with the Timbrix
+    profile's hand-written handlers on the same machine in the same run."""
+    results: dict = {"beel_sandbox": {}, "beel_prism": {}, "timbrix_sandbox": {}}
+    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+    server, api = sandbox(tmp, contract=BEEL)
+    try:
+        results["beel_sandbox"]["startup_s"] = round(server.startup, 3)
+        wrk(api + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
+        for name, (path, script) in BEEL_ENDPOINTS.items():
+            results["beel_sandbox"][name] = wrk(api + path, seconds, script, auth=BEEL_AUTH)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    started = prism(BEEL, BEEL_ENDPOINTS["GET customer by id"][0], BEEL_AUTH)
+    if started is None:
+        results["beel_prism"] = {"skipped": "npm not available"}
+    else:
+        server, base = started
+        try:
+            wrk(base + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
+            for name, (path, script) in BEEL_ENDPOINTS.items():
+                results["beel_prism"][name] = wrk(base + path, seconds, script, auth=BEEL_AUTH)
+        finally:
+            server.stop()
+    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+    server, api = sandbox(tmp)
+    try:
+        wrk(api + ENDPOINTS["GET customer by id"][0], 2)
+        for name, (path, script) in ENDPOINTS.items():
+            results["timbrix_sandbox"][name] = wrk(api + path, seconds, script)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def _print_peer(peer: dict) -> None:
+    print("\nBeeL contract through the generic layer (file store, validation on), 32 connections")
+    print(
+        f"{'endpoint':<20} {'BeeL req/s':>10} {'p50':>7} {'p99':>7} {'Prism req/s':>12} {'BeeL/Prism':>10}"
+        f" {'Timbrix req/s':>13} {'BeeL/Timbrix':>12}"
+    )
+    for name in BEEL_ENDPOINTS:
+        ours, prism_row, timbrix = (
+            peer["beel_sandbox"][name],
+            peer["beel_prism"].get(name),
+            peer["timbrix_sandbox"][name],
+        )
+        line = f"{name:<20} {ours['req_per_s']:>10.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f}"
+        line += (
+            f" {prism_row['req_per_s']:>12.0f} {ours['req_per_s'] / prism_row['req_per_s']:>9.2f}x"
+            if prism_row
+            else f" {'-':>12} {'-':>10}"
+        )
+        line += f" {timbrix['req_per_s']:>13.0f} {ours['req_per_s'] / timbrix['req_per_s']:>11.2f}x"
+        print(line)
+    print(f"BeeL sandbox startup to first 200: {peer['beel_sandbox']['startup_s']} s")
+
+
 # -- report -------------------------------------------------------------------------------------
 def _print_http(http: dict) -> None:
     print(
@@ -435,12 +511,12 @@ def _print_http(http: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "long-fuzz"])
+    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "long-fuzz"])
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     args = parser.parse_args()
-    if args.only in (None, "http", "scale") and not shutil.which("wrk"):
+    if args.only in (None, "http", "scale", "peer") and not shutil.which("wrk"):
         print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
         return 2
 
@@ -481,6 +557,9 @@ def main() -> int:
             f"\nDefault conformance run against the sandbox: {run['seconds']} s, {run['cases']} generated cases, "
             f"exit {run['exit_code']}"
         )
+    if args.only in (None, "peer"):
+        report["peer"] = bench_peer(args.seconds)
+        _print_peer(report["peer"])
     if args.only == "long-fuzz":  # opt-in only: minutes, not seconds
         fuzz = report["long_fuzz"] = long_fuzz(args.cases, max_examples=150)
         print(

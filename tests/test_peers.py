@@ -230,3 +230,12 @@ def test_malformed_http_gets_the_peer_error_format(live_server_factory):
     assert error["success"] is False and error["error"]["code"] == "VALIDATION_ERROR"
     with server.client() as http:
         assert http.get("/__sandbox/health").json()["contract"] == "BeeL API (customers)"
+
+
+def test_a_data_directory_serves_one_contract(tmp_path):
+    from timbrix_sandbox.store import WrongContract
+
+    make_sandbox(data_dir=tmp_path).store.close()  # Timbrix customers on disk
+    with pytest.raises(WrongContract, match="Timbrix"):
+        make_sandbox(contract=BEEL, data_dir=tmp_path)
+    make_sandbox(data_dir=tmp_path).store.close()  # the lock was released; Timbrix still opens it

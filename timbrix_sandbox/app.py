@@ -110,6 +110,7 @@ def make_sandbox(
         collections=tuple(sorted(profile.resources)),
         prepare=prepare,
     )
+    sandbox.store.claim(profile.title, unmarked_owner=load_profile(load_contract(DEFAULT_CONTRACT)).title)
     sandbox.contract = Path(contract)  # type: ignore[attr-defined]
     sandbox.handlers = handlers  # type: ignore[attr-defined]
     if reset:

@@ -15,7 +15,7 @@ from pathlib import Path
 from .faults import UnknownFault, available
 from .fixtures import DEFAULT_FIXTURES, FixtureError
 from .profile import ContractError
-from .store import StoreInUse
+from .store import StoreInUse, WrongContract
 
 DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
@@ -25,13 +25,17 @@ DEFAULT_DATA_DIR = ".timbrix-sandbox"
 def _data_dir(args: argparse.Namespace) -> str | None:
     if getattr(args, "in_memory", False):
         return None
-    return args.data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    default = DEFAULT_DATA_DIR
+    if Path(args.contract).resolve() != DEFAULT_CONTRACT.resolve():
+        default += "-" + Path(args.contract).name.split(".")[0]  # .timbrix-sandbox-beel: one store per contract
+    return args.data_dir or os.environ.get(DATA_DIR_ENV) or default
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
-        help=f"where the TinyDB files live (default: ${DATA_DIR_ENV} or ./{DEFAULT_DATA_DIR})",
+        help=f"where the TinyDB files live (default: ${DATA_DIR_ENV} or ./{DEFAULT_DATA_DIR}, "
+        f"./{DEFAULT_DATA_DIR}-NAME for contracts/NAME.yaml)",
     )
     parser.add_argument(
         "--contract",
@@ -234,6 +238,6 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "faults":
             return list_faults(args)
         return reset(args)
-    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError) as exc:
+    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2

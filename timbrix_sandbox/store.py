@@ -44,6 +44,7 @@ COMPACT_MIN_LINES = 1000
 TABLE_NAME = "records"
 META_TABLE = "_meta"
 SEEDED_MARKER = ".seeded"
+CONTRACT_MARKER = ".contract"
 _SAFE_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 
 Record = dict[str, t.Any]
@@ -236,6 +237,10 @@ class StoreInUse(RuntimeError):
     """Another process has this data directory open."""
 
 
+class WrongContract(RuntimeError):
+    """The data directory holds another contract's records."""
+
+
 def _lock_directory(data_dir: Path) -> int:
     """An exclusive, advisory lock on the data directory for this process's lifetime.
 
@@ -313,6 +318,22 @@ class Store:
         """Load every persisted partition now (at startup), not on a first request."""
         for scope in self.scopes(collection):
             self._partition(collection, scope)
+
+    def claim(self, contract: str, unmarked_owner: str | None = None) -> None:
+        """Tie the data directory to one contract: records shaped for BeeL must never be
+        served as Timbrix customers. A seeded directory without a marker (written before
+        markers existed) belongs to ``unmarked_owner``."""
+        if self.data_dir is None:
+            return
+        marker = self.data_dir / CONTRACT_MARKER
+        owner = json.loads(marker.read_text())["contract"] if marker.exists() else None
+        if owner is None and self.is_seeded():
+            owner = unmarked_owner
+        if owner is not None and owner != contract:
+            self._release_dir_lock()
+            raise WrongContract(f"{self.data_dir} holds data of {owner!r}, not {contract!r}: pass another --data-dir")
+        if owner is None:
+            _atomic_write_json(marker, {"contract": contract})
 
     def mark_seeded(self) -> None:
         """Record that the first seeding finished (a seed cut short by a crash is redone)."""
