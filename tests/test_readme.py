@@ -31,6 +31,19 @@ def test_quick_tour_runs_as_written(live_server):
     assert '"status": "ok"' in out
 
 
+def test_beel_tour_runs_as_written(live_server_factory):
+    server = live_server_factory(None, extra=["--contract", str(ROOT / "contracts" / "beel.yaml")])
+    section = README.split("A quick tour of BeeL", 1)[1]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1).replace("http://localhost:3001", server.url)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"legal_name": "Ferretería Norte SL"' in out or '"legal_name": "Ferreter\\u00eda Norte SL"' in out
+    assert '"general_discount": 5' in out
+    assert '"code": "VALIDATION_ERROR"' in out and '"phone": "\\"12\\" is shorter than 9 characters"' in out
+    assert '"code": "FORBIDDEN"' in out
+
+
 def test_ci_runs_the_readme_test_command():
     commands = re.search(r"## The two commands.*?```sh\n(.*?)```", README, re.S).group(1)
     test_command = next(line.split("#")[0].strip() for line in commands.splitlines() if "test" in line)
