@@ -16,6 +16,8 @@ import httpx
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from timbrix_sandbox.generic import record_key
+
 from . import oracle
 
 # Rules whose message the vendor documents word for word: an implementation must match them.
@@ -331,14 +333,8 @@ def _generic_guard(case) -> None:
     name = _generic["resource"].id_param
     params = case.path_parameters or {}
     value = params.get(name)
-    if value is not None and _key(value) in _generic["existing"]:
+    if value is not None and record_key(value) in _generic["existing"]:
         case.path_parameters = {**params, name: _generic["anchor" if action == "update" else "victim"]}
-
-
-def _key(value: t.Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 # The checks the runner attributes to the domain layer (the rest are schemathesis built-ins).
