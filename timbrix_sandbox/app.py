@@ -110,7 +110,7 @@ def make_sandbox(
         collections=tuple(sorted(profile.resources)),
         prepare=prepare,
     )
-    sandbox.store.claim(profile.title, unmarked_owner=load_profile(load_contract(DEFAULT_CONTRACT)).title)
+    sandbox.store.claim(profile.title, unmarked_owner=_timbrix_title())
     sandbox.contract = Path(contract)  # type: ignore[attr-defined]
     sandbox.handlers = handlers  # type: ignore[attr-defined]
     if reset:
@@ -121,6 +121,12 @@ def make_sandbox(
     for collection in sandbox.collections:
         sandbox.store.open_all(collection)
     return sandbox
+
+
+@functools.lru_cache(maxsize=1)
+def _timbrix_title() -> str:
+    """Whose data a seeded directory without a contract marker holds (written before markers)."""
+    return load_profile(load_contract(DEFAULT_CONTRACT)).title
 
 
 class Handlers:

@@ -24,9 +24,6 @@ from .profile import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
 
 logger = logging.getLogger("timbrix_sandbox")
 
-ERROR_CODES = {int(status): code for status, code in DEFAULT_ERROR_CODES.items()}
-
-
 def _format() -> ErrorFormat:
     """The error format of the contract being served (Timbrix's outside any request)."""
     sandbox = current_sandbox_or_none()
@@ -36,15 +33,20 @@ def _format() -> ErrorFormat:
 _DEFAULT_FORMAT = ErrorFormat()
 
 
+def _known(status: int) -> int:
+    """Statuses without an error code (422, 418, ...) are folded into 400 or 500."""
+    if str(status) in DEFAULT_ERROR_CODES:
+        return status
+    return 500 if status >= 500 else 400
+
+
 def error_body(
     status: int, message: str | None = None, *, details: t.Any = None, kind: str | None = None
 ) -> dict[str, t.Any]:
     """The contract's error object for ``status`` (unknown statuses are folded into 400/500)."""
-    if str(status) not in DEFAULT_ERROR_CODES and status < 500:
-        status = 400
-    elif str(status) not in DEFAULT_ERROR_CODES:
-        status = 500
-    return _format().render(status, message, details=details, kind=kind, now=utc_now(), request_id=new_request_id())
+    return _format().render(
+        _known(status), message, details=details, kind=kind, now=utc_now(), request_id=new_request_id()
+    )
 
 
 def error_response(
@@ -55,9 +57,8 @@ def error_response(
     details: t.Any = None,
     kind: str | None = None,
 ) -> ConnexionResponse:
+    status = _known(status)
     body = error_body(status, message, details=details, kind=kind)
-    if str(status) not in DEFAULT_ERROR_CODES:
-        status = 500 if status >= 500 else 400
     return ConnexionResponse(
         status_code=status,
         mimetype="application/json",

@@ -150,15 +150,19 @@ def record_key(value: t.Any) -> str:
     return str(value)
 
 
-def tenant(profile: Profile, resource: Resource, path_values: dict, token_info: dict, headers: t.Mapping) -> str:
+def tenant_path_param(profile: Profile, resource: Resource) -> str | None:
+    """The path parameter naming the tenant, if one does."""
+    params = scope_params(resource)
+    return profile.tenant.get("path") or (params[0] if params else None)
+
+
+def tenant(profile: Profile, path_param: str | None, path_values: dict, token_info: dict, headers: t.Mapping) -> str:
     """The organization the request acts in, checked against the caller's memberships."""
     sandbox = current_sandbox()
     memberships = tuple(token_info.get("organizations", ()))
     ignore = sandbox.has_fault("membership-ignored")
-    params = scope_params(resource)
-    if profile.tenant.get("path") or params:
-        name = profile.tenant.get("path") or params[0]
-        organization = record_key(path_values[name])
+    if path_param is not None:
+        organization = record_key(path_values[path_param])
     elif profile.tenant.get("header"):
         header = profile.tenant["header"]
         organization = headers.get(header)
@@ -186,6 +190,8 @@ class GenericOperation:
         self.profile = profile
         self.resource = profile.resources[operation.resource]
         self.ids = ids
+        self.tenant_param = tenant_path_param(profile, self.resource)  # once, not per request
+        self.action = getattr(self, operation.action)
 
     async def handle(self, _token_info: dict | None = None, _headers: t.Mapping | None = None, **kwargs: t.Any):
         """Connexion calls with parameters and ``body``; the fast path also hands over what
@@ -194,9 +200,8 @@ class GenericOperation:
             _token_info = connexion_context.get("token_info") or {}
             _headers = connexion_request.headers
         try:
-            organization = tenant(self.profile, self.resource, kwargs, _token_info, _headers or {})
-            action = getattr(self, self.operation.action)
-            return await action(organization, kwargs)
+            organization = tenant(self.profile, self.tenant_param, kwargs, _token_info, _headers or {})
+            return await self.action(organization, kwargs)
         except _Rejected as rejected:
             return rejected.response
 

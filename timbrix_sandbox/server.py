@@ -23,15 +23,14 @@ class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
     body = json.dumps(error_body(400, MESSAGE)).encode()
 
     def send_400_response(self, msg: str) -> None:
-        _BODY = self.body
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [
             b"content-type: application/json\r\n",
-            b"content-length: " + str(len(_BODY)).encode() + b"\r\n",
+            b"content-length: " + str(len(self.body)).encode() + b"\r\n",
             b"connection: close\r\n\r\n",
-            _BODY,
+            self.body,
         ]
         self.transport.write(b"".join(head))
         self.transport.close()
