@@ -7,7 +7,7 @@ import os
 import anyio
 
 from timbrix_sandbox.context import current_sandbox
-from timbrix_sandbox.errors import error_response
+from timbrix_sandbox.errors import CONTROL_ERRORS, error_response
 
 
 async def health():
@@ -35,5 +35,5 @@ async def reset_all():
 async def reset_organization(organizationId: str):
     sandbox = current_sandbox()
     if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.scopes():
-        return error_response(404, f"Organization {organizationId} is not in the fixtures")
+        return error_response(404, f"Organization {organizationId} is not in the fixtures", errors=CONTROL_ERRORS)
     return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200

@@ -25,6 +25,8 @@ PRINCE_CUSTOMER = "66b2a1d3f5c0b2c3d4e5f601"
 MICHAEL = {"Authorization": "Bearer sk_test_michael"}
 PRINCE_TOKEN = {"Authorization": "Bearer sk_test_prince"}
 TOBY = {"Authorization": "Bearer sk_test_toby"}
+LOCAL = "http://localhost"
+"""In-process clients' base URL: the app answers loopback Host names only (DNS-rebinding guard)."""
 
 VALID_CREATE = {
     "legalName": "Bluth Company",
@@ -58,7 +60,7 @@ def app():
 
 @pytest.fixture
 def client(app):
-    with app.test_client() as test_client:
+    with app.test_client(base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -86,6 +88,13 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """The control token the server was started with, if any (``--control-token``)."""
+        if "--control-token" in self.extra:
+            return {"X-Sandbox-Control-Token": self.extra[self.extra.index("--control-token") + 1]}
+        return {}
 
     def start(self, timeout: float = 30, attempts: int = 3) -> LiveServer:
         for _attempt in range(attempts):
@@ -119,7 +128,7 @@ class LiveServer:
                     raise PortTaken(self.port)
                 raise RuntimeError(f"server exited early:\n{output}")
             try:
-                health = httpx.get(self.url + "/__sandbox/health", timeout=1)
+                health = httpx.get(self.url + "/__sandbox/health", headers=self.control_headers, timeout=1)
                 if health.status_code == 200:
                     if health.json().get("pid") != self.process.pid:
                         # Someone else took the port between free_port() and our bind.

@@ -4,7 +4,7 @@ re-validation on PUT, nothing stored on rejection, the SAT catalog endpoints, st
 from __future__ import annotations
 
 import pytest
-from conftest import DOCS_CUSTOMER, MICHAEL, VALID_CREATE, customer_url, customers_url
+from conftest import DOCS_CUSTOMER, LOCAL, MICHAEL, VALID_CREATE, customer_url, customers_url
 
 import cfdi
 from timbrix_sandbox.app import create_app, make_sandbox
@@ -115,7 +115,7 @@ def test_every_fixture_customer_passes_the_rules():
 
 
 def test_strict_mode_rejects_the_docs_rfc_on_fiscal_updates():
-    with create_app(make_sandbox(strict_rfc=True)).test_client() as client:
+    with create_app(make_sandbox(strict_rfc=True)).test_client(base_url=LOCAL) as client:
         message = rejected(client.put(customer_url(), headers=MICHAEL, json={"taxSystem": "601"}))
         assert message == 'El dígito verificador del RFC "DUM901231AB3" no es válido'
         assert client.put(customer_url(), headers=MICHAEL, json={"taxId": "ABC101010111"}).status_code == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DOCS_CUSTOMER, MICHAEL, VALID_CREATE, customer_url, customers_url
+from conftest import DOCS_CUSTOMER, LOCAL, MICHAEL, VALID_CREATE, customer_url, customers_url
 from jsonschema import Draft202012Validator
 
 from timbrix_sandbox.app import load_contract
@@ -178,7 +178,7 @@ def test_docs_customer_survives_all_of_the_above(client):
 def test_server_error_is_a_declared_500_in_vendor_format():
     from timbrix_sandbox.app import create_app, make_sandbox
 
-    with create_app(make_sandbox(faults=["server-error-long-name"])).test_client() as client:
+    with create_app(make_sandbox(faults=["server-error-long-name"])).test_client(base_url=LOCAL) as client:
         before = snapshot(client)
         response = client.put(customer_url(), headers=MICHAEL, json={"legalName": "x" * 101})
         assert_vendor_error_500(response)
@@ -198,7 +198,7 @@ def test_sandbox_never_emits_a_body_its_contract_forbids(tmp_path):
     first["email"] = "not-an-email"
     broken = tmp_path / "fixtures.yaml"
     broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    with create_app(make_sandbox(fixtures_path=broken)).test_client() as client:
+    with create_app(make_sandbox(fixtures_path=broken)).test_client(base_url=LOCAL) as client:
         response = client.get(customer_url(), headers=MICHAEL)
         assert_vendor_error_500(response)
         assert "email" in response.json()["message"]

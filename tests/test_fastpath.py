@@ -8,7 +8,17 @@ import json
 import re
 
 import pytest
-from conftest import DOCS_CUSTOMER, MICHAEL, PRINCE, PRINCE_CUSTOMER, TOBY, VALID_CREATE, customer_url, customers_url
+from conftest import (
+    DOCS_CUSTOMER,
+    LOCAL,
+    MICHAEL,
+    PRINCE,
+    PRINCE_CUSTOMER,
+    TOBY,
+    VALID_CREATE,
+    customer_url,
+    customers_url,
+)
 
 from timbrix_sandbox.app import create_app, make_sandbox
 
@@ -64,11 +74,11 @@ def replay(client) -> list[tuple[int, str, str]]:
 
 
 def test_fast_path_answers_like_connexion(monkeypatch):
-    with create_app(make_sandbox()).test_client() as fast:
+    with create_app(make_sandbox()).test_client(base_url=LOCAL) as fast:
         fast_answers = replay(fast)
         served = fast.get("/__sandbox/health").json()["fastPathServed"]
     monkeypatch.setenv("TIMBRIX_SANDBOX_FASTPATH", "0")
-    with create_app(make_sandbox()).test_client() as slow:
+    with create_app(make_sandbox()).test_client(base_url=LOCAL) as slow:
         slow_answers = replay(slow)
         assert slow.get("/__sandbox/health").json()["fastPathServed"] == 0
     assert served >= 12, "the fast path really served the valid requests"
@@ -78,6 +88,6 @@ def test_fast_path_answers_like_connexion(monkeypatch):
 
 @pytest.mark.parametrize("fault", ["auth-ignored", "cfdi-uso-regimen"])
 def test_fast_path_is_off_while_faults_are_injected(fault):
-    with create_app(make_sandbox(faults=[fault])).test_client() as client:
+    with create_app(make_sandbox(faults=[fault])).test_client(base_url=LOCAL) as client:
         client.get(customer_url(), headers=MICHAEL)
         assert client.get("/__sandbox/health").json()["fastPathServed"] == 0

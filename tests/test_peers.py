@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import LOCAL, ROOT
 
 from conformance import generic
 from conformance.model import Options
@@ -32,13 +32,13 @@ JWT = {"Authorization": f"Bearer {JWT_TOKEN}"}
 
 @pytest.fixture
 def beel():
-    with create_app(make_sandbox(contract=BEEL)).test_client() as client:
+    with create_app(make_sandbox(contract=BEEL)).test_client(base_url=LOCAL) as client:
         yield client
 
 
 @pytest.fixture
 def books():
-    with create_app(make_sandbox(contract=BOOKKEEPING)).test_client() as client:
+    with create_app(make_sandbox(contract=BOOKKEEPING)).test_client(base_url=LOCAL) as client:
         yield client
 
 
@@ -158,10 +158,10 @@ def test_bookkeeping_put_requires_the_documented_fields(books):
 
 def test_peer_data_survives_a_restart(tmp_path):
     sandbox = make_sandbox(contract=BEEL, data_dir=tmp_path)
-    with create_app(sandbox).test_client() as client:
+    with create_app(sandbox).test_client(base_url=LOCAL) as client:
         created = client.post("/api/v1/customers", json={"legal_name": "Persistente SA"}, headers=MADRID).json()
     sandbox.store.close()
-    with create_app(make_sandbox(contract=BEEL, data_dir=tmp_path)).test_client() as client:
+    with create_app(make_sandbox(contract=BEEL, data_dir=tmp_path)).test_client(base_url=LOCAL) as client:
         read = client.get(f"/api/v1/customers/{created['data']['id']}", headers=MADRID)
     assert read.json()["data"] == created["data"]
 

@@ -9,6 +9,7 @@ import sys
 from conftest import (
     DOCS_CUSTOMER,
     DUNDER,
+    LOCAL,
     MICHAEL,
     PRINCE,
     PRINCE_TOKEN,
@@ -88,7 +89,7 @@ def test_reset_unknown_organization_is_404(client):
 
 
 def test_health_reports_storage(disk_app):
-    with disk_app.test_client() as client:
+    with disk_app.test_client(base_url=LOCAL) as client:
         body = client.get("/__sandbox/health").json()
     assert body["status"] == "ok" and body["storage"] == "file"
     assert body["customers"] == 17 and body["organizations"] == 2

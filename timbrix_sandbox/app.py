@@ -24,6 +24,8 @@ from .body_limit import BodyLimitMiddleware
 from .clock import utc_now
 from .context import SandboxStateMiddleware
 from .errors import (
+    CONTROL_BASE_PATH,
+    CONTROL_ERRORS,
     AllowedMethods,
     TrailingSlashMiddleware,
     make_http_handler,
@@ -34,6 +36,7 @@ from .fastpath import FastPathMiddleware, compile_operations
 from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, RecordShape, check_names
 from .fixtures import DEFAULT_FIXTURES, load_fixtures
 from .generic import build_operations, complete, stored_doc
+from .local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from .paths import template_pattern
 from .profile import ContractError, Profile, load_profile, scope_params
 from .resolver import ControllerResolver, FunctionResolver, resolve_handler
@@ -44,13 +47,31 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONTRACT = PROJECT_ROOT / "openapi.yaml"
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
 API_BASE_PATH = "/api"
-CONTROL_BASE_PATH = "/__sandbox"
 
 
 def load_contract(path: str | os.PathLike[str] = DEFAULT_CONTRACT) -> dict:
-    """The parsed contract (a fresh copy: Connexion fills defaults into what it is given)."""
-    stat = os.stat(path)
-    return copy.deepcopy(_parse_contract(os.fspath(path), stat.st_mtime_ns, stat.st_size))
+    """The parsed contract (a fresh copy: Connexion fills defaults into what it is given).
+
+    Raises :class:`ContractError` naming the file for everything a user can get wrong: a
+    missing path, a directory, unreadable or invalid YAML, a document that is not an OpenAPI
+    object."""
+    try:
+        stat = os.stat(path)
+        parsed = _parse_contract(os.fspath(path), stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        raise ContractError(f"contract {os.fspath(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise ContractError(f"contract {os.fspath(path)!r} is a directory, not an OpenAPI file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"contract {os.fspath(path)!r} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
+        raise ContractError(f"contract {os.fspath(path)!r} is not valid YAML or JSON{where}") from None
+    if not isinstance(parsed, dict) or "openapi" not in parsed or not isinstance(parsed.get("paths", {}), dict):
+        raise ContractError(
+            f"contract {os.fspath(path)!r} is not an OpenAPI document (expected a mapping with 'openapi' and 'paths')"
+        )
+    return copy.deepcopy(parsed)
 
 
 @functools.lru_cache(maxsize=16)
@@ -198,10 +219,25 @@ def _bind_security(spec: dict) -> dict:
     return spec
 
 
-def create_app(sandbox: Sandbox | None = None):
+def _path_methods(spec: dict) -> PathMethods:
+    """The contract API's methods per path, for CORS preflights."""
+    return PathMethods(
+        [
+            (
+                template_pattern(API_BASE_PATH + path),
+                tuple(sorted(m.upper() for m in item if m in ("get", "put", "post", "delete", "patch"))),
+            )
+            for path, item in spec.get("paths", {}).items()
+        ]
+    )
+
+
+def create_app(sandbox: Sandbox | None = None, security: SecurityPolicy | None = None):
     """Build the ASGI app for the sandbox's contract. Without a sandbox, an in-memory Timbrix
-    one seeded from the fixtures."""
+    one seeded from the fixtures. ``security`` is the local server's policy (Host allowlist,
+    control API protection, CORS; see ``local_security.py``); by default, loopback only."""
     sandbox = sandbox or make_sandbox()
+    security = security or SecurityPolicy()
     contract = sandbox.contract  # type: ignore[attr-defined]
     handlers = sandbox.handlers  # type: ignore[attr-defined]
 
@@ -232,13 +268,28 @@ def create_app(sandbox: Sandbox | None = None):
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
 
+    # Outermost of the app's own middleware (only Starlette's last-resort 500 handler is
+    # outside it): a refused Host or cross-site control request touches nothing else.
+    app.add_middleware(
+        LocalSecurityMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        policy=security,
+        errors=sandbox.profile.errors,
+        control_errors=CONTROL_ERRORS,
+        api_prefix=API_BASE_PATH,
+        control_prefix=CONTROL_BASE_PATH,
+        api_paths=_path_methods(api),
+    )
     app.add_middleware(OrganizationAccessMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
     required = {op_id: op.required_scopes for op_id, op in sandbox.profile.operations.items() if op.required_scopes}
     if required:
         app.add_middleware(ScopeMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION, required=required)
     app.add_middleware(TrailingSlashMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
-        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, limited=_operations_declaring(api, 413)
+        BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        limited=_operations_declaring(api, 413),
+        errors=sandbox.profile.errors,
     )
     app.add_middleware(SandboxStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     if sandbox.faults:

@@ -6,12 +6,14 @@ the sandbox hold arbitrarily large payloads.
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import DEFAULT_MESSAGES, error_body
+from .clock import new_request_id, utc_now
+from .profile import DEFAULT_MESSAGES, ErrorFormat
 
 MAX_BODY_BYTES = 1024 * 1024
 # Only these read a body (and declare 413 in the contract); other methods' bodies are ignored.
@@ -26,15 +28,20 @@ class PayloadTooLarge(ProblemException):
 class BodyLimitMiddleware:
     """``limited(method, path)`` says which requests carry a body the contract limits (those
     whose operation declares 413); any other request's body is never read, so it is left to
-    routing (405/404) rather than answered with an undeclared 413."""
+    routing (405/404) rather than answered with an undeclared 413. ``errors`` is the served
+    contract's error format: this middleware sits outside everything that knows the contract
+    (BeeL's 413 once came out in Timbrix's shape)."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_bytes: int = MAX_BODY_BYTES,
         limited: t.Callable[[str, str], bool] = lambda method, path: method in BODY_METHODS,
+        *,
+        errors: ErrorFormat,
     ) -> None:
         self.app = app
+        self.errors = errors
         self.max_bytes = max_bytes
         self.limited = limited
 
@@ -50,7 +57,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
         if declared is not None and declared > self.max_bytes:
-            await _send_413(send)
+            await _send_413(send, self.errors)
             return
         if declared is None:
             # A chunked body has no Content-Length, and Connexion would treat it as absent:
@@ -65,7 +72,7 @@ class BodyLimitMiddleware:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 if size > self.max_bytes:
-                    await _send_413(send)
+                    await _send_413(send, self.errors)
                     return
                 more = message.get("more_body", False)
             body = b"".join(chunks)
@@ -96,10 +103,8 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-async def _send_413(send: Send) -> None:
-    import json
-
-    body = json.dumps(error_body(413)).encode()
+async def _send_413(send: Send, errors: ErrorFormat) -> None:
+    body = json.dumps(errors.render(413, now=utc_now(), request_id=new_request_id()), ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
+import secrets
 import sys
 import typing as t
 import urllib.error
@@ -14,21 +16,28 @@ from pathlib import Path
 
 from .faults import UnknownFault, available
 from .fixtures import DEFAULT_FIXTURES, FixtureError
+from .local_security import SecurityPolicy
 from .profile import ContractError
 from .store import StoreInUse, WrongContract
 
 DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
+CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
 
 
 def _data_dir(args: argparse.Namespace) -> str | None:
     if getattr(args, "in_memory", False):
+        if args.data_dir:
+            raise UsageError("--in-memory keeps nothing on disk: it cannot be combined with --data-dir")
         return None
     default = DEFAULT_DATA_DIR
     if Path(args.contract).resolve() != DEFAULT_CONTRACT.resolve():
         default += "-" + Path(args.contract).name.split(".")[0]  # .timbrix-sandbox-beel: one store per contract
-    return args.data_dir or os.environ.get(DATA_DIR_ENV) or default
+    chosen = args.data_dir or os.environ.get(DATA_DIR_ENV) or default
+    if os.path.exists(chosen) and not os.path.isdir(chosen):
+        raise UsageError(f"--data-dir {chosen!r} is a file, not a directory")
+    return chosen
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -67,11 +76,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="NAME", help="inject a bug (repeatable; see `faults`)"
     )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host header names NAME (loopback names, IP addresses and --host are "
+        "always accepted; '*' accepts any, which re-opens DNS rebinding)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also grant CORS to ORIGIN, e.g. https://app.example.test (loopback origins always are; '*' for any)",
+    )
+    serve.add_argument(
+        "--control-token",
+        default=os.environ.get(CONTROL_TOKEN_ENV),
+        help=f"require this token on the control API (/__sandbox); default ${CONTROL_TOKEN_ENV}; "
+        "generated and printed when --host is not loopback",
+    )
 
     reset = commands.add_parser("reset", help="put organizations back to their fixtures")
     _add_store_options(reset)
     reset.add_argument("--organization", help="only this organization id")
     reset.add_argument("--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001")
+    reset.add_argument(
+        "--control-token",
+        default=os.environ.get(CONTROL_TOKEN_ENV),
+        help=f"the running sandbox's control token (with --url; default ${CONTROL_TOKEN_ENV})",
+    )
 
     faults = commands.add_parser("faults", help="list the faults `serve --fault` can inject")
     faults.add_argument("--contract", default=str(DEFAULT_CONTRACT), help="only the faults this contract can take")
@@ -114,12 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def security_policy(args: argparse.Namespace) -> SecurityPolicy:
+    """The local server's policy from ``serve``'s flags. Bound beyond loopback, the control
+    API always needs a token: one is generated (and printed) if none was given."""
+    security = SecurityPolicy(
+        bound_host=args.host,
+        allowed_hosts=frozenset(host.lower() for host in args.allow_host),
+        cors_origins=tuple(args.cors_origin),
+        control_token=args.control_token,
+    )
+    if security.exposed and not security.control_token:
+        security = dataclasses.replace(security, control_token=secrets.token_urlsafe(24))
+    return security
+
+
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app, make_sandbox
     from .server import run as run_server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
+    security = security_policy(args)
     sandbox = make_sandbox(
         contract=args.contract,
         data_dir=data_dir,
@@ -128,7 +178,7 @@ def serve(args: argparse.Namespace) -> int:
         strict_rfc=args.strict_rfc,
         faults=args.fault,
     )
-    app = create_app(sandbox)
+    app = create_app(sandbox, security)
     base = f"http://{args.host}:{args.port}"
     print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
     print(f"  Swagger UI   {base}/api/ui/")
@@ -136,6 +186,14 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
+    if security.control_token:
+        print(f"  control token {security.control_token}  (send as X-Sandbox-Control-Token)")
+    if security.exposed:
+        print(
+            f"WARNING: bound to {args.host}, beyond loopback: anyone who can reach this port can use the fixture "
+            "tokens. The control API needs the control token above.",
+            file=sys.stderr,
+        )
     print("  tokens:")
     for user in sandbox.fixtures.users:
         orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
@@ -148,7 +206,8 @@ def serve(args: argparse.Namespace) -> int:
 def reset(args: argparse.Namespace) -> int:
     if args.url:
         path = "/__sandbox/reset" + (f"/{args.organization}" if args.organization else "")
-        request = urllib.request.Request(args.url.rstrip("/") + path, method="POST")
+        headers = {"X-Sandbox-Control-Token": args.control_token} if args.control_token else {}
+        request = urllib.request.Request(args.url.rstrip("/") + path, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 print(response.read().decode())

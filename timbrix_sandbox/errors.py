@@ -31,6 +31,15 @@ def _format() -> ErrorFormat:
 
 
 _DEFAULT_FORMAT = ErrorFormat()
+CONTROL_ERRORS = ErrorFormat()
+"""The control API's own format (``control.yaml``), whatever contract is served."""
+CONTROL_BASE_PATH = "/__sandbox"
+
+
+def _format_for(request: ConnexionRequest) -> ErrorFormat | None:
+    """The control API answers in its own format; everything else in the served contract's."""
+    path = request.url.path
+    return CONTROL_ERRORS if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/") else None
 
 
 def _known(status: int) -> int:
@@ -41,10 +50,16 @@ def _known(status: int) -> int:
 
 
 def error_body(
-    status: int, message: str | None = None, *, details: t.Any = None, kind: str | None = None
+    status: int,
+    message: str | None = None,
+    *,
+    details: t.Any = None,
+    kind: str | None = None,
+    errors: ErrorFormat | None = None,
 ) -> dict[str, t.Any]:
-    """The contract's error object for ``status`` (unknown statuses are folded into 400/500)."""
-    return _format().render(
+    """The contract's error object for ``status`` (unknown statuses are folded into 400/500).
+    ``errors`` names the format; without it, the served contract's."""
+    return (errors or _format()).render(
         _known(status), message, details=details, kind=kind, now=utc_now(), request_id=new_request_id()
     )
 
@@ -56,9 +71,10 @@ def error_response(
     *,
     details: t.Any = None,
     kind: str | None = None,
+    errors: ErrorFormat | None = None,
 ) -> ConnexionResponse:
     status = _known(status)
-    body = error_body(status, message, details=details, kind=kind)
+    body = error_body(status, message, details=details, kind=kind, errors=errors)
     return ConnexionResponse(
         status_code=status,
         mimetype="application/json",
@@ -78,14 +94,21 @@ def _problem_message(exc: ProblemException) -> str | None:
     return exc.detail or exc.title
 
 
-def problem_handler(_request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+def problem_handler(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
     headers = dict(exc.headers or {})
     if exc.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="timbrix-sandbox"')
     if exc.status >= 500:
         logger.error("%s: %s", exc.title, exc.detail)
     ext = exc.ext or {}
-    return error_response(exc.status, _problem_message(exc), headers, details=ext.get("details"), kind=ext.get("kind"))
+    return error_response(
+        exc.status,
+        _problem_message(exc),
+        headers,
+        details=ext.get("details"),
+        kind=ext.get("kind"),
+        errors=_format_for(request),
+    )
 
 
 class AllowedMethods:
@@ -125,14 +148,14 @@ def make_http_handler(allowed: AllowedMethods):
             if allow:
                 headers["Allow"] = allow
             message = f"Method {request.method} is not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, headers)
+        return error_response(exc.status_code, message, headers, errors=_format_for(request))
 
     return http_handler
 
 
-def unexpected_error_handler(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+def unexpected_error_handler(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, "Internal server error")
+    return error_response(500, "Internal server error", errors=_format_for(request))
 
 
 class TrailingSlashMiddleware:

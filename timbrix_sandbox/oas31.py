@@ -120,9 +120,55 @@ class BadRequest(BadRequestProblem):
         self.ext = ext
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting a request body may have. The schema engine (jsonschema-rs) stops at a few
+hundred levels with an error of its own, and Python's parser at ~1,000 with RecursionError;
+no real API body comes near 64, so deeper ones are a 400 before either is reached."""
+MAX_INTEGER_DIGITS = 4300
+"""Python refuses to convert longer integer literals (``sys.get_int_max_str_digits``); the
+parser raised that as a bare ``ValueError``, which escaped as a 500."""
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    # Python's parser accepts NaN, Infinity and -Infinity; JSON (RFC 8259) does not, and the
+    # stored record could not be written back as JSON.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"integer with {len(text)} digits is out of range")
+    return int(text)
+
+
+def _depth_exceeds(value: t.Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if type(item) is dict else item if type(item) is list else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
+
+
 def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     """A request body as JSON (``None`` if empty), or a 400 saying what is wrong with it.
-    Shared by the Connexion validators and the fast path, so both reject the same bodies."""
+    Shared by the Connexion validators and the fast path, so both reject the same bodies.
+
+    Hostile bodies are refused here, before any validator sees them: nesting deeper than
+    :data:`MAX_JSON_DEPTH`, integers longer than :data:`MAX_INTEGER_DIGITS`, non-finite
+    numbers, and lone UTF-16 surrogates."""
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError):
@@ -130,18 +176,26 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     if not text:
         return None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_int=_parse_int, parse_float=_finite_float, parse_constant=_reject_constant)
+        if _depth_exceeds(body, MAX_JSON_DEPTH):
+            raise BadRequest(
+                detail=f"Request body is nested more than {MAX_JSON_DEPTH} levels deep", ext=_INVALID_JSON
+            )
         # JSON may escape a lone UTF-16 surrogate ("\ud800"): valid JSON, but no Unicode text
         # can hold it, so it would fail later when stored or echoed.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
         raise BadRequest(detail=f"Request body is not valid JSON: {exc}", ext=_INVALID_JSON) from None
     except RecursionError:
-        raise BadRequest(detail="Request body is nested too deeply", ext=_INVALID_JSON) from None
+        raise BadRequest(
+            detail=f"Request body is nested more than {MAX_JSON_DEPTH} levels deep", ext=_INVALID_JSON
+        ) from None
     except UnicodeEncodeError:
         raise BadRequest(
             detail="Request body contains an unpaired UTF-16 surrogate escape", ext=_INVALID_JSON
         ) from None
+    except ValueError as exc:  # from the number and constant hooks above
+        raise BadRequest(detail=f"Request body is not valid JSON: {exc}", ext=_INVALID_JSON) from None
     return body
 
 

@@ -47,6 +47,8 @@ DEFAULT_ERROR_CODES: dict[str, str] = {
     "409": "CONFLICT",
     "413": "PAYLOAD_TOO_LARGE",
     "415": "UNSUPPORTED_MEDIA_TYPE",
+    "421": "MISDIRECTED_REQUEST",
+    "431": "REQUEST_HEADER_FIELDS_TOO_LARGE",
     "500": "INTERNAL_SERVER_ERROR",
 }
 DEFAULT_MESSAGES: dict[int, str] = {
@@ -57,6 +59,8 @@ DEFAULT_MESSAGES: dict[int, str] = {
     405: "Method not allowed",
     413: "Request body is larger than 1 MiB",
     415: "Unsupported media type: send application/json",
+    421: "This sandbox does not answer for that Host",
+    431: "Request headers are too large",
     500: "Internal server error",
 }
 MAX_MESSAGE_LENGTH = 500
