@@ -18,6 +18,7 @@ from .faults import UnknownFault, available
 from .fixtures import DEFAULT_FIXTURES, FixtureError
 from .local_security import SecurityPolicy
 from .profile import ContractError
+from .server import BindError
 from .store import StoreInUse, WrongContract
 
 DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -165,6 +166,7 @@ def security_policy(args: argparse.Namespace) -> SecurityPolicy:
 
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app, make_sandbox
+    from .server import bind
     from .server import run as run_server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -179,6 +181,7 @@ def serve(args: argparse.Namespace) -> int:
         faults=args.fault,
     )
     app = create_app(sandbox, security)
+    sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
     print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
     print(f"  Swagger UI   {base}/api/ui/")
@@ -199,7 +202,7 @@ def serve(args: argparse.Namespace) -> int:
         orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
         print(f"    {user.token:<20} {user.name} ({orgs})")
     sys.stdout.flush()
-    run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+    run_server(app, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
 
 
@@ -297,6 +300,6 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "faults":
             return list_faults(args)
         return reset(args)
-    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract) as exc:
+    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2
