@@ -86,3 +86,18 @@ def test_a_busy_port_fails_before_the_banner():
 def test_an_unknown_host_to_bind():
     _assert_usage_error(_run("serve", "--in-memory", "--host", "no-such-host.invalid", "--port", str(free_port())),
                         "no-such-host.invalid")
+
+
+def test_a_damaged_data_dir_names_the_file_and_the_way_out(tmp_path):
+    data = tmp_path / "data"
+    assert _run("reset", "--data-dir", str(data)).returncode == 0
+    journal = next((data / "customers").glob("*.journal"))
+    snapshot = journal.with_suffix(".json")
+    journal.write_text('{"op": "put", "doc": {"id": "x"}, "g": 99}\n', encoding="utf-8")  # newer than its snapshot
+    refused = _run("serve", "--data-dir", str(data), "--port", str(free_port()))
+    _assert_usage_error(refused, str(journal.with_suffix("")), "--discard-damaged")
+    assert snapshot.exists() and journal.read_text(encoding="utf-8").startswith('{"op"')  # left as it was
+    repaired = _run("reset", "--data-dir", str(data), "--discard-damaged")
+    assert repaired.returncode == 0, repaired.stderr
+    assert list(data.glob("damaged-*/customers/*")), "the damaged files are kept aside"
+    assert _run("reset", "--data-dir", str(data)).returncode == 0  # opens cleanly now

@@ -146,10 +146,15 @@ def _template(peer: Peer, path: str) -> str | None:
 
 def _assert_declared(spec: dict, template: str | None, method: str, response) -> None:
     assert response.headers["content-type"].startswith("application/json"), response.headers
-    method = "get" if method == "OPTIONS" and template is not None else method
-    schema = _declared_schema(spec, template, method if method != "PATCH" else "get", response.status_code)
-    errors = sorted(Draft202012Validator(schema).iter_errors(response.json()), key=str)
-    assert not errors, f"{response.json()} breaks the declared {response.status_code}: {errors[0].message}"
+    _assert_body_declared(spec, template, method, response.status_code, response.json())
+
+
+def _assert_body_declared(spec: dict, template: str | None, method: str, status: int, body: t.Any) -> None:
+    # A wrong method or a preflight is answered for the path: judged by the path's GET.
+    method = "GET" if method in ("OPTIONS", "PATCH") else method
+    schema = _declared_schema(spec, template, method, status)
+    errors = sorted(Draft202012Validator(schema).iter_errors(body), key=str)
+    assert not errors, f"{body} breaks the declared {status}: {errors[0].message}"
 
 
 @pytest.mark.parametrize("name", sorted(PEERS))
@@ -202,3 +207,37 @@ def test_control_api_errors_match_the_control_contract(name):
         refused = client.post("/__sandbox/reset", headers={"Origin": "https://evil.example"})
         assert refused.status_code == 403
         Draft202012Validator(schema).validate(refused.json())
+
+
+def _raw_exchange(url: str, request: bytes) -> tuple[int, dict]:
+    """Send raw bytes (what no HTTP client library would send) and parse the answer."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"content-type: application/json" in head.lower()
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_protocol_errors_in_the_contracts_own_format(name, live_server_factory):
+    """Answers the HTTP server gives before the app sees a request: a malformed request (400)
+    and a request head over 16 KiB (431)."""
+    peer = PEERS[name]
+    spec = load_contract(peer.contract)
+    server = live_server_factory(None, ["--contract", str(peer.contract)])
+    template = _template(peer, "item")
+    malformed = b"GET /api" + peer.item.encode() + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n"
+    huge = b"GET /api" + peer.item.encode() + b" HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+    for request, status in ((malformed, 400), (huge, 431)):
+        got, body = _raw_exchange(server.url, request)
+        assert got == status
+        _assert_body_declared(spec, template, "GET", status, body)

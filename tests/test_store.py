@@ -202,12 +202,15 @@ def test_reads_do_not_wait_for_a_writer_holding_the_lock(tmp_path):
 
 
 def test_a_seed_cut_short_is_redone(tmp_path):
+    """The first seeding says so before writing (``.seeding``) and marks the end (``.seeded``);
+    a crash in between leaves some organizations seeded and the rest empty: seed again."""
     from timbrix_sandbox.app import make_sandbox
     from timbrix_sandbox.fixtures import load_fixtures
 
     fixtures = load_fixtures()
     first = Store(tmp_path)
     dunder = "550e8400-e29b-41d4-a716-446655440000"
+    first.begin_seeding()
     first.replace_all("customers", dunder, fixtures.records["customers"][dunder])  # then the process died
     first.abandon()
     sandbox = make_sandbox(data_dir=tmp_path)

@@ -98,9 +98,11 @@ def make_sandbox(
     reset: bool = False,
     strict_rfc: bool = False,
     faults: t.Iterable[str] = (),
+    discard_damaged: bool = False,
 ) -> Sandbox:
     """A sandbox for ``contract`` over ``data_dir`` (``None``: in memory), seeded from
-    fixtures when empty."""
+    fixtures when empty. A damaged data directory raises ``DamagedStore`` unless
+    ``discard_damaged`` (then its damaged files are moved aside; see ``store.py``)."""
     profile = load_profile(load_contract(contract))
     handlers = Handlers(profile)
     fixtures = load_fixtures(
@@ -124,7 +126,7 @@ def make_sandbox(
 
     sandbox = Sandbox(
         fixtures,
-        Store(data_dir),
+        Store(data_dir, discard_damaged=discard_damaged),
         strict_rfc=strict_rfc,
         faults=check_names(faults, profile),
         profile=profile,

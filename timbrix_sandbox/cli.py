@@ -19,7 +19,7 @@ from .fixtures import DEFAULT_FIXTURES, FixtureError
 from .local_security import SecurityPolicy
 from .profile import ContractError
 from .server import BindError
-from .store import StoreInUse, WrongContract
+from .store import DamagedStore, StoreInUse, WrongContract
 
 DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     reset = commands.add_parser("reset", help="put organizations back to their fixtures")
     _add_store_options(reset)
     reset.add_argument("--organization", help="only this organization id")
+    reset.add_argument(
+        "--discard-damaged",
+        action="store_true",
+        help="move damaged data files aside (to DATA_DIR/damaged-<time>/) instead of refusing, then reset",
+    )
     reset.add_argument("--url", help="reset a running sandbox through its control API, e.g. http://127.0.0.1:3001")
     reset.add_argument(
         "--control-token",
@@ -223,7 +228,12 @@ def reset(args: argparse.Namespace) -> int:
             return 2
     from .app import make_sandbox
 
-    sandbox = make_sandbox(contract=args.contract, data_dir=_data_dir(args), fixtures_path=args.fixtures)
+    sandbox = make_sandbox(
+        contract=args.contract,
+        data_dir=_data_dir(args),
+        fixtures_path=args.fixtures,
+        discard_damaged=args.discard_damaged,
+    )
     print(json.dumps(sandbox.reset(args.organization)))
     sandbox.store.close()
     return 0
@@ -302,4 +312,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return reset(args)
     except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
+        return 2
+    except DamagedStore as exc:
+        contract = getattr(args, "contract", None)
+        hint = ""
+        if contract and Path(contract).resolve() != DEFAULT_CONTRACT.resolve():
+            hint = f" (with --contract {contract})"
+        print(f"timbrix-sandbox: {exc}{hint}", file=sys.stderr)
         return 2

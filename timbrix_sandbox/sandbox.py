@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import typing as t
 
@@ -13,6 +14,8 @@ if t.TYPE_CHECKING:
     from .profile import Profile
 
 CUSTOMERS = "customers"
+
+logger = logging.getLogger("timbrix_sandbox.sandbox")
 
 Prepare = t.Callable[[str, dict], dict]
 """``(collection, fixture record) -> stored document`` (the generic layer wraps and completes
@@ -42,13 +45,30 @@ class Sandbox:
     def seed_if_empty(self) -> bool:
         """Load fixtures into a store that was never completely seeded. Returns whether it did.
 
-        The marker is written last, so a first start killed half-way through seeding seeds
-        again instead of coming up with some organizations missing their fixtures."""
-        if self.store.is_seeded():
+        Opens every partition first, so a damaged store refuses here (``DamagedStore``) before
+        anything is written. Then, by the markers: ``.seeded`` - nothing to do; ``.seeding`` -
+        a first seeding was cut short by a crash, so seed again (its marker is written last);
+        neither, but records on disk - the ``.seeded`` marker was lost, and re-seeding would
+        overwrite live data, so keep the data and write the marker again; neither and no
+        records - a new store: seed it."""
+        store = self.store
+        if store.is_seeded():
+            return False
+        for collection in self.collections:
+            store.open_all(collection)
+        if not store.seeding_interrupted() and self._has_records():
+            logger.warning(
+                "%s holds data but no seeded marker: keeping the data (not re-seeding) and marking it seeded",
+                store.data_dir,
+            )
+            store.mark_seeded()
             return False
         self.reset()
-        self.store.mark_seeded()
+        store.mark_seeded()
         return True
+
+    def _has_records(self) -> bool:
+        return any(self.store.count(c, scope) for c in self.collections for scope in self.store.scopes(c))
 
     def scopes(self) -> list[str]:
         """Organizations with data in any collection."""
@@ -57,23 +77,30 @@ class Sandbox:
     def reset(self, organization: str | None = None) -> dict:
         """Put one organization (or all) back to its fixtures; other organizations keep their
         data. Organizations created at run time that are not in the fixtures are emptied on a
-        full reset."""
+        full reset.
+
+        All or nothing: every partition's new snapshot is written before any is served (see
+        ``Store.replace_partitions``), so a reset that fails (a full disk) leaves the previous
+        state served and on disk. A full reset of a store not yet seeded is its first seeding
+        and says so first (``Store.begin_seeding``), so a crash in the middle is redone."""
         started = time.perf_counter()
         if organization is not None:
             targets = [organization]
         else:
             targets = sorted(set(self.fixtures.organizations) | set(self.scopes()))
-        total = 0
+        contents: dict[tuple[str, str], list[dict]] = {}
         for collection in self.collections:
             fixtures = self.fixtures.records.get(collection, {})
             for org in targets:
                 records = fixtures.get(org, [])
                 if self.prepare is not None:
                     records = [self.prepare(collection, record) for record in records]
-                self.store.replace_all(collection, org, records)
-                total += len(records)
+                contents[(collection, org)] = records
+        if organization is None and not self.store.is_seeded():
+            self.store.begin_seeding()
+        self.store.replace_partitions(contents)
         return {
             "organizations": targets,
-            "customers": total,
+            "customers": sum(len(records) for records in contents.values()),
             "tookMs": round((time.perf_counter() - started) * 1000, 3),
         }

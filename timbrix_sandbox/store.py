@@ -7,23 +7,49 @@ TinyDB as the in-memory document store and query engine, and makes persistence c
 * **Partitions.** Records live in partitions keyed by ``(collection, scope)`` - for Timbrix,
   ``("customers", organizationId)`` - each with its own lock, so tenants never contend and a
   reset touches only one file pair. The store knows nothing about customers or contracts.
+  A scope that is a safe file name names its files itself; any other scope id (non-ASCII, a
+  space, ``@``, longer than 101 characters, or 64 hex digits) is stored under its sha256, and
+  its real id is recorded in ``<sha256>.scope`` (and the snapshot's ``_meta``) *before* the
+  first write, so every scope id maps to exactly one partition, before and after a restart.
 * **In-place tables.** :class:`RecordTable` uses record ids (strings) as TinyDB document ids and
   mutates the table in place, so an insert/update/delete is O(1) instead of TinyDB's O(n)
   rebuild of the whole table.
 * **Write-ahead journal.** Each write appends one JSON line to ``<scope>.journal`` and fsyncs it
   *before* the change is applied and acknowledged, so an acknowledged write survives ``kill -9``.
-  A torn last line (crash mid-append) is ignored on load: it was never acknowledged.
+  A write whose append fails is cut back out of the journal and reported; once the append is
+  durable, the write is acknowledged whatever happens next (a compaction that fails, e.g. on a
+  full disk, is logged and retried later).
 * **Atomic snapshots.** ``<scope>.json`` is a TinyDB JSON file (string document ids, so open
-  it with :class:`RecordTable` as the table class), rewritten only by
-  compaction via temp file + fsync + ``os.replace``: a crash leaves the old or the new snapshot,
-  never a mix. Compaction runs on load, on close and once the journal outgrows the partition
+  it with :class:`RecordTable` as the table class), rewritten only via temp file + fsync +
+  ``os.replace``: a crash leaves the old or the new snapshot, never a mix. It records its
+  generation and how many journal bytes it absorbed. Compaction runs on load and on close (if
+  the journal holds writes) and once the journal outgrows the partition
   (``max(COMPACT_MIN_LINES, records)`` lines), which keeps its cost amortised O(1) per write.
+  A reset writes the new snapshot first and serves it only once it is durable; a full reset
+  prepares every partition's snapshot before renaming any into place (all or nothing).
+
+Integrity at startup (``open_all``) - everything durable is recovered, or the store refuses:
+
+* Recovered: the snapshot plus the journal lines written on top of it; a final journal segment
+  without its newline (a torn append, never acknowledged) is dropped; journal lines older than
+  the snapshot, making up exactly the bytes it absorbed (a crash between writing a snapshot and
+  emptying the journal), are skipped; a lost ``.scope`` file is rebuilt from the snapshot.
+* Refused with :class:`DamagedStore` (naming the file, changing nothing): a snapshot that is
+  empty or unreadable, or missing while the journal holds writes made on top of one; a journal
+  holding writes newer than its snapshot, or older ones the snapshot did not absorb; a
+  newline-terminated journal line that is not a valid entry; a hashed partition whose scope id
+  cannot be recovered. The journal is never emptied unless its writes are in a durable snapshot.
+* The way out: ``Store(data_dir, discard_damaged=True)`` (``reset --discard-damaged``) moves a
+  damaged partition's files to ``DIR/damaged-<UTC timestamp>/`` - nothing is deleted - and
+  opens it empty.
 
 With ``data_dir=None`` everything stays in memory (tests, throwaway sandboxes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import json
 import logging
@@ -44,10 +70,22 @@ COMPACT_MIN_LINES = 1000
 TABLE_NAME = "records"
 META_TABLE = "_meta"
 SEEDED_MARKER = ".seeded"
+SEEDING_MARKER = ".seeding"
 CONTRACT_MARKER = ".contract"
+SCOPE_SUFFIX = ".scope"
 _SAFE_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+_HASHED = re.compile(r"[0-9a-f]{64}")
 
 Record = dict[str, t.Any]
+
+
+def _file_name(scope: str) -> str:
+    """The file stem of a scope's partition: the scope itself when that is a safe file name,
+    otherwise its sha256. A scope that itself looks like a sha256 is hashed too, so a 64-hex
+    stem always means "the real id is in the ``.scope`` file"."""
+    if _SAFE_SCOPE.match(scope) and not _HASHED.fullmatch(scope):
+        return scope
+    return hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class RecordTable(Table):
@@ -84,109 +122,325 @@ class _RecordDB(TinyDB):
     default_table_name = TABLE_NAME
 
 
-class CorruptJournal(Exception):
-    """A journal line other than the last one could not be read."""
+class DamagedStore(RuntimeError):
+    """A partition's files do not hold a state the store can vouch for; the store refuses to
+    start rather than serve (and later compact away) less than was acknowledged."""
+
+    def __init__(self, where: str | os.PathLike[str], problem: str, data_dir: str | os.PathLike[str]) -> None:
+        self.where = os.fspath(where)
+        self.problem = problem
+        super().__init__(
+            f"{self.where}: {problem}. The data was left as it is. To start over from the fixtures run "
+            f"`timbrix-sandbox reset --data-dir {data_dir} --discard-damaged` "
+            f"(the damaged files are moved aside to {data_dir}/damaged-<UTC timestamp>/)"
+        )
+
+
+class CorruptJournal(DamagedStore):
+    """A complete (newline-terminated) journal line is not a valid entry."""
+
+
+class _Prepared(t.NamedTuple):
+    """A fsynced temp file holding a partition's next snapshot, not yet renamed into place."""
+
+    temp: Path | None
+    generation: int
+    records: dict[str, Record]
 
 
 class _Partition:
     def __init__(self, directory: Path | None, scope: str) -> None:
+        """``directory``: the collection's directory in the data directory (``None``: in memory)."""
         self.lock = threading.RLock()
+        self.scope = scope
         self.db = _RecordDB(storage=_LiveMemoryStorage)
         self.table: RecordTable = self.db.table(TABLE_NAME)  # type: ignore[assignment]
         self.journal_lines = 0
+        """Journal lines of the current generation, i.e. not yet in the snapshot."""
         self.generation = 0
         self._journal_fd: int | None = None
-        self.snapshot_path = self.journal_path = None
+        self._repair_journal_to: int | None = None
+        """Cut the journal back to this size before the next append: a torn tail, a failed
+        rollback, or a truncation that failed after its snapshot was durable."""
+        self._compact_at: int | None = None
+        """After a failed compaction: the journal length at which to try again."""
+        self._named = True
+        self.snapshot_path: Path | None = None
+        self.journal_path: Path | None = None
+        self.name_path: Path | None = None
         if directory is not None:
-            name = scope if _SAFE_SCOPE.match(scope) else hashlib.sha256(scope.encode()).hexdigest()
+            name = _file_name(scope)
             self.snapshot_path = directory / f"{name}.json"
             self.journal_path = directory / f"{name}.journal"
+            if name != scope:
+                self.name_path = directory / f"{name}{SCOPE_SUFFIX}"
+                self._named = False
             self._load()
 
-    # -- persistence -------------------------------------------------------------------------
-    def _load(self) -> None:
-        """Snapshot + the journal entries written on top of *that* snapshot.
+    def _damaged(
+        self, where: str | os.PathLike[str], problem: str, kind: type[DamagedStore] = DamagedStore
+    ) -> DamagedStore:
+        assert self.snapshot_path is not None
+        return kind(where, problem, self.snapshot_path.parent.parent)
 
-        Entries carry the generation of the snapshot they follow. A crash between writing a
-        new snapshot and emptying the journal leaves entries of an older generation behind;
-        they are already in the snapshot (compaction) or superseded by it (reset), so they are
-        skipped rather than replayed over it.
+    # -- loading -----------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Snapshot + the journal entries written on top of *that* snapshot, or DamagedStore.
+
+        Entries carry the generation of the snapshot they follow, and a snapshot records how
+        many journal bytes it absorbed. Older entries are therefore legitimate only as the
+        journal's first ``journal_bytes`` bytes: left by a crash between writing the snapshot
+        and emptying the journal, and already in the snapshot (compaction) or superseded by it
+        (reset). Whatever else does not fit would lose acknowledged writes: refuse, and touch
+        nothing, so the files can still be examined or moved aside.
         """
         assert self.snapshot_path is not None and self.journal_path is not None
-        records: dict[str, Record] = {}
-        if not self.snapshot_path.exists() and not self.journal_path.exists():
-            return
-        if self.snapshot_path.exists():
-            raw = json.loads(self.snapshot_path.read_text(encoding="utf-8") or "{}")
-            records = dict(raw.get(TABLE_NAME, {}))
-            self.generation = int(raw.get(META_TABLE, {}).get("1", {}).get("generation", 0))
-        if self.journal_path.exists():
-            lines = self.journal_path.read_bytes().split(b"\n")
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    if number >= len(lines) - 1:  # torn tail: never acknowledged
-                        logger.warning("ignoring torn journal tail in %s", self.journal_path)
-                        break
-                    raise CorruptJournal(f"{self.journal_path}:{number} is not valid JSON") from None
-                if entry.get("g", 0) != self.generation:
-                    continue
-                if entry["op"] == "put":
-                    records[entry["doc"]["id"]] = entry["doc"]
-                else:
-                    records.pop(entry["id"], None)
+        snapshot_bytes = _read_if_exists(self.snapshot_path)
+        journal_bytes = _read_if_exists(self.journal_path) or b""
+        self._check_name()
+        if snapshot_bytes is None and not journal_bytes:
+            return  # never written to (or only a failed first append)
+        records, absorbed = self._read_snapshot(snapshot_bytes)
+        entries, complete_size = self._read_journal(journal_bytes)
+        if snapshot_bytes is None and any(entry.get("g", 0) >= 1 for _n, _end, entry in entries):
+            raise self._damaged(
+                self.snapshot_path, f"is missing, but {self.journal_path} holds {len(entries)} writes made on top of it"
+            )
+        current: list[dict] = []
+        stale_end = 0
+        for number, end, entry in entries:
+            generation = entry.get("g", 0)
+            if generation > self.generation:
+                raise self._damaged(
+                    self.snapshot_path,
+                    f"is generation {self.generation}, older than the writes in {self.journal_path} "
+                    f"(line {number} follows generation {generation})",
+                )
+            if generation == self.generation:
+                current.append(entry)
+            elif current:
+                raise self._damaged(
+                    f"{self.journal_path}:{number}",
+                    f"is of generation {generation}, after writes of generation {self.generation}",
+                    CorruptJournal,
+                )
+            else:
+                stale_end = end
+        if stale_end and absorbed is not None and stale_end != absorbed:
+            raise self._damaged(
+                self.snapshot_path,
+                f"(generation {self.generation}) absorbed {absorbed} journal bytes, but the first {stale_end} bytes "
+                f"of {self.journal_path} are older writes: they are in no snapshot",
+            )
+        for entry in current:
+            if entry["op"] == "put":
+                records[entry["doc"]["id"]] = entry["doc"]
+            else:
+                records.pop(entry["id"], None)
         self.db.storage.data = {TABLE_NAME: records}  # type: ignore[attr-defined]
         self.table.clear_cache()
-        self.compact()
+        self.journal_lines = len(current)
+        if complete_size < len(journal_bytes):
+            logger.warning("dropping a torn journal tail in %s (never acknowledged)", self.journal_path)
+            self._repair_journal_to = complete_size
+        if stale_end and not current:
+            self._repair_journal_to = 0  # the snapshot already holds this state: only empty the journal
+        if self._repair_journal_to is not None:
+            with contextlib.suppress(OSError):  # logged; retried before the next append
+                self._repair_journal()
+        if current:
+            self._try_compact()
+        if not self._named:
+            with contextlib.suppress(OSError):  # retried before the next write
+                self._ensure_named()
+
+    def _check_name(self) -> None:
+        """A hashed partition's ``.scope`` file must not name another scope; a lost or
+        unreadable one is written again (the scope is known: it hashes to these files)."""
+        if self.name_path is None or not self.name_path.exists():
+            return
+        recorded = _read_scope_file(self.name_path)
+        if recorded is not None and recorded != self.scope:
+            raise self._damaged(self.name_path, f"names the scope {recorded!r}, but its files belong to {self.scope!r}")
+        self._named = recorded is not None
+
+    def _read_snapshot(self, raw: bytes | None) -> tuple[dict[str, Record], int | None]:
+        """The snapshot's records (and sets the generation), and how many journal bytes it
+        absorbed (``None`` for snapshots written before that was recorded)."""
+        if raw is None:
+            return {}, None
+        try:
+            data = json.loads(raw)
+            records = data.get(TABLE_NAME, {})
+            meta = data.get(META_TABLE, {}).get("1", {})
+            generation = meta.get("generation", 0)
+            absorbed = meta.get("journal_bytes")
+            valid = (
+                isinstance(records, dict)
+                and all(isinstance(doc, dict) for doc in records.values())
+                and type(generation) is int
+                and (absorbed is None or type(absorbed) is int)
+            )
+        except (ValueError, AttributeError):
+            valid = False
+        if not valid:
+            problem = "is empty" if not raw.strip() else "is not a valid snapshot (truncated, or not this store's JSON)"
+            raise self._damaged(self.snapshot_path, problem)
+        self.generation = generation
+        return dict(records), absorbed
+
+    def _read_journal(self, raw: bytes) -> tuple[list[tuple[int, int, dict]], int]:
+        """``(line number, end offset, entry)`` of each complete line, and their total size.
+
+        Only the segment after the last newline may be unreadable: that append was torn by a
+        crash before its fsync returned, so it was never acknowledged. A newline-terminated
+        line was written whole; if it does not parse now, it is damage, not a torn append.
+        """
+        entries = []
+        end = 0
+        *complete, _tail = raw.split(b"\n")
+        for number, line in enumerate(complete, start=1):
+            end += len(line) + 1
+            if not line.strip():
+                continue
+            entry = _journal_entry(line)
+            if entry is None:
+                raise self._damaged(f"{self.journal_path}:{number}", "is not a valid journal entry", CorruptJournal)
+            entries.append((number, end, entry))
+        return entries, end
+
+    # -- persistence -------------------------------------------------------------------------
+    def _ensure_named(self) -> None:
+        """Record a hashed partition's real scope id before anything of it is written: its
+        files must never exist without a way back to the scope they belong to."""
+        if not self._named and self.name_path is not None:
+            _atomic_write_json(self.name_path, {"scope": self.scope})
+            self._named = True
+
+    def _open_journal(self) -> int:
+        if self._journal_fd is None:
+            assert self.journal_path is not None
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._journal_fd
+
+    def _repair_journal(self) -> None:
+        """Cut the journal back to ``_repair_journal_to`` bytes; raises (and stays pending) if it cannot."""
+        size = self._repair_journal_to
+        if size is None:
+            return
+        try:
+            fd = self._open_journal()
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        except OSError as exc:
+            logger.warning("could not cut %s back to %d bytes: %s", self.journal_path, size, exc)
+            raise
+        self._repair_journal_to = None
 
     def _append(self, entry: dict) -> None:
         """Durably append one entry, or raise having written nothing.
 
         A raw fd, not a buffered file: after a failed write or fsync (disk full, I/O error) a
         buffer would keep the partial entry and flush it with the *next* write, resurrecting
-        a write the client was told had failed. Here the file is cut back to where it was.
+        a write the client was told had failed. Here the file is cut back to where it was (and
+        if even that fails, before the next append, which fails too until it succeeds).
         """
         if self.journal_path is None:
             return
-        if self._journal_fd is None:
-            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if not self._named:
+            self._ensure_named()
+        if self._repair_journal_to is not None:
+            self._repair_journal()
+        fd = self._open_journal()
         data = json.dumps({**entry, "g": self.generation}, ensure_ascii=False).encode() + b"\n"
-        offset = os.fstat(self._journal_fd).st_size
+        offset = os.fstat(fd).st_size
         try:
-            written = os.write(self._journal_fd, data)
+            written = os.write(fd, data)
             if written != len(data):
                 raise OSError(f"short write to {self.journal_path}")
-            os.fsync(self._journal_fd)
+            os.fsync(fd)
         except BaseException:
-            try:
-                os.ftruncate(self._journal_fd, offset)
-                os.fsync(self._journal_fd)
-            except OSError:
-                logger.exception("could not roll back %s", self.journal_path)
+            self._repair_journal_to = offset
+            with contextlib.suppress(OSError):
+                self._repair_journal()
             raise
         self.journal_lines += 1
 
     def _maybe_compact(self) -> None:
         """Called only after a journaled change is applied in memory, so the snapshot that
-        replaces the journal contains it."""
-        if self.journal_lines > max(COMPACT_MIN_LINES, len(self._raw())):
+        replaces the journal contains it. Never raises: the write that got here is durable."""
+        limit = max(COMPACT_MIN_LINES, len(self._raw()))
+        if self.journal_lines > limit and (self._compact_at is None or self.journal_lines >= self._compact_at):
+            self._try_compact()
+
+    def _try_compact(self) -> None:
+        """Compact, or log why not and try again a tenth of the threshold later (not on every
+        write: on a nearly full disk each attempt would serialise the whole partition)."""
+        try:
             self.compact()
+        except Exception as exc:
+            limit = max(COMPACT_MIN_LINES, len(self._raw()))
+            self._compact_at = self.journal_lines + max(1, limit // 10)
+            logger.warning(
+                "could not compact %s (%s); the journal keeps every write, retrying in %d writes",
+                self.journal_path,
+                exc,
+                self._compact_at - self.journal_lines,
+            )
+        else:
+            self._compact_at = None
 
     def compact(self) -> None:
-        """Write the next-generation snapshot atomically, then empty the journal."""
-        if self.snapshot_path is None or self.journal_path is None:
+        """Write the next-generation snapshot atomically, then empty the journal. Raises, having
+        changed nothing, if the snapshot cannot be written."""
+        if self.snapshot_path is None:
             return
+        self._commit(self._prepare(self._raw()))
+
+    def _prepare(self, records: dict[str, Record]) -> _Prepared:
+        """The next snapshot as a fsynced temp file beside the current one; raises (leaving no
+        temp file) if it cannot be written. Call with the partition lock held through
+        :meth:`_commit`, so the journal size it records is the one the rename will absorb."""
         generation = self.generation + 1
-        snapshot = {TABLE_NAME: self._raw(), META_TABLE: {"1": {"generation": generation}}}
-        _atomic_write_json(self.snapshot_path, snapshot)
-        self.generation = generation
-        self._close_journal()
-        with open(self.journal_path, "wb") as journal:
-            os.fsync(journal.fileno())
+        if self.snapshot_path is None or self.journal_path is None:
+            return _Prepared(None, generation, records)
+        self._ensure_named()
+        if self._journal_fd is not None:
+            absorbed = os.fstat(self._journal_fd).st_size
+        else:
+            absorbed = self.journal_path.stat().st_size if self.journal_path.exists() else 0
+        meta: dict[str, t.Any] = {"generation": generation, "journal_bytes": absorbed}
+        if self.name_path is not None:
+            meta["scope"] = self.scope
+        temp = _write_temp_json(self.snapshot_path.parent, {TABLE_NAME: records, META_TABLE: {"1": meta}})
+        return _Prepared(temp, generation, records)
+
+    def _commit(self, prepared: _Prepared) -> None:
+        """Rename a prepared snapshot into place, serve its records, then empty the journal.
+
+        Memory follows the file: the records are swapped in only once the rename happened. The
+        journal is emptied only after the directory fsync made the rename durable; until then,
+        or if emptying fails, its old lines stay and are skipped on load as absorbed."""
+        if prepared.temp is not None:
+            assert self.snapshot_path is not None
+            try:
+                os.replace(prepared.temp, self.snapshot_path)
+            except BaseException:
+                prepared.temp.unlink(missing_ok=True)
+                raise
+        self.generation = prepared.generation
+        if prepared.records is not self._raw():
+            self.db.storage.data = {TABLE_NAME: prepared.records}  # type: ignore[attr-defined]
+            self.table.clear_cache()
         self.journal_lines = 0
+        self._compact_at = None
+        if prepared.temp is None:
+            return
+        assert self.snapshot_path is not None
+        _fsync_dir(self.snapshot_path.parent)
+        self._repair_journal_to = 0
+        with contextlib.suppress(OSError):  # logged; retried before the next append
+            self._repair_journal()
 
     def _close_journal(self) -> None:
         if self._journal_fd is not None:
@@ -194,7 +448,10 @@ class _Partition:
             self._journal_fd = None
 
     def close(self) -> None:
-        self.compact()
+        """Compact what the journal holds (fast restart); a failure is logged, not raised: the
+        journal still holds every write."""
+        if self.journal_lines or self._repair_journal_to is not None:
+            self._try_compact()
         self._close_journal()
 
     # -- records -----------------------------------------------------------------------------
@@ -228,9 +485,39 @@ class _Partition:
         self._maybe_compact()
 
     def replace_all(self, records: t.Iterable[Record]) -> None:
-        self.db.storage.data = {TABLE_NAME: {r["id"]: _copy(r) for r in records}}  # type: ignore[attr-defined]
-        self.table.clear_cache()
-        self.compact()
+        """Durable first, served second: a reset that cannot be written changes nothing."""
+        self._commit(self._prepare({r["id"]: _copy(r) for r in records}))
+
+
+def _journal_entry(line: bytes) -> dict | None:
+    """The entry a journal line holds, or ``None`` if it is not one this store wrote."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or type(entry.get("g", 0)) is not int:
+        return None
+    if entry.get("op") == "put" and isinstance(entry.get("doc"), dict) and isinstance(entry["doc"].get("id"), str):
+        return entry
+    if entry.get("op") == "del" and isinstance(entry.get("id"), str):
+        return entry
+    return None
+
+
+def _read_if_exists(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _read_scope_file(path: Path) -> str | None:
+    """The scope id a ``.scope`` file records, or ``None`` if it cannot be read."""
+    try:
+        scope = json.loads(path.read_bytes()).get("scope")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return scope if isinstance(scope, str) else None
 
 
 class StoreInUse(RuntimeError):
@@ -276,18 +563,28 @@ def _copy(value: t.Any) -> t.Any:
     return value
 
 
-def _atomic_write_json(path: Path, data: t.Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+def _write_temp_json(directory: Path, data: t.Any) -> Path:
+    """``data`` in a fsynced temp file in ``directory`` (removed again if that fails)."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the data unreadable to other users
         with os.fdopen(fd, "wb") as handle:
             handle.write(json.dumps(data, ensure_ascii=False).encode())
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _atomic_write_json(path: Path, data: t.Any) -> None:
+    tmp = _write_temp_json(path.parent, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -301,23 +598,49 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class Store:
-    """Records partitioned by ``(collection, scope)``; see the module docstring."""
+    """Records partitioned by ``(collection, scope)``; see the module docstring.
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+    ``discard_damaged``: instead of refusing to open a damaged partition (:class:`DamagedStore`),
+    move its files to ``data_dir/damaged-<UTC timestamp>/<collection>/`` and open it empty -
+    the way out the refusal names (``timbrix-sandbox reset --discard-damaged``).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, discard_damaged: bool = False) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.discard_damaged = discard_damaged
         self._partitions: dict[tuple[str, str], _Partition] = {}
         self._lock = threading.Lock()
         self._dir_lock: int | None = None
+        self._names: dict[Path, str] = {}
+        """hashed file stem (as a path without suffix) -> the scope id it stores, once read."""
+        self._damaged_dir: Path | None = None
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._dir_lock = _lock_directory(self.data_dir)
-            for leftover in self.data_dir.glob("*/.tmp-*"):
+            for leftover in [*self.data_dir.glob(".tmp-*"), *self.data_dir.glob("*/.tmp-*")]:
                 leftover.unlink(missing_ok=True)
 
     def open_all(self, collection: str) -> None:
-        """Load every persisted partition now (at startup), not on a first request."""
-        for scope in self.scopes(collection):
-            self._partition(collection, scope)
+        """Load every persisted partition now, at startup, not on a first request: damage is
+        found here (:class:`DamagedStore`, after letting go of the directory so that
+        ``reset --discard-damaged`` can run), never in the middle of serving."""
+        try:
+            scopes, orphans = self._persisted(collection)
+            for path in orphans:
+                assert self.data_dir is not None
+                damage = DamagedStore(
+                    path,
+                    "belongs to a scope whose id is lost (no readable .scope file, no scope in the snapshot)",
+                    self.data_dir,
+                )
+                if not self.discard_damaged:
+                    raise damage
+                self._discard(collection, path.stem, damage)
+            for scope in scopes:
+                self._partition(collection, scope)
+        except DamagedStore:
+            self.abandon()
+            raise
 
     def claim(self, contract: str, unmarked_owner: str | None = None) -> None:
         """Tie the data directory to one contract: records shaped for BeeL must never be
@@ -335,15 +658,27 @@ class Store:
         if owner is None:
             _atomic_write_json(marker, {"contract": contract})
 
+    def begin_seeding(self) -> None:
+        """Record the intent to seed before the first seeding writes anything, so that a seed
+        cut short by a crash is redone, while a directory with data but no markers is not."""
+        if self.data_dir is not None:
+            _atomic_write_json(self.data_dir / SEEDING_MARKER, {"seeding": True})
+
+    def seeding_interrupted(self) -> bool:
+        """A seeding began and never finished (see :meth:`begin_seeding`)."""
+        return self.data_dir is not None and (self.data_dir / SEEDING_MARKER).exists()
+
     def mark_seeded(self) -> None:
         """Record that the first seeding finished (a seed cut short by a crash is redone)."""
         if self.data_dir is not None:
             _atomic_write_json(self.data_dir / SEEDED_MARKER, {"seeded": True})
+            (self.data_dir / SEEDING_MARKER).unlink(missing_ok=True)
         self._seeded_in_memory = True
 
     def abandon(self) -> None:
         """Let go of the data directory as a crash would: nothing compacted or flushed. For
-        tests that reopen a directory in-process to check what a crash leaves behind."""
+        tests that reopen a directory in-process to check what a crash leaves behind, and for
+        a refused start."""
         for partition in self._partitions.values():
             partition._close_journal()
         self._release_dir_lock()
@@ -368,18 +703,82 @@ class Store:
                     if self.data_dir is not None:
                         directory = self.data_dir / collection
                         directory.mkdir(parents=True, exist_ok=True)
-                    partition = _Partition(directory, scope)
+                    try:
+                        partition = _Partition(directory, scope)
+                    except DamagedStore as damage:
+                        if not self.discard_damaged:
+                            raise
+                        self._discard(collection, _file_name(scope), damage)
+                        partition = _Partition(directory, scope)
                     self._partitions[key] = partition
         return partition
 
+    def _discard(self, collection: str, stem: str, damage: DamagedStore) -> None:
+        """Move a damaged partition's files aside (never delete them) so it can open empty."""
+        assert self.data_dir is not None
+        if self._damaged_dir is None:
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+            candidate, n = self.data_dir / f"damaged-{stamp}", 1
+            while candidate.exists():
+                n += 1
+                candidate = self.data_dir / f"damaged-{stamp}-{n}"
+            self._damaged_dir = candidate
+        target = self._damaged_dir / collection
+        target.mkdir(parents=True, exist_ok=True)
+        source = self.data_dir / collection
+        for suffix in (".json", ".journal", SCOPE_SUFFIX):
+            path = source / f"{stem}{suffix}"
+            if path.exists():
+                os.replace(path, target / path.name)
+        self._names.pop(source / stem, None)
+        _fsync_dir(target)
+        _fsync_dir(source)
+        logger.warning("moved damaged files of %s/%s to %s (%s)", collection, stem, target, damage.problem)
+
+    def _persisted(self, collection: str) -> tuple[list[str], list[Path]]:
+        """The scopes with files in ``collection``, and the files of hashed partitions whose
+        scope id cannot be recovered. Files that no partition could have written are ignored."""
+        directory = self.data_dir / collection if self.data_dir is not None else None
+        if directory is None or not directory.is_dir():
+            return [], []
+        scopes, orphans, seen = [], [], set()
+        for path in sorted(directory.iterdir()):
+            if path.suffix not in (".json", ".journal") or path.name.startswith(".") or path.stem in seen:
+                continue
+            seen.add(path.stem)
+            if not _HASHED.fullmatch(path.stem):
+                if _file_name(path.stem) == path.stem:
+                    scopes.append(path.stem)
+                continue
+            scope = self._hashed_scope(directory / path.stem)
+            if scope is None:
+                orphans.append(path)
+            else:
+                scopes.append(scope)
+        return scopes, orphans
+
+    def _hashed_scope(self, stem: Path) -> str | None:
+        """The scope a hashed stem stores: from its ``.scope`` file, else the snapshot's
+        ``_meta`` (then the partition writes the ``.scope`` file again when it opens)."""
+        scope = self._names.get(stem)
+        if scope is None:
+            candidates: list[t.Any] = [_read_scope_file(stem.with_name(stem.name + SCOPE_SUFFIX))]
+            if candidates[0] is None or _file_name(candidates[0]) != stem.name:
+                with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+                    snapshot = json.loads(stem.with_name(stem.name + ".json").read_bytes())
+                    candidates.append(snapshot[META_TABLE]["1"]["scope"])
+            scope = next((c for c in candidates if isinstance(c, str) and _file_name(c) == stem.name), None)
+            if scope is None:
+                return None
+            self._names[stem] = scope
+        return scope
+
     def scopes(self, collection: str) -> list[str]:
-        """Scopes with data, including ones persisted by an earlier run but not yet opened."""
+        """Scopes with data (their real ids), including ones persisted by an earlier run but
+        not yet opened."""
         with self._lock:
             found = {scope for (c, scope) in self._partitions if c == collection}
-        if self.data_dir is not None and (self.data_dir / collection).is_dir():
-            for path in (self.data_dir / collection).iterdir():
-                if path.suffix in (".json", ".journal") and not path.name.startswith("."):
-                    found.add(path.stem)
+        found.update(self._persisted(collection)[0])
         return sorted(found)
 
     def is_seeded(self) -> bool:
@@ -441,15 +840,53 @@ class Store:
             return True
 
     def replace_all(self, collection: str, scope: str, records: t.Iterable[Record]) -> None:
-        """Swap a partition's whole content (used by reset-to-fixtures)."""
+        """Swap a partition's whole content (used by reset-to-fixtures). The new snapshot is
+        durable before it is served: if it cannot be written, nothing changes."""
         partition = self._partition(collection, scope)
         with partition.lock:
             partition.replace_all(records)
 
+    def replace_partitions(self, contents: t.Mapping[tuple[str, str], t.Iterable[Record]]) -> None:
+        """Swap several partitions' content, all or nothing (a full reset).
+
+        Every new snapshot is first written and fsynced as a temp file, with all the
+        partitions' locks held (in key order, so two resets cannot deadlock); only when all of
+        them are, they are renamed into place and served. If one cannot be written (a full
+        disk), the temp files are deleted and nothing changes, in memory or on disk.
+        """
+        keys = sorted(contents)
+        new = {key: {r["id"]: _copy(r) for r in contents[key]} for key in keys}
+        partitions = [self._partition(*key) for key in keys]
+        with contextlib.ExitStack() as locks:
+            for partition in partitions:
+                locks.enter_context(partition.lock)
+            prepared: list[_Prepared] = []
+            try:
+                for key, partition in zip(keys, partitions, strict=True):
+                    prepared.append(partition._prepare(new[key]))
+            except BaseException:
+                _discard_temps(prepared)
+                raise
+            for index, (partition, ready) in enumerate(zip(partitions, prepared, strict=True)):
+                try:
+                    partition._commit(ready)
+                except BaseException:
+                    _discard_temps(prepared[index + 1 :])
+                    raise
+
     def close(self) -> None:
-        """Compact every partition (fast restart, short journals) and release the directory."""
-        with self._lock:
-            for partition in self._partitions.values():
-                with partition.lock:
-                    partition.close()
-        self._release_dir_lock()
+        """Compact every partition (fast restart, short journals) and release the directory.
+        A compaction that fails (a full disk) is logged: the journals still hold every write."""
+        try:
+            with self._lock:
+                for partition in self._partitions.values():
+                    with partition.lock:
+                        partition.close()
+        finally:
+            self._release_dir_lock()
+
+
+def _discard_temps(prepared: t.Iterable[_Prepared]) -> None:
+    for ready in prepared:
+        if ready.temp is not None:
+            ready.temp.unlink(missing_ok=True)
