@@ -12,12 +12,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from timbrix_sandbox.fixtures import load_fixtures  # noqa: E402
+from timbrix_sandbox.engine.fixtures import load_fixtures  # noqa: E402
+from timbrix_sandbox.profiles import TIMBRIX_FIXTURES  # noqa: E402
 
 # The docs customer, as the sandbox's fixtures hold it (one source of truth for the example).
 CUSTOMER = next(
     record
-    for record in load_fixtures().records["customers"]["550e8400-e29b-41d4-a716-446655440000"]
+    for record in load_fixtures(TIMBRIX_FIXTURES).records["customers"]["550e8400-e29b-41d4-a716-446655440000"]
     if record["id"] == "590ce6c56d04f840aa8438af"
 )
 

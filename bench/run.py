@@ -38,8 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from timbrix_sandbox.fixtures import load_fixtures  # noqa: E402
-from timbrix_sandbox.store import Store  # noqa: E402
+from timbrix_sandbox.engine.fixtures import load_fixtures  # noqa: E402
+from timbrix_sandbox.engine.store import Store  # noqa: E402
+from timbrix_sandbox.profiles import CONTRACTS, TIMBRIX_FIXTURES  # noqa: E402
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
@@ -261,7 +262,7 @@ def bench_http(seconds: int) -> dict:
 
 def bench_scale(seconds: int, sizes: tuple[int, ...]) -> dict:
     """PUT over HTTP with the organization holding N customers (all in the written partition)."""
-    fixtures = load_fixtures()
+    fixtures = load_fixtures(TIMBRIX_FIXTURES)
     results = {}
     for size in sizes:
         with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
@@ -401,7 +402,7 @@ def bench_conformance() -> dict:
     return {"seconds": round(elapsed, 1), "exit_code": done.returncode, "cases": int(cases.group(1)) if cases else None}
 
 
-BEEL = ROOT / "contracts" / "beel.yaml"
+BEEL = CONTRACTS["beel"]
 BEEL_AUTH = "Authorization: Bearer beel_sk_test_madrid"
 BEEL_CUSTOMER = "123e4567-e89b-12d3-a456-426614174000"
 BEEL_ENDPOINTS = {

@@ -8,7 +8,8 @@ import shlex
 import typing as t
 from pathlib import Path
 
-DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
+from timbrix_sandbox.profiles import DEFAULT_CONTRACT
+
 TOKEN_PLACEHOLDER = "$TIMBRIX_TOKEN"
 
 

@@ -7,8 +7,9 @@ import pytest
 from conftest import DOCS_CUSTOMER, LOCAL, MICHAEL, VALID_CREATE, customer_url, customers_url
 
 import cfdi
-from timbrix_sandbox.app import create_app, make_sandbox
-from timbrix_sandbox.fixtures import load_fixtures
+from timbrix_sandbox.engine.fixtures import load_fixtures
+from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.profiles import TIMBRIX_FIXTURES  # noqa: E402
 
 FISICA = "GODE561231GR8"
 
@@ -101,7 +102,7 @@ def test_accepted_fiscal_data_reads_back_exactly(client):
 
 
 def test_every_fixture_customer_passes_the_rules():
-    fixtures = load_fixtures()
+    fixtures = load_fixtures(TIMBRIX_FIXTURES)
     customers = [c for org in fixtures.records["customers"].values() for c in org]
     assert len(customers) >= 17
     for customer in customers:

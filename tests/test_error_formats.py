@@ -18,7 +18,9 @@ import yaml
 from conftest import LOCAL, ROOT
 from jsonschema import Draft202012Validator
 
-from timbrix_sandbox.app import DEFAULT_CONTRACT, create_app, default_fixtures, load_contract, make_sandbox
+from timbrix_sandbox.contract.loading import load_contract
+from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, default_fixtures
 
 MIB = 1024 * 1024
 
@@ -51,7 +53,7 @@ PEERS = {
         valid_create={"legalName": "x"},
     ),
     "beel": Peer(
-        contract=ROOT / "contracts" / "beel.yaml",
+        contract=CONTRACTS["beel"],
         collection_template="/v1/customers",
         item_template="/v1/customers/{customer_id}",
         collection="/v1/customers",
@@ -63,7 +65,7 @@ PEERS = {
         valid_create={"legal_name": "x"},
     ),
     "bookkeeping": Peer(
-        contract=ROOT / "contracts" / "bookkeeping.yaml",
+        contract=CONTRACTS["bookkeeping"],
         collection_template="/customers",
         item_template="/customers/{id}",
         collection="/customers",
@@ -195,7 +197,7 @@ def test_control_api_errors_match_the_control_contract(name):
     """The control API is the sandbox's own, with its own (NestJS-shaped) error schema,
     whatever contract is served."""
     peer = PEERS[name]
-    control = load_contract(ROOT / "timbrix_sandbox" / "control.yaml")
+    control = load_contract(ROOT / "timbrix_sandbox" / "http" / "control.yaml")
     with create_app(make_sandbox(contract=peer.contract)).test_client(base_url=LOCAL) as client:
         missing = client.post("/__sandbox/reset/00000000-0000-0000-0000-000000000000")
         assert missing.status_code == 404

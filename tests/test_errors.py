@@ -9,9 +9,10 @@ import pytest
 from conftest import DOCS_CUSTOMER, LOCAL, MICHAEL, VALID_CREATE, customer_url, customers_url
 from jsonschema import Draft202012Validator
 
-from timbrix_sandbox.app import load_contract
+from timbrix_sandbox.contract.loading import load_contract
+from timbrix_sandbox.profiles import DEFAULT_CONTRACT
 
-CONTRACT = load_contract()
+CONTRACT = load_contract(DEFAULT_CONTRACT)
 ERROR_SCHEMA = CONTRACT["components"]["schemas"]["Error"]
 CODES = {
     400: "BAD_REQUEST",
@@ -176,7 +177,7 @@ def test_docs_customer_survives_all_of_the_above(client):
 
 
 def test_server_error_is_a_declared_500_in_vendor_format():
-    from timbrix_sandbox.app import create_app, make_sandbox
+    from timbrix_sandbox.http.app import create_app, make_sandbox
 
     with create_app(make_sandbox(faults=["server-error-long-name"])).test_client(base_url=LOCAL) as client:
         before = snapshot(client)
@@ -190,8 +191,8 @@ def test_sandbox_never_emits_a_body_its_contract_forbids(tmp_path):
     rather than sent to clients."""
     import yaml
 
-    from timbrix_sandbox.app import create_app, make_sandbox
-    from timbrix_sandbox.fixtures import DEFAULT_FIXTURES
+    from timbrix_sandbox.http.app import create_app, make_sandbox
+    from timbrix_sandbox.profiles import TIMBRIX_FIXTURES as DEFAULT_FIXTURES
 
     data = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
     first = data["customers"]["550e8400-e29b-41d4-a716-446655440000"][0]

@@ -8,7 +8,7 @@ from conftest import DUNDER, PRINCE
 
 from conformance.model import Options
 from conformance.runner import run
-from timbrix_sandbox.faults import FAULTS
+from timbrix_sandbox.engine.faults import FAULTS
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

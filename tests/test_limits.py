@@ -174,7 +174,7 @@ def test_a_body_is_not_counted_as_head(live_server_factory):
 
 
 def test_a_head_over_16_kib_is_431_in_beel_format(live_server_factory):
-    server = live_server_factory(data_dir=None, extra=["--contract", "contracts/beel.yaml"])
+    server = live_server_factory(data_dir=None, extra=["--contract", "beel"])
     status, headers, body = parse_reply(exchange(server, head_of(server, 64 * 1024)))
     assert status == 431
     assert headers["content-type"] == "application/json"

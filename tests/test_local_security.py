@@ -10,11 +10,12 @@ import httpx
 import pytest
 from conftest import DOCS_CUSTOMER, DUNDER, LOCAL, MICHAEL, ROOT, VALID_CREATE, customer_url, customers_url
 
-from timbrix_sandbox.app import create_app, make_sandbox
 from timbrix_sandbox.cli import build_parser, security_policy
-from timbrix_sandbox.local_security import SecurityPolicy
+from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.local_security import SecurityPolicy
+from timbrix_sandbox.profiles import CONTRACTS
 
-BEEL = str(ROOT / "contracts" / "beel.yaml")
+BEEL = str(CONTRACTS["beel"])
 BEEL_KEY = {"Authorization": "Bearer beel_sk_test_madrid"}
 EVIL = "https://evil.example"
 

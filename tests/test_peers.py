@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import LOCAL, ROOT
+from conftest import LOCAL
 
 from conformance import generic
 from conformance.model import Options
-from timbrix_sandbox.app import create_app, load_contract, make_sandbox
-from timbrix_sandbox.faults import available
-from timbrix_sandbox.profile import load_profile
+from timbrix_sandbox.contract.model import load_profile
+from timbrix_sandbox.engine.faults import available
+from timbrix_sandbox.http.app import create_app, load_contract, make_sandbox
+from timbrix_sandbox.profiles import CONTRACTS, default_fixtures
 
-BEEL = ROOT / "contracts" / "beel.yaml"
-BOOKKEEPING = ROOT / "contracts" / "bookkeeping.yaml"
+BEEL = CONTRACTS["beel"]
+BOOKKEEPING = CONTRACTS["bookkeeping"]
 MADRID = {"Authorization": "Bearer beel_sk_test_madrid"}
 SEVILLA = {"Authorization": "Bearer beel_sk_test_sevilla"}
 READONLY = {"Authorization": "Bearer beel_sk_test_readonly"}
@@ -24,7 +25,7 @@ ACME = {"Authorization": "Bearer bc_test_acme"}
 GLOBEX = {"Authorization": "Bearer bc_test_globex"}
 JWT_TOKEN = next(
     u["token"]
-    for u in yaml.safe_load((ROOT / "contracts" / "bookkeeping.fixtures.yaml").read_text())["users"]
+    for u in yaml.safe_load((default_fixtures("bookkeeping")).read_text())["users"]
     if u["token"].startswith("eyJ")
 )
 JWT = {"Authorization": f"Bearer {JWT_TOKEN}"}
@@ -233,7 +234,7 @@ def test_malformed_http_gets_the_peer_error_format(live_server_factory):
 
 
 def test_a_data_directory_serves_one_contract(tmp_path):
-    from timbrix_sandbox.store import WrongContract
+    from timbrix_sandbox.engine.store import WrongContract
 
     make_sandbox(data_dir=tmp_path).store.close()  # Timbrix customers on disk
     with pytest.raises(WrongContract, match="Timbrix"):

@@ -8,6 +8,8 @@ import subprocess
 
 from conftest import ROOT
 
+from timbrix_sandbox.profiles import CONTRACTS
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -32,7 +34,7 @@ def test_quick_tour_runs_as_written(live_server):
 
 
 def test_beel_tour_runs_as_written(live_server_factory):
-    server = live_server_factory(None, extra=["--contract", str(ROOT / "contracts" / "beel.yaml")])
+    server = live_server_factory(None, extra=["--contract", str(CONTRACTS["beel"])])
     section = README.split("A quick tour of BeeL", 1)[1]
     script = re.search(r"```sh\n(.*?)```", section, re.S).group(1).replace("http://localhost:3001", server.url)
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from tinydb import TinyDB
 
-from timbrix_sandbox.store import COMPACT_MIN_LINES, CorruptJournal, RecordTable, Store, StoreInUse
+from timbrix_sandbox.engine.store import COMPACT_MIN_LINES, CorruptJournal, RecordTable, Store, StoreInUse
 
 
 def reopen(store: Store, path) -> Store:
@@ -204,10 +204,11 @@ def test_reads_do_not_wait_for_a_writer_holding_the_lock(tmp_path):
 def test_a_seed_cut_short_is_redone(tmp_path):
     """The first seeding says so before writing (``.seeding``) and marks the end (``.seeded``);
     a crash in between leaves some organizations seeded and the rest empty: seed again."""
-    from timbrix_sandbox.app import make_sandbox
-    from timbrix_sandbox.fixtures import load_fixtures
+    from timbrix_sandbox.engine.fixtures import load_fixtures
+    from timbrix_sandbox.http.app import make_sandbox
+    from timbrix_sandbox.profiles import TIMBRIX_FIXTURES
 
-    fixtures = load_fixtures()
+    fixtures = load_fixtures(TIMBRIX_FIXTURES)
     first = Store(tmp_path)
     dunder = "550e8400-e29b-41d4-a716-446655440000"
     first.begin_seeding()

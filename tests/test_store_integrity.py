@@ -21,9 +21,9 @@ import httpx
 import pytest
 from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, PRINCE, ROOT, customer_url, free_port
 
-from timbrix_sandbox.fixtures import Fixtures
-from timbrix_sandbox.sandbox import Sandbox
-from timbrix_sandbox.store import DamagedStore, Store
+from timbrix_sandbox.engine.fixtures import Fixtures
+from timbrix_sandbox.engine.sandbox import Sandbox
+from timbrix_sandbox.engine.store import DamagedStore, Store
 
 TESTS = Path(__file__).resolve().parent
 
@@ -262,7 +262,7 @@ def test_discard_damaged_also_clears_a_partition_whose_name_is_lost(tmp_path):
 
 # -- seeding -------------------------------------------------------------------------------------
 def test_a_lost_seeded_marker_never_overwrites_data(tmp_path, caplog):
-    from timbrix_sandbox.app import make_sandbox
+    from timbrix_sandbox.http.app import make_sandbox
 
     sandbox = make_sandbox(data_dir=tmp_path)
     sandbox.store.update("customers", DUNDER, DOCS_CUSTOMER, lambda r: {**r, "email": "kept@dundermifflin.com"})
@@ -306,7 +306,7 @@ def _attempt(action: t.Callable[[], object]) -> str:
 
 def _scenario_compaction_fails_after_a_durable_append(root: str, result: dict) -> None:
     """Like every scenario, runs inside the tmpfs namespace (see run_on_tmpfs)."""
-    import timbrix_sandbox.store as store_module
+    import timbrix_sandbox.engine.store as store_module
 
     store_module.COMPACT_MIN_LINES = 5  # compaction due after 5 journal lines
     data, filler = Path(root) / "data", Path(root) / "filler"

@@ -1,3 +1,3 @@
-from .cli import main
+from timbrix_sandbox.cli import main
 
 raise SystemExit(main())

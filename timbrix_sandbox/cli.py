@@ -12,16 +12,15 @@ import sys
 import typing as t
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-from .faults import UnknownFault, available
-from .fixtures import DEFAULT_FIXTURES, FixtureError
-from .local_security import SecurityPolicy
-from .profile import ContractError
-from .server import BindError
-from .store import DamagedStore, StoreInUse, WrongContract
+from timbrix_sandbox.contract.model import ContractError
+from timbrix_sandbox.engine.faults import UnknownFault, available
+from timbrix_sandbox.engine.fixtures import FixtureError
+from timbrix_sandbox.engine.store import DamagedStore, StoreInUse, WrongContract
+from timbrix_sandbox.http.local_security import SecurityPolicy
+from timbrix_sandbox.http.server import BindError
+from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, contract_path, is_default, short_name
 
-DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
@@ -33,8 +32,8 @@ def _data_dir(args: argparse.Namespace) -> str | None:
             raise UsageError("--in-memory keeps nothing on disk: it cannot be combined with --data-dir")
         return None
     default = DEFAULT_DATA_DIR
-    if Path(args.contract).resolve() != DEFAULT_CONTRACT.resolve():
-        default += "-" + Path(args.contract).name.split(".")[0]  # .timbrix-sandbox-beel: one store per contract
+    if not is_default(args.contract):
+        default += "-" + short_name(args.contract)  # .timbrix-sandbox-beel: one store per contract
     chosen = args.data_dir or os.environ.get(DATA_DIR_ENV) or default
     if os.path.exists(chosen) and not os.path.isdir(chosen):
         raise UsageError(f"--data-dir {chosen!r} is a file, not a directory")
@@ -49,12 +48,13 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--contract",
-        default=str(DEFAULT_CONTRACT),
-        help="the OpenAPI 3.1 contract to serve (default: Timbrix's openapi.yaml; e.g. contracts/beel.yaml)",
+        default="timbrix",
+        help=f"the OpenAPI 3.1 contract to serve: a file, or a shipped one by name ({', '.join(CONTRACTS)}; "
+        "default: timbrix)",
     )
     parser.add_argument(
         "--fixtures",
-        help=f"fixture YAML file (default: {DEFAULT_FIXTURES.name} for Timbrix, NAME.fixtures.yaml beside a contract)",
+        help="fixture YAML file (default: the shipped contract's own, NAME.fixtures.yaml beside any other contract)",
     )
 
 
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     faults = commands.add_parser("faults", help="list the faults `serve --fault` can inject")
-    faults.add_argument("--contract", default=str(DEFAULT_CONTRACT), help="only the faults this contract can take")
+    faults.add_argument("--contract", default="timbrix", help="only the faults this contract can take")
 
     check = commands.add_parser(
         "conformance",
@@ -170,9 +170,9 @@ def security_policy(args: argparse.Namespace) -> SecurityPolicy:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .app import create_app, make_sandbox
-    from .server import bind
-    from .server import run as run_server
+    from timbrix_sandbox.http.app import create_app, make_sandbox
+    from timbrix_sandbox.http.server import bind
+    from timbrix_sandbox.http.server import run as run_server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
@@ -226,7 +226,7 @@ def reset(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
             return 2
-    from .app import make_sandbox
+    from timbrix_sandbox.http.app import make_sandbox
 
     sandbox = make_sandbox(
         contract=args.contract,
@@ -255,7 +255,7 @@ class UsageError(ValueError):
 
 def conformance(args: argparse.Namespace) -> int:
     from conformance import generic
-    from conformance.model import DEFAULT_CONTRACT, Options, UsageProblem
+    from conformance.model import Options, UsageProblem
     from conformance.report import ProgressPrinter, summary, write_reports
     from conformance.runner import run
 
@@ -270,7 +270,7 @@ def conformance(args: argparse.Namespace) -> int:
         workers=args.workers,
         fail_fast=args.fail_fast,
         strict_rfc=args.strict_rfc,
-        contract=Path(args.contract) if args.contract else DEFAULT_CONTRACT,
+        contract=contract_path(args.contract) if args.contract else DEFAULT_CONTRACT,
         headers=_headers(args.header),
         outsider_headers=_headers(args.outsider_header),
     )
@@ -290,10 +290,10 @@ def conformance(args: argparse.Namespace) -> int:
 
 
 def list_faults(args: argparse.Namespace) -> int:
-    from .app import load_contract
-    from .profile import load_profile
+    from timbrix_sandbox.contract.loading import load_contract
+    from timbrix_sandbox.contract.model import load_profile
 
-    faults = available(load_profile(load_contract(args.contract)))
+    faults = available(load_profile(load_contract(contract_path(args.contract))))
     width = max(len(name) for name in faults)
     for fault in faults.values():
         print(f"{fault.name:<{width}}  {fault.category:<17} {fault.description}")
@@ -316,7 +316,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     except DamagedStore as exc:
         contract = getattr(args, "contract", None)
         hint = ""
-        if contract and Path(contract).resolve() != DEFAULT_CONTRACT.resolve():
+        if contract and not is_default(contract):
             hint = f" (with --contract {contract})"
         print(f"timbrix-sandbox: {exc}{hint}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import typing as t
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 if t.TYPE_CHECKING:
-    from .sandbox import Sandbox
+    from timbrix_sandbox.engine.sandbox import Sandbox
 
 KEY = "timbrix_sandbox"
 _current: contextvars.ContextVar[Sandbox] = contextvars.ContextVar(KEY)

@@ -12,8 +12,8 @@ import typing as t
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .clock import new_request_id, utc_now
-from .profile import DEFAULT_MESSAGES, ErrorFormat
+from timbrix_sandbox.contract.model import DEFAULT_MESSAGES, ErrorFormat
+from timbrix_sandbox.engine.clock import new_request_id, utc_now
 
 MAX_BODY_BYTES = 1024 * 1024
 # Only these read a body (and declare 413 in the contract); other methods' bodies are ignored.

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "timbrix.yaml"
-
 
 class FixtureError(ValueError):
     """The fixture file is unusable; the message says where."""
@@ -58,7 +56,7 @@ ID_PATTERNS = {
 
 
 def load_fixtures(
-    path: str | Path = DEFAULT_FIXTURES,
+    path: str | Path,
     *,
     ids: t.Mapping[str, tuple[str, str]] | None = None,
     scope_field: t.Mapping[str, str] | None = None,

@@ -4,7 +4,6 @@ control API, with request *and* response validation and every error in the vendo
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import gc
 import os
@@ -12,18 +11,27 @@ import typing as t
 from pathlib import Path
 
 import connexion
-import yaml
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
-from . import oas31, speedups  # noqa: F401  (speedups patches Connexion on import)
-from .access import OrganizationAccessMiddleware, ScopeMiddleware
-from .body_limit import BodyLimitMiddleware
-from .clock import utc_now
-from .context import SandboxStateMiddleware
-from .errors import (
+from timbrix_sandbox.contract.loading import load_contract
+from timbrix_sandbox.contract.model import ContractError, Profile, load_profile, scope_params
+from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.contract.records import complete, stored_doc
+from timbrix_sandbox.engine.clock import utc_now
+from timbrix_sandbox.engine.crud import build_operations
+from timbrix_sandbox.engine.faults import check_names
+from timbrix_sandbox.engine.fixtures import load_fixtures
+from timbrix_sandbox.engine.sandbox import Sandbox
+from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.http import oas31, speedups  # noqa: F401  (speedups patches Connexion on import)
+from timbrix_sandbox.http.access import OrganizationAccessMiddleware, ScopeMiddleware
+from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
+from timbrix_sandbox.http.context import SandboxStateMiddleware
+from timbrix_sandbox.http.control import CONTROL_OPERATIONS
+from timbrix_sandbox.http.errors import (
     CONTROL_BASE_PATH,
     CONTROL_ERRORS,
     AllowedMethods,
@@ -32,62 +40,14 @@ from .errors import (
     problem_handler,
     unexpected_error_handler,
 )
-from .fastpath import FastPathMiddleware, compile_operations
-from .faults import AuthIgnoredMiddleware, FaultyResponseMiddleware, RecordShape, check_names
-from .fixtures import DEFAULT_FIXTURES, load_fixtures
-from .generic import build_operations, complete, stored_doc
-from .local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
-from .paths import template_pattern
-from .profile import ContractError, Profile, load_profile, scope_params
-from .resolver import ControllerResolver, FunctionResolver, resolve_handler
-from .sandbox import Sandbox
-from .store import Store
+from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
+from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyResponseMiddleware, RecordShape
+from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
+from timbrix_sandbox.http.resolver import FunctionResolver, resolve_handler
+from timbrix_sandbox.profiles import DEFAULT_CONTRACT, contract_path, default_fixtures
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONTRACT = PROJECT_ROOT / "openapi.yaml"
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
 API_BASE_PATH = "/api"
-
-
-def load_contract(path: str | os.PathLike[str] = DEFAULT_CONTRACT) -> dict:
-    """The parsed contract (a fresh copy: Connexion fills defaults into what it is given).
-
-    Raises :class:`ContractError` naming the file for everything a user can get wrong: a
-    missing path, a directory, unreadable or invalid YAML, a document that is not an OpenAPI
-    object."""
-    try:
-        stat = os.stat(path)
-        parsed = _parse_contract(os.fspath(path), stat.st_mtime_ns, stat.st_size)
-    except FileNotFoundError:
-        raise ContractError(f"contract {os.fspath(path)!r}: no such file") from None
-    except IsADirectoryError:
-        raise ContractError(f"contract {os.fspath(path)!r} is a directory, not an OpenAPI file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"contract {os.fspath(path)!r} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
-        raise ContractError(f"contract {os.fspath(path)!r} is not valid YAML or JSON{where}") from None
-    if not isinstance(parsed, dict) or "openapi" not in parsed or not isinstance(parsed.get("paths", {}), dict):
-        raise ContractError(
-            f"contract {os.fspath(path)!r} is not an OpenAPI document (expected a mapping with 'openapi' and 'paths')"
-        )
-    return copy.deepcopy(parsed)
-
-
-@functools.lru_cache(maxsize=16)
-def _parse_contract(path: str, _mtime_ns: int, _size: int) -> dict:
-    # libyaml's loader when present: pure-Python YAML parsing was ~35 ms per load at startup.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
-
-
-def default_fixtures(contract: str | os.PathLike[str]) -> Path:
-    """Timbrix's fixtures for the Timbrix contract; for ``x.yaml``, ``x.fixtures.yaml`` beside it."""
-    contract = Path(contract)
-    if contract.resolve() == DEFAULT_CONTRACT.resolve():
-        return DEFAULT_FIXTURES
-    return contract.with_name(contract.name.split(".")[0] + ".fixtures.yaml")
 
 
 def make_sandbox(
@@ -103,6 +63,7 @@ def make_sandbox(
     """A sandbox for ``contract`` over ``data_dir`` (``None``: in memory), seeded from
     fixtures when empty. A damaged data directory raises ``DamagedStore`` unless
     ``discard_damaged`` (then its damaged files are moved aside; see ``store.py``)."""
+    contract = contract_path(contract)
     profile = load_profile(load_contract(contract))
     handlers = Handlers(profile)
     fixtures = load_fixtures(
@@ -217,7 +178,7 @@ def _bind_security(spec: dict) -> dict:
     needs no sandbox-specific ``x-bearerInfoFunc``."""
     for scheme in spec.get("components", {}).get("securitySchemes", {}).values():
         if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "bearer":
-            scheme.setdefault("x-bearerInfoFunc", "timbrix_sandbox.access.bearer_info")
+            scheme.setdefault("x-bearerInfoFunc", "timbrix_sandbox.http.access.bearer_info")
     return spec
 
 
@@ -265,7 +226,8 @@ def create_app(sandbox: Sandbox | None = None, security: SecurityPolicy | None =
     allowed.add_spec(API_BASE_PATH, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
     app.add_api(api, base_path=API_BASE_PATH, resolver=FunctionResolver(handlers), **options)
-    app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=ControllerResolver("handlers"), **options)
+    control_resolver = FunctionResolver(CONTROL_OPERATIONS.__getitem__)
+    app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)

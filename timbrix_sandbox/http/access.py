@@ -14,8 +14,8 @@ from connexion.exceptions import Forbidden, OAuthScopeProblem
 from connexion.lifecycle import ConnexionRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .context import sandbox_of
-from .fixtures import User
+from timbrix_sandbox.engine.policy import token_info
+from timbrix_sandbox.http.context import sandbox_of
 
 CONTEXT = "connexion_context"
 
@@ -28,15 +28,6 @@ def bearer_info(token: str, request: ConnexionRequest) -> dict | None:
     if user is None:
         return None
     return token_info(user)
-
-
-def token_info(user: User) -> dict:
-    return {
-        "sub": user.id,
-        "name": user.name,
-        "organizations": tuple(sorted(user.organizations)),
-        "scopes": None if user.scopes is None else tuple(sorted(user.scopes)),
-    }
 
 
 class ScopeMiddleware:

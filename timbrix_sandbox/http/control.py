@@ -6,8 +6,8 @@ import os
 
 import anyio
 
-from timbrix_sandbox.context import current_sandbox
-from timbrix_sandbox.errors import CONTROL_ERRORS, error_response
+from timbrix_sandbox.http.context import current_sandbox
+from timbrix_sandbox.http.errors import CONTROL_ERRORS, error_response
 
 
 async def health():
@@ -37,3 +37,11 @@ async def reset_organization(organizationId: str):
     if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.scopes():
         return error_response(404, f"Organization {organizationId} is not in the fixtures", errors=CONTROL_ERRORS)
     return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200
+
+
+CONTROL_OPERATIONS = {
+    "SandboxController_health": health,
+    "SandboxController_reset_all": reset_all,
+    "SandboxController_reset_organization": reset_organization,
+}
+"""operationId (``control.yaml``) -> handler."""

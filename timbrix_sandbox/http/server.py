@@ -40,8 +40,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .clock import new_request_id, utc_now
-from .profile import ErrorFormat
+from timbrix_sandbox.contract.model import ErrorFormat
+from timbrix_sandbox.engine.clock import new_request_id, utc_now
 
 logger = logging.getLogger("timbrix_sandbox")
 

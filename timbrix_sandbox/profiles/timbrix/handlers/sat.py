@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import cfdi
-from timbrix_sandbox.errors import error_response
+from timbrix_sandbox.http.errors import error_response
 
 
 async def regimenes_fiscales(tipoPersona: str | None = None):

@@ -33,8 +33,8 @@ import json
 import re
 import typing as t
 
-from .clock import new_request_id, utc_now
-from .profile import ErrorFormat
+from timbrix_sandbox.contract.model import ErrorFormat
+from timbrix_sandbox.engine.clock import new_request_id, utc_now
 
 Scope = t.MutableMapping[str, t.Any]
 Receive = t.Callable[[], t.Awaitable[t.MutableMapping[str, t.Any]]]

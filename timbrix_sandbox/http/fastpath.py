@@ -36,12 +36,12 @@ from connexion.lifecycle import ConnexionResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .access import token_info
-from .body_limit import MAX_BODY_BYTES
-from .errors import error_body
-from .generic import is_generic
-from .oas31 import first_error, parse_json_body
-from .paths import template_pattern
+from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.engine.crud import is_generic
+from timbrix_sandbox.http.access import token_info
+from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
+from timbrix_sandbox.http.errors import error_body
+from timbrix_sandbox.http.oas31 import first_error, parse_json_body
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}

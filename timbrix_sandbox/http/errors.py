@@ -17,10 +17,10 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from .clock import new_request_id, utc_now
-from .context import current_sandbox_or_none
-from .paths import template_pattern
-from .profile import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
+from timbrix_sandbox.contract.model import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
+from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.engine.clock import new_request_id, utc_now
+from timbrix_sandbox.http.context import current_sandbox_or_none
 
 logger = logging.getLogger("timbrix_sandbox")
 

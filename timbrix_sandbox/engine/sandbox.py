@@ -7,11 +7,11 @@ import logging
 import time
 import typing as t
 
-from .fixtures import Fixtures
-from .store import Store
+from timbrix_sandbox.engine.fixtures import Fixtures
+from timbrix_sandbox.engine.store import Store
 
 if t.TYPE_CHECKING:
-    from .profile import Profile
+    from timbrix_sandbox.contract.model import Profile
 
 CUSTOMERS = "customers"
 

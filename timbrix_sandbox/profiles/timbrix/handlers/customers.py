@@ -8,11 +8,11 @@ import anyio
 from connexion import NoContent
 
 import cfdi
-from timbrix_sandbox.clock import new_object_id, utc_now, utc_now_after
-from timbrix_sandbox.context import current_sandbox
-from timbrix_sandbox.errors import error_response
-from timbrix_sandbox.faults import SKIPPED_RULES
-from timbrix_sandbox.sandbox import CUSTOMERS, Sandbox
+from timbrix_sandbox.engine.clock import new_object_id, utc_now, utc_now_after
+from timbrix_sandbox.engine.faults import SKIPPED_RULES
+from timbrix_sandbox.engine.sandbox import CUSTOMERS, Sandbox
+from timbrix_sandbox.http.context import current_sandbox
+from timbrix_sandbox.http.errors import error_response
 
 # Flat request field -> key of the nested ``address`` object, in the docs' response order.
 ADDRESS_FIELDS = {

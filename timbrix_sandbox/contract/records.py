@@ -1,0 +1,113 @@
+"""Records as a contract describes them: values a schema accepts, a record completed with its
+required fields, a body projected onto a response schema, stored names and keys.
+
+Pure functions of schemas and data, shared by the engine (which builds and stores records) and
+the conformance suite (which predicts what a conforming server answers), so both read a
+contract the same way.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import uuid
+
+from .model import Resource
+
+
+def sample(schema: dict, now: str) -> t.Any:
+    """A value the schema accepts, preferring what the contract itself offers. A nullable
+    field without a default is ``null``: an example is illustration, not the customer's data."""
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    types = schema.get("type")
+    if types == "null" or (isinstance(types, list) and "null" in types):
+        return None
+    if any(isinstance(b, dict) and b.get("type") == "null" for b in schema.get("anyOf", []) + schema.get("oneOf", [])):
+        return None
+    if schema.get("format") in ("date-time", "date"):
+        return now if schema["format"] == "date-time" else now[:10]  # the moment of creation
+    if "example" in schema:
+        return schema["example"]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return sample(schema[key][0], now)
+    types = schema.get("type", "object")
+    kind = next((k for k in types if k != "null"), "null") if isinstance(types, list) else types
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "date-time":
+            return now
+        if fmt == "date":
+            return now[:10]
+        if fmt == "uuid":
+            return str(uuid.uuid4())
+        if fmt == "email":
+            return "user@example.com"
+        if fmt in ("uri", "url"):
+            return "https://example.com"
+        return "x" * int(schema.get("minLength", 0))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "null":
+        return None
+    return complete({}, schema, now)
+
+
+def complete(record: dict, schema: dict, now: str) -> dict:
+    """``record`` with every required property of ``schema`` present (nested objects too)."""
+    out = dict(record)
+    properties = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in out and name in properties:
+            out[name] = sample(properties[name], now)
+    for name, value in out.items():
+        sub = properties.get(name)
+        if isinstance(value, dict) and isinstance(sub, dict) and "properties" in sub:
+            out[name] = complete(value, sub, now)
+    return out
+
+
+def project(value: t.Any, schema: dict | None) -> t.Any:
+    """Only what the response schema declares (stored request-only fields stay internal)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, list):
+        return [project(item, schema.get("items")) for item in value]
+    if not isinstance(value, dict):
+        return value
+    for key in ("anyOf", "oneOf"):
+        branch = next((b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b), None)
+        if branch is not None:
+            schema = branch
+    properties = schema.get("properties")
+    if properties is None:
+        return value
+    return {name: project(value[name], sub) for name, sub in properties.items() if name in value}
+
+
+def stored_fields(body: dict, schema: dict | None) -> dict:
+    """Request fields under their stored names (``x-sandbox-stored-as``)."""
+    properties = (schema or {}).get("properties", {})
+    return {properties.get(k, {}).get("x-sandbox-stored-as", k): v for k, v in body.items()}
+
+
+def record_key(value: t.Any) -> str:
+    """Store keys are strings; a numeric path id (``7`` or ``7.0``) is the integer's digits."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def stored_doc(record: dict, resource: Resource) -> dict:
+    """The store keys documents by a string ``id``; a contract's id may be an integer or have
+    another name, so the record is kept whole under ``data`` beside its key."""
+    return {"id": record_key(record[resource.id_field]), "data": record}
