@@ -16,7 +16,7 @@ import httpx
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from timbrix_sandbox.engine.crud import record_key
+from timbrix_sandbox.contract.records import record_key
 
 from . import oracle
 

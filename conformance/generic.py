@@ -19,7 +19,7 @@ import yaml
 from schemathesis.config import SchemathesisConfig
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, load_profile, resolve_refs
-from timbrix_sandbox.engine.crud import complete, record_key
+from timbrix_sandbox.contract.records import complete, record_key
 
 from . import checks
 from .model import Finding, Options, Result, StopRun, UsageProblem, curl_line
