@@ -542,6 +542,6 @@ def _cleanup(probe: Probe, created: set[str], outsider_created: set[str]) -> int
 
 
 def is_generic_contract(options: Options) -> bool:
-    """Contracts without hand-written handlers (everything but Timbrix's) take this suite."""
+    """Contracts without a domain plug-in (everything but Timbrix's) take this suite."""
     spec = yaml.safe_load(options.contract.read_text(encoding="utf-8"))
-    return not (spec.get("x-sandbox") or {}).get("handlers")
+    return not (spec.get("x-sandbox") or {}).get("plugin")

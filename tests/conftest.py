@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.app import create_app
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DUNDER = "550e8400-e29b-41d4-a716-446655440000"

@@ -8,8 +8,9 @@ from conftest import DOCS_CUSTOMER, LOCAL, MICHAEL, VALID_CREATE, customer_url, 
 
 import cfdi
 from timbrix_sandbox.engine.fixtures import load_fixtures
-from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles import TIMBRIX_FIXTURES  # noqa: E402
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 FISICA = "GODE561231GR8"
 

@@ -19,8 +19,9 @@ from conftest import LOCAL, ROOT
 from jsonschema import Draft202012Validator
 
 from timbrix_sandbox.contract.loading import load_contract
-from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, default_fixtures
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 MIB = 1024 * 1024
 

@@ -177,7 +177,8 @@ def test_docs_customer_survives_all_of_the_above(client):
 
 
 def test_server_error_is_a_declared_500_in_vendor_format():
-    from timbrix_sandbox.http.app import create_app, make_sandbox
+    from timbrix_sandbox.http.app import create_app
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     with create_app(make_sandbox(faults=["server-error-long-name"])).test_client(base_url=LOCAL) as client:
         before = snapshot(client)
@@ -191,8 +192,9 @@ def test_sandbox_never_emits_a_body_its_contract_forbids(tmp_path):
     rather than sent to clients."""
     import yaml
 
-    from timbrix_sandbox.http.app import create_app, make_sandbox
+    from timbrix_sandbox.http.app import create_app
     from timbrix_sandbox.profiles import TIMBRIX_FIXTURES as DEFAULT_FIXTURES
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     data = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
     first = data["customers"]["550e8400-e29b-41d4-a716-446655440000"][0]

@@ -20,7 +20,8 @@ from conftest import (
     customers_url,
 )
 
-from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.app import create_app
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 JSON = {**MICHAEL, "Content-Type": "application/json"}
 VOLATILE = re.compile(r'"(id|createdAt|updatedAt)": "[^"]*"')

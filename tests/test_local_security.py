@@ -11,9 +11,10 @@ import pytest
 from conftest import DOCS_CUSTOMER, DUNDER, LOCAL, MICHAEL, ROOT, VALID_CREATE, customer_url, customers_url
 
 from timbrix_sandbox.cli import build_parser, security_policy
-from timbrix_sandbox.http.app import create_app, make_sandbox
+from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.http.local_security import SecurityPolicy
 from timbrix_sandbox.profiles import CONTRACTS
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 BEEL = str(CONTRACTS["beel"])
 BEEL_KEY = {"Authorization": "Bearer beel_sk_test_madrid"}

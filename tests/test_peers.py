@@ -10,10 +10,12 @@ from conftest import LOCAL
 
 from conformance import generic
 from conformance.model import Options
+from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.model import load_profile
 from timbrix_sandbox.engine.faults import available
-from timbrix_sandbox.http.app import create_app, load_contract, make_sandbox
+from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles import CONTRACTS, default_fixtures
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 BEEL = CONTRACTS["beel"]
 BOOKKEEPING = CONTRACTS["bookkeeping"]

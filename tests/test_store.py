@@ -205,8 +205,8 @@ def test_a_seed_cut_short_is_redone(tmp_path):
     """The first seeding says so before writing (``.seeding``) and marks the end (``.seeded``);
     a crash in between leaves some organizations seeded and the rest empty: seed again."""
     from timbrix_sandbox.engine.fixtures import load_fixtures
-    from timbrix_sandbox.http.app import make_sandbox
     from timbrix_sandbox.profiles import TIMBRIX_FIXTURES
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     fixtures = load_fixtures(TIMBRIX_FIXTURES)
     first = Store(tmp_path)

@@ -21,7 +21,10 @@ import httpx
 import pytest
 from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, PRINCE, ROOT, customer_url, free_port
 
+from timbrix_sandbox.contract.model import load_profile
+from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures
+from timbrix_sandbox.engine.plugins import NoPlugin
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.engine.store import DamagedStore, Store
 
@@ -262,7 +265,7 @@ def test_discard_damaged_also_clears_a_partition_whose_name_is_lost(tmp_path):
 
 # -- seeding -------------------------------------------------------------------------------------
 def test_a_lost_seeded_marker_never_overwrites_data(tmp_path, caplog):
-    from timbrix_sandbox.http.app import make_sandbox
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     sandbox = make_sandbox(data_dir=tmp_path)
     sandbox.store.update("customers", DUNDER, DOCS_CUSTOMER, lambda r: {**r, "email": "kept@dundermifflin.com"})
@@ -350,6 +353,14 @@ def _scenario_writes_on_a_full_disk(root: str, result: dict) -> None:
     result["after_restart"] = crash_and_reopen(store, data).list("c", "org")
 
 
+def _sandbox_of_c(fixtures: Fixtures, store: Store) -> Sandbox:
+    """A sandbox whose contract has one resource, ``c`` (records ``{id, n, blob}``)."""
+    record = {"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}, "blob": {}}}
+    ok = {"200": {"description": "ok", "content": {"application/json": {"schema": record}}}}
+    spec = {"openapi": "3.1.0", "paths": {"/c": {"get": {"operationId": "list", "responses": ok}}}}
+    return Sandbox(Path("c.yaml"), load_profile(spec), fixtures, store, NoPlugin(), Behaviours((), load_profile(spec)))
+
+
 def _scenario_a_full_reset_is_all_or_nothing(root: str, result: dict) -> None:
     data, filler = Path(root) / "data", Path(root) / "filler"
     fixtures = Fixtures(
@@ -358,7 +369,7 @@ def _scenario_a_full_reset_is_all_or_nothing(root: str, result: dict) -> None:
         records={"c": {"a": [rec(1)], "b": [rec(2, blob="x" * 60_000)]}},  # b's snapshot will not fit
         source=Path("inline"),
     )
-    sandbox = Sandbox(fixtures, opened(data), collections=("c",))
+    sandbox = _sandbox_of_c(fixtures, opened(data))
     sandbox.store.insert("c", "a", rec(10))
     sandbox.store.insert("c", "b", rec(20))
     sandbox.store.insert("c", "runtime", rec(30))  # not in the fixtures: emptied by a full reset
@@ -436,7 +447,10 @@ def test_a_full_reset_that_cannot_be_written_changes_nothing(tmp_path):
     assert "crashed" not in result, result.get("crashed")
     assert result["after_restart"] == result["before"]
     assert result["temp_files"] == []
-    assert result["after_reset_with_space"] == {"a": [rec(1)], "b": [rec(2, blob="x" * 60_000)], "runtime": []}
+    stored = {"a": [rec(1)], "b": [rec(2, blob="x" * 60_000)], "runtime": []}
+    assert result["after_reset_with_space"] == {
+        scope: [{"id": r["id"], "data": r} for r in records] for scope, records in stored.items()
+    }
 
 
 class TmpfsNamespace:

@@ -170,9 +170,10 @@ def security_policy(args: argparse.Namespace) -> SecurityPolicy:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from timbrix_sandbox.http.app import create_app, make_sandbox
+    from timbrix_sandbox.http.app import create_app
     from timbrix_sandbox.http.server import bind
     from timbrix_sandbox.http.server import run as run_server
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
@@ -226,7 +227,7 @@ def reset(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
             return 2
-    from timbrix_sandbox.http.app import make_sandbox
+    from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     sandbox = make_sandbox(
         contract=args.contract,

@@ -7,8 +7,8 @@ what the sandbox needs, the ``x-sandbox`` extensions below do (all optional):
 
 Top level ``x-sandbox``:
 
-* ``handlers``: a package of hand-written handlers, resolved by operationId (Timbrix:
-  ``handlers``). Without it every operation gets the stateful default.
+* ``plugin``: the name of a domain plug-in (Timbrix: ``timbrix``, its CFDI rules and field
+  mapping); the plug-in is looked up in the engine's registry, never imported by name.
 * ``tenant``: ``{header: NAME}`` or ``{path: NAME}``: what scopes records to an organization.
   Default: the path parameters of the collection path (Timbrix's ``organizationId``); with
   none, the caller's own organization (a key bound to one account).
@@ -181,7 +181,7 @@ class Operation:
 @dataclasses.dataclass(frozen=True)
 class Profile:
     title: str
-    handlers: str | None
+    plugin: str | None
     tenant: dict[str, str]  # {} | {"header": name} | {"path": name}
     envelope: dict | None
     errors: ErrorFormat
@@ -379,7 +379,7 @@ def load_profile(spec: dict) -> Profile:
     tenant = dict(extension.get("tenant") or {})
     return Profile(
         title=str(spec.get("info", {}).get("title", "API")),
-        handlers=extension.get("handlers"),
+        plugin=extension.get("plugin"),
         tenant=tenant,
         envelope=copy.deepcopy(envelope),
         errors=error_format,

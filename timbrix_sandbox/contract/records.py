@@ -94,10 +94,25 @@ def project(value: t.Any, schema: dict | None) -> t.Any:
     return {name: project(value[name], sub) for name, sub in properties.items() if name in value}
 
 
-def stored_fields(body: dict, schema: dict | None) -> dict:
-    """Request fields under their stored names (``x-sandbox-stored-as``)."""
+def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:
+    """``record`` with the request ``body`` merged in: only the fields sent change, each under
+    its stored name. ``x-sandbox-stored-as`` may be a dotted path into a nested object
+    (Timbrix's flat ``addressZip`` is the record's ``address.zip``); the objects on that path
+    are copied, never shared with ``record``. A field stored as ``skip`` (the id) is ignored."""
     properties = (schema or {}).get("properties", {})
-    return {properties.get(k, {}).get("x-sandbox-stored-as", k): v for k, v in body.items()}
+    merged = dict(record)
+    for name, value in body.items():
+        stored = properties.get(name, {}).get("x-sandbox-stored-as", name)
+        if stored == skip:
+            continue
+        *parents, leaf = stored.split(".")
+        target = merged
+        for parent in parents:
+            child = target.get(parent)
+            target[parent] = child = dict(child) if isinstance(child, dict) else {}
+            target = child
+        target[leaf] = value
+    return merged
 
 
 def record_key(value: t.Any) -> str:

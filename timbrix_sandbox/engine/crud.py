@@ -1,11 +1,21 @@
-"""The stateful default for operations without a hand-written handler.
+"""The one stateful implementation of a contract's resources: list, create, read, update and
+delete, for every contract (Timbrix included).
 
 Each operation of the contract is one of ``list | create | read | update | delete`` on a
-resource (see ``profile.py``); records live in the store per ``(resource, tenant)``. Bodies are
-built from the stored record and shaped by the response schema: declared properties only,
-required ones filled (default, example, a value of the right type) when a record was created,
-so reads answer exactly what the create answered. The envelope and error format are the
-contract's own. Injected faults act here as they do in the Timbrix handlers.
+resource (see ``contract/model.py``); records live in the store per ``(resource, tenant)``,
+each kept whole under ``data`` beside its string key. Bodies are built from the stored record
+and shaped by the response schema: declared properties only, in the schema's order, required
+ones filled (default, ``null``, example, a value of the right type) when a record is created,
+so reads answer exactly what the create answered. Updates merge only the fields sent; an empty
+update changes nothing.
+
+A domain plug-in (``engine/plugins.py``) adds what a schema cannot say: the fields a new
+record starts with and the rules the record to be stored must pass. Injected faults
+(``engine/faults.py``) are asked at the points where their bugs live.
+
+Plain Python: requests come in as ``(tenant, params, body)`` - the tenant already resolved by
+the access policy - and answers go out as :class:`Reply` or :class:`Refusal`; the HTTP layer
+renders both.
 """
 
 from __future__ import annotations
@@ -16,23 +26,16 @@ import typing as t
 import uuid
 
 import anyio
-from connexion import NoContent
-from connexion import request as connexion_request
-from connexion.context import context as connexion_context
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
-from timbrix_sandbox.contract.records import complete, project, record_key, stored_doc, stored_fields
+from timbrix_sandbox.contract.records import apply_body, complete, project, record_key, stored_doc
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
-from timbrix_sandbox.http.context import current_sandbox
-from timbrix_sandbox.http.errors import error_response
+from timbrix_sandbox.engine.faults import Behaviours
+from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
+from timbrix_sandbox.engine.policy import Refusal
+from timbrix_sandbox.engine.store import Store
 
-NOT_FOUND = "Resource not found"
-
-
-class _Rejected(Exception):
-    def __init__(self, response) -> None:
-        super().__init__()
-        self.response = response
+Record = dict[str, t.Any]
 
 
 class IdGenerator:
@@ -58,161 +61,186 @@ class IdGenerator:
         return new_object_id()
 
 
-def tenant_path_param(profile: Profile, resource: Resource) -> str | None:
-    """The path parameter naming the tenant, if one does."""
-    params = scope_params(resource)
-    return profile.tenant.get("path") or (params[0] if params else None)
+class Engine:
+    """What every operation of one sandbox shares: the contract model, the store, the plug-in,
+    the active faults and the serve options."""
 
-
-def tenant(profile: Profile, path_param: str | None, path_values: dict, token_info: dict, headers: t.Mapping) -> str:
-    """The organization the request acts in, checked against the caller's memberships."""
-    sandbox = current_sandbox()
-    memberships = tuple(token_info.get("organizations", ()))
-    ignore = sandbox.has_fault("membership-ignored")
-    if path_param is not None:
-        organization = record_key(path_values[path_param])
-    elif profile.tenant.get("header"):
-        header = profile.tenant["header"]
-        organization = headers.get(header)
-        if organization is None:
-            if len(memberships) != 1:
-                raise _Rejected(
-                    error_response(400, f"The {header} header is required for a token of several organizations")
-                )
-            organization = memberships[0]
-    else:
-        if not memberships:
-            raise _Rejected(error_response(403, "This key belongs to no account"))
-        organization = memberships[0]
-    if not ignore and organization not in memberships:
-        raise _Rejected(error_response(403, "Not a member of this organization"))
-    return organization
-
-
-class GenericOperation:
-    """One contract operation served from the store; Connexion resolves to its ``handle``
-    (a coroutine function, so Connexion awaits it on the event loop)."""
-
-    def __init__(self, operation: Operation, profile: Profile, ids: IdGenerator) -> None:
-        self.operation = operation
+    def __init__(
+        self,
+        profile: Profile,
+        store: Store,
+        plugin: DomainPlugin,
+        behaviours: Behaviours,
+        options: frozenset[str] = frozenset(),
+    ) -> None:
         self.profile = profile
-        self.resource = profile.resources[operation.resource]
-        self.ids = ids
-        self.tenant_param = tenant_path_param(profile, self.resource)  # once, not per request
+        self.store = store
+        self.plugin = plugin
+        self.behaviours = behaviours
+        self.options = options
+        self.ids = IdGenerator()
+
+    def operations(self) -> dict[str, EngineOperation]:
+        """operationId -> callable for every operation served: the plug-in's own, then CRUD."""
+        served: dict[str, EngineOperation] = {}
+        own = self.plugin.operations()
+        for op_id, operation in self.profile.operations.items():
+            if op_id in own:
+                served[op_id] = _PluginOperation(own[op_id])
+            else:
+                served[op_id] = CrudOperation(operation, self)
+        for op_id, handler in own.items():
+            served.setdefault(op_id, _PluginOperation(handler))
+        return served
+
+
+class EngineOperation(t.Protocol):
+    def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]: ...
+
+
+class _PluginOperation:
+    def __init__(self, handler: t.Callable[[t.Mapping[str, t.Any], t.Any], t.Awaitable[Reply]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        return await self.handler(params, body)
+
+
+class CrudOperation:
+    """One contract operation served from the store."""
+
+    def __init__(self, operation: Operation, engine: Engine) -> None:
+        self.operation = operation
+        self.engine = engine
+        self.profile = engine.profile
+        self.resource = engine.profile.resources[operation.resource]
+        self.name = self.resource.name
+        # The collection path's parameters a record declares (Timbrix's organizationId).
+        declared = self.resource.schema.get("properties", {})
+        self.tenant_fields = tuple(p for p in scope_params(self.resource) if p in declared)
+        self.not_found = engine.plugin.not_found(self.name)
         self.action = getattr(self, operation.action)
 
-    async def handle(self, _token_info: dict | None = None, _headers: t.Mapping | None = None, **kwargs: t.Any):
-        """Connexion calls with parameters and ``body``; the fast path also hands over what
-        Connexion's request context would hold (the caller and the headers)."""
-        if _token_info is None:
-            _token_info = connexion_context.get("token_info") or {}
-            _headers = connexion_request.headers
-        try:
-            organization = tenant(self.profile, self.tenant_param, kwargs, _token_info, _headers or {})
-            return await self.action(organization, kwargs)
-        except _Rejected as rejected:
-            return rejected.response
+    def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
+        return self.action(tenant or "", params, body)
 
-    # -- responses -----------------------------------------------------------------------
-    def _answer(self, data: t.Any, status: int | None = None):
-        status = status or self.operation.status
-        body = self.profile.wrap(data, utc_now(), new_request_id())
+    # -- answers --------------------------------------------------------------------------------
+    def _answer(self, data: t.Any) -> Reply:
+        status = self.operation.status
         if status == 204 or self.operation.response_schema is None:
-            return NoContent, status
-        return body, status
+            return Reply(status)
+        return Reply(status, self.profile.wrap(data, utc_now(), new_request_id()))
 
-    def _view(self, record: dict) -> dict:
+    def _view(self, record: Record) -> Record:
         return project(record, self.resource.schema)
 
-    def _item_id(self, kwargs: dict) -> str:
-        return record_key(kwargs[self.resource.id_param])
+    def _key(self, params: t.Mapping[str, t.Any]) -> str:
+        return record_key(params[self.resource.id_param])
 
-    # -- actions -------------------------------------------------------------------------
-    async def list(self, organization: str, kwargs: dict):
-        sandbox = current_sandbox()
-        name = self.resource.name
-        if sandbox.has_fault("list-all-tenants"):
-            docs = [d for scope in sandbox.store.scopes(name) for d in sandbox.store.list(name, scope)]
+    # -- actions --------------------------------------------------------------------------------
+    async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        store = self.engine.store
+        if self.engine.behaviours.lists_across_tenants():
+            docs = [doc for scope in store.scopes(self.name) for doc in store.list(self.name, scope)]
         else:
-            docs = sandbox.store.list(name, organization)
-        return self._answer([self._view(d["data"]) for d in docs])
+            docs = store.list(self.name, tenant)
+        return self._answer([self._view(doc["data"]) for doc in docs])
 
-    async def read(self, organization: str, kwargs: dict):
-        sandbox = current_sandbox()
-        name, key = self.resource.name, self._item_id(kwargs)
-        doc = sandbox.store.get(name, organization, key)
-        if doc is None and sandbox.has_fault("cross-tenant-read"):
-            for other in sandbox.store.scopes(name):
-                doc = doc or sandbox.store.get(name, other, key)
+    async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        store, key = self.engine.store, self._key(params)
+        doc = store.get(self.name, tenant, key)
+        if doc is None and self.engine.behaviours.reads_across_tenants():
+            doc = next((d for s in store.scopes(self.name) if (d := store.get(self.name, s, key))), None)
         if doc is None:
-            return error_response(404, NOT_FOUND)
+            raise Refusal(404, self.not_found)
         return self._answer(self._view(doc["data"]))
 
-    async def create(self, organization: str, kwargs: dict):
-        sandbox = current_sandbox()
-        resource = self.resource
+    def _fresh(self, tenant: str, now: str, keep: Record | None = None) -> Record:
+        """A record as a create starts it: the plug-in's initial fields, the tenant, ``keep``."""
+        record = _deep_copy(self.engine.plugin.initial(self.name))
+        for field in self.tenant_fields:
+            record[field] = tenant
+        record.update(keep or {})
+        return record
+
+    async def create(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        engine, resource = self.engine, self.resource
+        body = body or {}
         now = utc_now()
-        store = sandbox.store
+        record = apply_body(self._fresh(tenant, now), body, self.operation.body_schema, skip=resource.id_field)
+        store = engine.store
 
         def existing() -> t.Iterable[str]:
-            return (d["id"] for s in store.scopes(resource.name) for d in store.list(resource.name, s))
+            return (d["id"] for s in store.scopes(self.name) for d in store.list(self.name, s))
 
-        record = stored_fields(kwargs.get("body") or {}, self.operation.body_schema)
-        record[resource.id_field] = self.ids.new(resource, existing)
+        record[resource.id_field] = engine.ids.new(resource, existing)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
         record = complete(record, resource.schema, now)
-        if not sandbox.has_fault("create-not-persisted"):
-            await anyio.to_thread.run_sync(store.insert, resource.name, organization, stored_doc(record, resource))
+        engine.plugin.check(
+            self.name, record, body.keys(), creating=True, behaviours=engine.behaviours, options=engine.options
+        )
+        engine.behaviours.check_body(body)
+        upsert = engine.behaviours.upsert_field()
+        if upsert is not None and upsert in record:
+            same = next((d for d in store.list(self.name, tenant) if d["data"].get(upsert) == record[upsert]), None)
+            if same is not None:
+                return self._answer(self._view(same["data"]))
+        if engine.behaviours.persists("create"):
+            # The journal fsync is blocking I/O: keep it off the event loop.
+            await anyio.to_thread.run_sync(store.insert, self.name, tenant, stored_doc(record, resource))
         return self._answer(self._view(record))
 
-    async def update(self, organization: str, kwargs: dict):
-        sandbox = current_sandbox()
-        resource = self.resource
-        changes = stored_fields(kwargs.get("body") or {}, self.operation.body_schema)
-        changes.pop(resource.id_field, None)
-        unsaved: list[dict] = []
+    async def update(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        engine, resource = self.engine, self.resource
+        body = {k: v for k, v in (body or {}).items() if k != resource.id_field}
+        behaviours = engine.behaviours
+        unsaved: list[Record] = []
 
         def change(doc: dict) -> dict | None:
+            if not body:
+                return None  # nothing sent, nothing changes (not even the update time)
             current = doc["data"]
-            base = current
-            if sandbox.has_fault("put-replaces"):
-                # Unsent fields fall back to what a fresh record would have.
-                kept = {k: current[k] for k in (resource.id_field, resource.created_field) if k in current}
-                base = complete(kept, resource.schema, utc_now())
-            updated = {**base, **changes}
-            if resource.updated_field and not sandbox.has_fault("updated-at-frozen"):
+
+            def fresh() -> Record:
+                kept = {k: current[k] for k in (resource.id_field, resource.created_field) if k and k in current}
+                return complete(self._fresh(tenant, utc_now(), kept), resource.schema, utc_now())
+
+            base = behaviours.update_base(current, fresh()) if behaviours else current
+            updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field)
+            engine.plugin.check(
+                self.name, updated, body.keys(), creating=False, behaviours=behaviours, options=engine.options
+            )
+            behaviours.check_body(body)
+            if resource.updated_field and behaviours.stamps_updates():
                 updated[resource.updated_field] = utc_now_after(current.get(resource.updated_field) or utc_now())
-            if resource.created_field and resource.updated_field and sandbox.has_fault("created-at-moves"):
+            if resource.created_field and resource.updated_field and behaviours.moves_created():
                 updated[resource.created_field] = updated[resource.updated_field]
-            if sandbox.has_fault("update-not-persisted"):
+            if not behaviours.persists("update"):
                 unsaved.append(updated)
                 return None
             return {"id": doc["id"], "data": updated}
 
-        key = self._item_id(kwargs)
-        doc = await anyio.to_thread.run_sync(sandbox.store.update, resource.name, organization, key, change)
+        doc = await anyio.to_thread.run_sync(engine.store.update, self.name, tenant, self._key(params), change)
         if doc is None:
-            return error_response(404, NOT_FOUND)
+            raise Refusal(404, self.not_found)
         return self._answer(self._view(unsaved[-1] if unsaved else doc["data"]))
 
-    async def delete(self, organization: str, kwargs: dict):
-        sandbox = current_sandbox()
-        name, key = self.resource.name, self._item_id(kwargs)
-        doc = sandbox.store.get(name, organization, key)
+    async def delete(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        store, key = self.engine.store, self._key(params)
+        doc = store.get(self.name, tenant, key)
         if doc is None:
-            return error_response(404, NOT_FOUND)
-        if not sandbox.has_fault("delete-not-persisted"):
-            await anyio.to_thread.run_sync(sandbox.store.delete, name, organization, key)
+            raise Refusal(404, self.not_found)
+        if self.engine.behaviours.persists("delete"):
+            if not await anyio.to_thread.run_sync(store.delete, self.name, tenant, key):
+                raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
         return self._answer(self._view(doc["data"]))
 
 
-def build_operations(profile: Profile) -> dict[str, t.Callable]:
-    """operationId -> handler for every operation the profile recognises."""
-    ids = IdGenerator()
-    return {op_id: GenericOperation(op, profile, ids).handle for op_id, op in profile.operations.items()}
-
-
-def is_generic(handler: t.Callable) -> bool:
-    return isinstance(getattr(handler, "__self__", None), GenericOperation)
+def _deep_copy(value: t.Any) -> t.Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

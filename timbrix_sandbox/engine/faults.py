@@ -1,13 +1,18 @@
-"""Injectable faults: realistic bugs a Timbrix implementation could ship.
+"""Injectable faults: realistic bugs an implementation could ship, as named, typed behaviours.
 
 ``timbrix-sandbox serve --fault NAME`` turns one on (repeatable); ``timbrix-sandbox faults``
 lists them. They exist to measure the conformance suite: every fault must make
 ``timbrix-sandbox conformance`` exit 1 (the kill score, ``tests/test_kill_score.py``).
 
-Faults that corrupt responses act in :class:`FaultyResponseMiddleware`, *after* the
-sandbox's own response validation, so the broken body reaches the client exactly as a buggy
-production build would send it. The others act where the bug would live (auth, handlers, the
-fiscal check).
+Each fault is one class here, overriding the hook of :class:`Behaviour` where its bug lives;
+every hook's default is the correct behaviour. The engine, the access policy, the domain
+plug-ins and the HTTP layer ask the active :class:`Behaviours` at those points - never a
+fault by name - so adding a fault is adding a class to this module (and to :data:`FAULTS`),
+and a misspelt hook is an ``AttributeError``, not a bug that silently never fires.
+
+Faults that corrupt responses (:meth:`Behaviour.corrupt_record`, :meth:`Behaviour.rewrite`)
+are applied by the HTTP layer *after* the sandbox's own response validation, so the broken
+body reaches the client exactly as a buggy production build would send it.
 """
 
 from __future__ import annotations
@@ -15,131 +20,471 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from timbrix_sandbox.contract.model import scope_params
+from timbrix_sandbox.contract.model import Profile, scope_params
 
-if t.TYPE_CHECKING:
-    from timbrix_sandbox.contract.model import Profile
+Record = dict[str, t.Any]
 
 
 @dataclasses.dataclass(frozen=True)
-class Fault:
-    name: str
-    category: str
-    description: str
-    timbrix_only: bool = False
-    """CFDI and Timbrix-field faults; the rest also work on any contract's generic operations."""
+class ResponseParts:
+    """A finished response as the response faults see it (``payload`` is parsed JSON or ``None``)."""
+
+    method: str
+    status: int
+    content_type: str
+    payload: t.Any
 
 
-FAULTS: dict[str, Fault] = {
-    f.name: f
-    for f in [
-        Fault("response-extra-field", "schema drift", "record bodies carry an undocumented 'internalNotes' field"),
-        Fault(
-            "response-missing-field",
-            "schema drift",
-            "record bodies lack a required field ('taxSystem' for Timbrix, else the first required non-id field)",
-        ),
-        Fault(
-            "phone-as-object",
-            "schema drift",
-            "'phone' is sent as {\"number\": ...}, as the vendor spec once said",
-            timbrix_only=True,
-        ),
-        Fault("create-returns-200", "status code", "POST answers 200 instead of 201"),
-        Fault("delete-returns-200", "status code", "DELETE answers 200 with a JSON body instead of 204"),
-        Fault("validation-422", "status code", "request validation errors answer 422 instead of 400"),
-        Fault("text-content-type", "content type", "JSON responses are labelled text/plain"),
-        Fault(
-            "problem-json-errors", "error format", "errors are application/problem+json, not {statusCode,message,error}"
-        ),
-        Fault("auth-ignored", "auth", "a missing or unknown token is treated as a member of the organization"),
-        Fault("membership-ignored", "auth", "a valid token reaches organizations it is not a member of"),
-        Fault("cross-tenant-read", "tenant isolation", "GET by id finds customers of any organization"),
-        Fault("list-all-tenants", "tenant isolation", "the list returns every organization's customers"),
-        Fault(
-            "create-upserts",
-            "persistence",
-            "POST with a taxId that exists answers 201 with the existing customer",
-            timbrix_only=True,
-        ),
-        Fault("update-not-persisted", "persistence", "PUT answers the updated record but does not store it"),
-        Fault("create-not-persisted", "persistence", "POST answers 201 but does not store the customer"),
-        Fault("delete-not-persisted", "persistence", "DELETE answers 204 but the customer stays"),
-        Fault("put-replaces", "update semantics", "PUT replaces the record: unsent optional fields are cleared"),
-        Fault("created-at-moves", "timestamps", "createdAt is set to the update time on every PUT"),
-        Fault("updated-at-frozen", "timestamps", "updatedAt does not move on update"),
-        Fault(
-            "cfdi-regimen-persona",
-            "CFDI rule",
-            "a régimen that does not apply to the persona type is accepted",
-            timbrix_only=True,
-        ),
-        Fault(
-            "cfdi-uso-regimen", "CFDI rule", "the uso/régimen compatibility matrix is not enforced", timbrix_only=True
-        ),
-        Fault("cfdi-zip-catalog", "CFDI rule", "ZIPs outside c_CodigoPostal are accepted", timbrix_only=True),
-        Fault(
-            "cfdi-generic-rfc",
-            "CFDI rule",
-            "generic RFCs (XAXX/XEXX) accept a régimen other than 616",
-            timbrix_only=True,
-        ),
-        Fault(
-            "cfdi-update-unmerged",
-            "CFDI rule",
-            "PUT re-validates only when taxId, taxSystem and uso are all sent",
-            timbrix_only=True,
-        ),
-        Fault(
-            "server-error-long-name",
-            "server error",
-            "a legalName over 100 characters crashes with 500",
-            timbrix_only=True,
-        ),
-    ]
-}
+@dataclasses.dataclass(frozen=True)
+class RecordShape:
+    """How the response faults recognise a record in a body, and which field they drop."""
 
-# Which CFDI rule each CFDI fault stops enforcing.
-SKIPPED_RULES = {
-    "cfdi-regimen-persona": "regimen_persona",
-    "cfdi-uso-regimen": "uso_regimen",
-    "cfdi-zip-catalog": "zip_not_in_catalog",
-    "cfdi-generic-rfc": "generic_rfc_regimen",
+    id_field: str = "id"
+    marker_fields: frozenset[str] = frozenset({"taxId", "address"})
+    missing_field: str = "taxSystem"
+
+    @classmethod
+    def of(cls, profile: Profile) -> RecordShape:
+        if profile.plugin == "timbrix" or not profile.resources:
+            return cls()
+        resource = next(iter(profile.resources.values()))
+        required = [f for f in resource.schema.get("required", []) if f != resource.id_field]
+        return cls(resource.id_field, frozenset(required[:1]), required[0] if required else resource.id_field)
+
+    def matches(self, value: t.Any) -> bool:
+        return isinstance(value, dict) and self.id_field in value and self.marker_fields <= value.keys()
+
+
+class Behaviour:
+    """The correct behaviour at every point a fault can change. A fault overrides one hook."""
+
+    name: t.ClassVar[str] = ""
+    category: t.ClassVar[str] = ""
+    description: t.ClassVar[str] = ""
+    needs: t.ClassVar[frozenset[str]] = frozenset()
+    """What a contract must have for the fault to mean anything: ``"timbrix"`` (its fields and
+    CFDI rules), ``"named-tenant"`` (a tenant named in the request, not implied by the key)."""
+
+    # -- access (engine/policy.py, http/access.py) ---------------------------------------------
+    def ignores_membership(self) -> bool:
+        return False
+
+    def accepts_unknown_tokens(self) -> bool:
+        return False
+
+    # -- reads (engine/crud.py) ----------------------------------------------------------------
+    def reads_across_tenants(self) -> bool:
+        return False
+
+    def lists_across_tenants(self) -> bool:
+        return False
+
+    # -- writes (engine/crud.py) ---------------------------------------------------------------
+    def persists(self, action: str) -> bool:
+        return True
+
+    def upsert_field(self) -> str | None:
+        """A field whose value, if already stored, makes a create answer the stored record."""
+        return None
+
+    def update_base(self, current: Record, fresh: Record) -> Record:
+        """What an update's changes are merged into (correct: the stored record)."""
+        return current
+
+    def stamps_updates(self) -> bool:
+        return True
+
+    def moves_created(self) -> bool:
+        return False
+
+    def check_body(self, body: t.Mapping[str, t.Any]) -> None:
+        """Called with a write's request body before it is applied; may raise (a 500)."""
+
+    # -- domain rules (profiles) ---------------------------------------------------------------
+    def skips_rule(self, rule: str) -> bool:
+        return False
+
+    def revalidates_update(self, sent: t.AbstractSet[str]) -> bool:
+        """Whether an update that sent domain fields re-validates the merged record."""
+        return True
+
+    # -- responses (http/fault_responses.py) ---------------------------------------------------
+    def corrupt_record(self, record: Record) -> Record:
+        return record
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        return response
+
+
+# -- schema drift ---------------------------------------------------------------------------------
+class ResponseExtraField(Behaviour):
+    name, category = "response-extra-field", "schema drift"
+    description = "record bodies carry an undocumented 'internalNotes' field"
+
+    def corrupt_record(self, record: Record) -> Record:
+        return {**record, "internalNotes": "migrated from legacy CRM"}
+
+
+class ResponseMissingField(Behaviour):
+    name, category = "response-missing-field", "schema drift"
+    description = "record bodies lack a required field ('taxSystem' for Timbrix, else the first required non-id field)"
+    def __init__(self, missing_field: str = "taxSystem") -> None:
+        self.missing = missing_field
+
+    def corrupt_record(self, record: Record) -> Record:
+        return {k: v for k, v in record.items() if k != self.missing}
+
+
+class PhoneAsObject(Behaviour):
+    name, category = "phone-as-object", "schema drift"
+    description = "'phone' is sent as {\"number\": ...}, as the vendor spec once said"
+    needs = frozenset({"timbrix"})
+
+    def corrupt_record(self, record: Record) -> Record:
+        if record.get("phone") is None:
+            return record
+        return {**record, "phone": {"number": record["phone"]}}
+
+
+# -- status codes, content type, error format ---------------------------------------------------
+class CreateReturns200(Behaviour):
+    name, category = "create-returns-200", "status code"
+    description = "POST answers 200 instead of 201"
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.method == "POST" and response.status == 201:
+            return dataclasses.replace(response, status=200)
+        return response
+
+
+class DeleteReturns200(Behaviour):
+    name, category = "delete-returns-200", "status code"
+    description = "DELETE answers 200 with a JSON body instead of 204"
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.method == "DELETE" and response.status == 204:
+            return dataclasses.replace(response, status=200, payload={"deleted": True}, content_type="application/json")
+        return response
+
+
+class Validation422(Behaviour):
+    name, category = "validation-422", "status code"
+    description = "request validation errors answer 422 instead of 400"
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.status != 400:
+            return response
+        payload = response.payload
+        if isinstance(payload, dict):
+            payload = {**payload, "statusCode": 422, "error": "UNPROCESSABLE_ENTITY"}
+        return dataclasses.replace(response, status=422, payload=payload)
+
+
+class ProblemJsonErrors(Behaviour):
+    name, category = "problem-json-errors", "error format"
+    description = "errors are application/problem+json, not {statusCode,message,error}"
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.status < 400 or not isinstance(response.payload, dict):
+            return response
+        payload = response.payload
+        problem = {"type": "about:blank", "title": payload.get("error"), "status": response.status}
+        problem["detail"] = payload.get("message")
+        return dataclasses.replace(response, payload=problem, content_type="application/problem+json")
+
+
+class TextContentType(Behaviour):
+    name, category = "text-content-type", "content type"
+    description = "JSON responses are labelled text/plain"
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.content_type.startswith("application/json"):
+            return dataclasses.replace(response, content_type="text/plain; charset=utf-8")
+        return response
+
+
+# -- auth and tenant isolation --------------------------------------------------------------------
+class AuthIgnored(Behaviour):
+    name, category = "auth-ignored", "auth"
+    description = "a missing or unknown token is treated as a member of the organization"
+
+    def accepts_unknown_tokens(self) -> bool:
+        return True
+
+
+class MembershipIgnored(Behaviour):
+    name, category = "membership-ignored", "auth"
+    description = "a valid token reaches organizations it is not a member of"
+    needs = frozenset({"named-tenant"})
+
+    def ignores_membership(self) -> bool:
+        return True
+
+
+class CrossTenantRead(Behaviour):
+    name, category = "cross-tenant-read", "tenant isolation"
+    description = "GET by id finds customers of any organization"
+
+    def reads_across_tenants(self) -> bool:
+        return True
+
+
+class ListAllTenants(Behaviour):
+    name, category = "list-all-tenants", "tenant isolation"
+    description = "the list returns every organization's customers"
+
+    def lists_across_tenants(self) -> bool:
+        return True
+
+
+# -- persistence and update semantics -------------------------------------------------------------
+class CreateUpserts(Behaviour):
+    name, category = "create-upserts", "persistence"
+    description = "POST with a taxId that exists answers 201 with the existing customer"
+    needs = frozenset({"timbrix"})
+
+    def upsert_field(self) -> str | None:
+        return "taxId"
+
+
+class NotPersisted(Behaviour):
+    action: t.ClassVar[str] = ""
+
+    def persists(self, action: str) -> bool:
+        return action != self.action
+
+
+class UpdateNotPersisted(NotPersisted):
+    name, category, action = "update-not-persisted", "persistence", "update"
+    description = "PUT answers the updated record but does not store it"
+
+
+class CreateNotPersisted(NotPersisted):
+    name, category, action = "create-not-persisted", "persistence", "create"
+    description = "POST answers 201 but does not store the customer"
+
+
+class DeleteNotPersisted(NotPersisted):
+    name, category, action = "delete-not-persisted", "persistence", "delete"
+    description = "DELETE answers 204 but the customer stays"
+
+
+class PutReplaces(Behaviour):
+    name, category = "put-replaces", "update semantics"
+    description = "PUT replaces the record: unsent fields fall back to what a new record would have"
+
+    def update_base(self, current: Record, fresh: Record) -> Record:
+        return fresh
+
+
+class CreatedAtMoves(Behaviour):
+    name, category = "created-at-moves", "timestamps"
+    description = "createdAt is set to the update time on every PUT"
+
+    def moves_created(self) -> bool:
+        return True
+
+
+class UpdatedAtFrozen(Behaviour):
+    name, category = "updated-at-frozen", "timestamps"
+    description = "updatedAt does not move on update"
+
+    def stamps_updates(self) -> bool:
+        return False
+
+
+# -- CFDI rules (the Timbrix plug-in asks) --------------------------------------------------------
+class SkippedRule(Behaviour):
+    category = "CFDI rule"
+    needs = frozenset({"timbrix"})
+    rule: t.ClassVar[str] = ""
+
+    def skips_rule(self, rule: str) -> bool:
+        return rule == self.rule
+
+
+class CfdiRegimenPersona(SkippedRule):
+    name, rule = "cfdi-regimen-persona", "regimen_persona"
+    description = "a régimen that does not apply to the persona type is accepted"
+
+
+class CfdiUsoRegimen(SkippedRule):
+    name, rule = "cfdi-uso-regimen", "uso_regimen"
+    description = "the uso/régimen compatibility matrix is not enforced"
+
+
+class CfdiZipCatalog(SkippedRule):
+    name, rule = "cfdi-zip-catalog", "zip_not_in_catalog"
+    description = "ZIPs outside c_CodigoPostal are accepted"
+
+
+class CfdiGenericRfc(SkippedRule):
+    name, rule = "cfdi-generic-rfc", "generic_rfc_regimen"
+    description = "generic RFCs (XAXX/XEXX) accept a régimen other than 616"
+
+
+class CfdiUpdateUnmerged(Behaviour):
+    name, category = "cfdi-update-unmerged", "CFDI rule"
+    description = "PUT re-validates only when taxId, taxSystem and uso are all sent"
+    needs = frozenset({"timbrix"})
+
+    def revalidates_update(self, sent: t.AbstractSet[str]) -> bool:
+        return {"taxId", "taxSystem", "defaultInvoiceUse"} <= sent
+
+
+class ServerErrorLongName(Behaviour):
+    name, category = "server-error-long-name", "server error"
+    description = "a legalName over 100 characters crashes with 500"
+    needs = frozenset({"timbrix"})
+
+    def check_body(self, body: t.Mapping[str, t.Any]) -> None:
+        if len(body.get("legalName") or "") > 100:
+            raise RuntimeError("injected fault: legalName column is VARCHAR(100)")
+
+
+FAULTS: dict[str, type[Behaviour]] = {
+    fault.name: fault
+    for fault in (
+        ResponseExtraField,
+        ResponseMissingField,
+        PhoneAsObject,
+        CreateReturns200,
+        DeleteReturns200,
+        Validation422,
+        ProblemJsonErrors,
+        TextContentType,
+        AuthIgnored,
+        MembershipIgnored,
+        CrossTenantRead,
+        ListAllTenants,
+        CreateUpserts,
+        UpdateNotPersisted,
+        CreateNotPersisted,
+        DeleteNotPersisted,
+        PutReplaces,
+        CreatedAtMoves,
+        UpdatedAtFrozen,
+        CfdiRegimenPersona,
+        CfdiUsoRegimen,
+        CfdiZipCatalog,
+        CfdiGenericRfc,
+        CfdiUpdateUnmerged,
+        ServerErrorLongName,
+    )
 }
-RESPONSE_FAULTS = {
-    "response-extra-field",
-    "response-missing-field",
-    "phone-as-object",
-    "create-returns-200",
-    "delete-returns-200",
-    "validation-422",
-    "text-content-type",
-    "problem-json-errors",
-}
+"""Every fault by name, in the order responses are rewritten."""
 
 
 class UnknownFault(ValueError):
     pass
 
 
-def available(profile: Profile | None) -> dict[str, Fault]:
-    """The faults a contract can take: all of them for Timbrix (hand-written handlers), the
-    generic ones for any other contract."""
-    if profile is None or profile.handlers:
-        return FAULTS
-    tenant_named = bool(profile.tenant) or any(scope_params(r) for r in profile.resources.values())
-    return {
-        name: fault
-        for name, fault in FAULTS.items()
-        # Without a tenant named in the request (BeeL: the key is the account) there is no
-        # membership to ignore.
-        if not fault.timbrix_only and (tenant_named or name != "membership-ignored")
-    }
+def _traits(profile: Profile) -> frozenset[str]:
+    traits = set()
+    if profile.plugin == "timbrix":
+        traits.add("timbrix")
+    # Without a tenant named in the request (BeeL: the key is the account) there is no
+    # membership to ignore.
+    if profile.tenant or any(scope_params(r) for r in profile.resources.values()):
+        traits.add("named-tenant")
+    return frozenset(traits)
 
 
-def check_names(names: t.Iterable[str], profile: Profile | None = None) -> frozenset[str]:
-    names = frozenset(names)
-    unknown = sorted(names - available(profile).keys())
-    if unknown:
-        raise UnknownFault(f"unknown fault(s) for this contract: {', '.join(unknown)} (see `timbrix-sandbox faults`)")
-    return names
+def available(profile: Profile) -> dict[str, type[Behaviour]]:
+    """The faults a contract can take."""
+    traits = _traits(profile)
+    return {name: fault for name, fault in FAULTS.items() if fault.needs <= traits}
+
+
+class Behaviours:
+    """The active faults, asked as one: each hook answers as the faults that override it say,
+    and as correct behaviour where none does."""
+
+    def __init__(self, names: t.Iterable[str], profile: Profile) -> None:
+        names = frozenset(names)
+        allowed = available(profile)
+        unknown = sorted(names - allowed.keys())
+        if unknown:
+            raise UnknownFault(
+                f"unknown fault(s) for this contract: {', '.join(unknown)} (see `timbrix-sandbox faults`)"
+            )
+        shape = RecordShape.of(profile)
+        self.names = names
+        self.shape = shape
+        self.active: tuple[Behaviour, ...] = tuple(
+            ResponseMissingField(shape.missing_field) if fault is ResponseMissingField else fault()
+            for name, fault in FAULTS.items()
+            if name in names
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.active)
+
+    def _any(self, hook: str, *args: t.Any) -> bool:
+        return any(getattr(b, hook)(*args) for b in self.active)
+
+    def ignores_membership(self) -> bool:
+        return self._any("ignores_membership")
+
+    def accepts_unknown_tokens(self) -> bool:
+        return self._any("accepts_unknown_tokens")
+
+    def reads_across_tenants(self) -> bool:
+        return self._any("reads_across_tenants")
+
+    def lists_across_tenants(self) -> bool:
+        return self._any("lists_across_tenants")
+
+    def persists(self, action: str) -> bool:
+        return all(b.persists(action) for b in self.active)
+
+    def upsert_field(self) -> str | None:
+        return next((f for b in self.active if (f := b.upsert_field())), None)
+
+    def update_base(self, current: Record, fresh: Record) -> Record:
+        for behaviour in self.active:
+            current = behaviour.update_base(current, fresh)
+        return current
+
+    def stamps_updates(self) -> bool:
+        return all(b.stamps_updates() for b in self.active)
+
+    def moves_created(self) -> bool:
+        return self._any("moves_created")
+
+    def check_body(self, body: t.Mapping[str, t.Any]) -> None:
+        for behaviour in self.active:
+            behaviour.check_body(body)
+
+    def skips_rule(self, rule: str) -> bool:
+        return self._any("skips_rule", rule)
+
+    def revalidates_update(self, sent: t.AbstractSet[str]) -> bool:
+        return all(b.revalidates_update(sent) for b in self.active)
+
+    def corrupts_responses(self) -> bool:
+        return any(
+            type(b).corrupt_record is not Behaviour.corrupt_record or type(b).rewrite is not Behaviour.rewrite
+            for b in self.active
+        )
+
+    def corrupt(self, payload: t.Any, depth: int = 0) -> t.Any:
+        """Records anywhere in a body (a list, or inside an envelope such as BeeL's ``data``)."""
+        if depth > 4:
+            return payload
+        if self.shape.matches(payload):
+            for behaviour in self.active:
+                payload = behaviour.corrupt_record(payload)
+            return payload
+        if isinstance(payload, list):
+            return [self.corrupt(item, depth + 1) for item in payload]
+        if isinstance(payload, dict):
+            return {key: self.corrupt(value, depth + 1) for key, value in payload.items()}
+        return payload
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        if response.payload is not None and response.status < 400:
+            response = dataclasses.replace(response, payload=self.corrupt(response.payload))
+        for behaviour in self.active:
+            response = behaviour.rewrite(response)
+        return response

@@ -1,4 +1,5 @@
-"""The sandbox: fixtures + store + settings, and the operations on it that are not HTTP."""
+"""The sandbox: one contract's engine over its fixtures and store, and the operations on it that
+are not HTTP (seeding, reset, upgrading records written by earlier versions)."""
 
 from __future__ import annotations
 
@@ -6,41 +7,83 @@ import dataclasses
 import logging
 import time
 import typing as t
+from pathlib import Path
 
+from timbrix_sandbox.contract.model import Profile
+from timbrix_sandbox.contract.records import complete, stored_doc
+from timbrix_sandbox.engine.clock import utc_now
+from timbrix_sandbox.engine.crud import Engine, EngineOperation
+from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures
+from timbrix_sandbox.engine.plugins import DomainPlugin
+from timbrix_sandbox.engine.policy import AccessPolicy
 from timbrix_sandbox.engine.store import Store
-
-if t.TYPE_CHECKING:
-    from timbrix_sandbox.contract.model import Profile
-
-CUSTOMERS = "customers"
 
 logger = logging.getLogger("timbrix_sandbox.sandbox")
 
-Prepare = t.Callable[[str, dict], dict]
-"""``(collection, fixture record) -> stored document`` (the generic layer wraps and completes
-records; Timbrix stores its fixtures as they are)."""
+RECORD_LAYOUT = 2
+"""Every record is stored as ``{"id": key, "data": record}``. Layout 1 (before one engine
+served every contract) kept Timbrix's customers bare; :meth:`Sandbox.upgrade` wraps them."""
 
 
 @dataclasses.dataclass
 class Sandbox:
+    contract: Path
+    profile: Profile
+    """What the contract says about resources, tenants, envelopes and errors."""
     fixtures: Fixtures
     store: Store
-    strict_rfc: bool = False
-    """Also enforce the RFC check digit (off by default: the vendor's own example fails it)."""
-    faults: frozenset[str] = frozenset()
+    plugin: DomainPlugin
+    behaviours: Behaviours
     """Injected bugs (see ``faults.py``); empty for a sandbox that behaves."""
-    profile: Profile | None = None
-    """What the contract says about resources, tenants, envelopes and errors."""
-    collections: tuple[str, ...] = (CUSTOMERS,)
-    """The store collections the contract's resources live in."""
-    prepare: Prepare | None = None
+    options: frozenset[str] = frozenset()
+    """Domain options the plug-in understands (Timbrix: ``strict-rfc``)."""
 
     fast_path_served: int = 0
-    """Requests answered by the compiled fast path (see ``fastpath.py``), for health/tests."""
+    """Requests answered by the compiled fast path (see ``http/fastpath.py``), for health/tests."""
 
-    def has_fault(self, name: str) -> bool:
-        return name in self.faults
+    def __post_init__(self) -> None:
+        self.collections: tuple[str, ...] = tuple(sorted(self.profile.resources))
+        """The store collections the contract's resources live in."""
+        self.engine = Engine(self.profile, self.store, self.plugin, self.behaviours, self.options)
+        self.policy = AccessPolicy(self.profile, self.fixtures, self.behaviours)
+        self.operations: dict[str, EngineOperation] = self.engine.operations()
+
+    @property
+    def faults(self) -> frozenset[str]:
+        return self.behaviours.names
+
+    @property
+    def strict_rfc(self) -> bool:
+        return "strict-rfc" in self.options
+
+    def seed_record(self, collection: str, record: dict) -> dict:
+        """A fixture record as the engine stores it: the plug-in's initial fields under it,
+        required fields completed, wrapped with its key."""
+        resource = self.profile.resources[collection]
+        now = record.get(resource.created_field or "", None) or utc_now()
+        return stored_doc(complete(_merged(self.plugin.initial(collection), record), resource.schema, now), resource)
+
+    def upgrade(self, layout: int) -> None:
+        """Records written with an older ``layout`` are rewritten in the current one, all or
+        nothing (layout 1: bare records, which only Timbrix's customers were)."""
+        if layout >= RECORD_LAYOUT:
+            return
+        contents: dict[tuple[str, str], list[dict]] = {}
+        for collection in self.collections:
+            self.store.open_all(collection)
+            resource = self.profile.resources[collection]
+            for scope in self.store.scopes(collection):
+                docs = self.store.list(collection, scope)
+                if any(set(doc) != {"id", "data"} for doc in docs):
+                    contents[(collection, scope)] = [
+                        doc if set(doc) == {"id", "data"} else stored_doc(doc, resource) for doc in docs
+                    ]
+        if contents:
+            logger.warning("upgrading %d partitions of %s to record layout %d", len(contents), self.store.data_dir,
+                           RECORD_LAYOUT)
+            self.store.replace_partitions(contents)
+        self.store.set_layout(self.profile.title, RECORD_LAYOUT)
 
     def seed_if_empty(self) -> bool:
         """Load fixtures into a store that was never completely seeded. Returns whether it did.
@@ -92,10 +135,7 @@ class Sandbox:
         for collection in self.collections:
             fixtures = self.fixtures.records.get(collection, {})
             for org in targets:
-                records = fixtures.get(org, [])
-                if self.prepare is not None:
-                    records = [self.prepare(collection, record) for record in records]
-                contents[(collection, org)] = records
+                contents[(collection, org)] = [self.seed_record(collection, r) for r in fixtures.get(org, [])]
         if organization is None and not self.store.is_seeded():
             self.store.begin_seeding()
         self.store.replace_partitions(contents)
@@ -104,3 +144,14 @@ class Sandbox:
             "customers": sum(len(records) for records in contents.values()),
             "tookMs": round((time.perf_counter() - started) * 1000, 3),
         }
+
+
+def _merged(base: dict, over: t.Mapping[str, t.Any]) -> dict:
+    """``over`` on top of ``base``, nested objects merged too (a copy of both)."""
+    out = {k: (_merged(v, {}) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -642,21 +642,33 @@ class Store:
             self.abandon()
             raise
 
-    def claim(self, contract: str, unmarked_owner: str | None = None) -> None:
+    def claim(self, contract: str, unmarked_owner: str | None = None, layout: int = 1) -> int:
         """Tie the data directory to one contract: records shaped for BeeL must never be
         served as Timbrix customers. A seeded directory without a marker (written before
-        markers existed) belongs to ``unmarked_owner``."""
+        markers existed) belongs to ``unmarked_owner``.
+
+        Returns the record layout the directory was written with (``layout`` for a new or an
+        in-memory store; 1 for a directory whose marker predates layouts), so the engine can
+        upgrade records written by an earlier version; see :meth:`set_layout`."""
         if self.data_dir is None:
-            return
+            return layout
         marker = self.data_dir / CONTRACT_MARKER
-        owner = json.loads(marker.read_text())["contract"] if marker.exists() else None
+        written = json.loads(marker.read_text()) if marker.exists() else None
+        owner = written["contract"] if written else None
         if owner is None and self.is_seeded():
             owner = unmarked_owner
         if owner is not None and owner != contract:
             self._release_dir_lock()
             raise WrongContract(f"{self.data_dir} holds data of {owner!r}, not {contract!r}: pass another --data-dir")
         if owner is None:
-            _atomic_write_json(marker, {"contract": contract})
+            _atomic_write_json(marker, {"contract": contract, "layout": layout})
+            return layout
+        return int((written or {}).get("layout", 1))
+
+    def set_layout(self, contract: str, layout: int) -> None:
+        """Record that every record now has ``layout`` (after an upgrade)."""
+        if self.data_dir is not None:
+            _atomic_write_json(self.data_dir / CONTRACT_MARKER, {"contract": contract, "layout": layout})
 
     def begin_seeding(self) -> None:
         """Record the intent to seed before the first seeding writes anything, so that a seed

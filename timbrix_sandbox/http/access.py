@@ -1,20 +1,23 @@
-"""Authentication and tenant access, behaving like production.
+"""Authentication and access on the Connexion pipeline, asking the engine's one access policy
+(``engine/policy.py``), as the fast path does.
 
 * no token / unknown token -> 401 (Connexion's security layer, via :func:`bearer_info`);
-* a valid token whose user is not a member of ``{organizationId}`` -> 403, checked by
-  :class:`OrganizationAccessMiddleware` *before* request validation, as a NestJS-style guard
-  would: an outsider learns nothing about the body rules from 400s;
-* a customer id of another organization -> 404 (handlers only ever look inside the caller's
-  organization partition, so another tenant's record is indistinguishable from a missing one).
+* a token without an operation's scope, or not a member of the tenant the request names
+  -> 403, checked by :class:`AccessMiddleware` *before* request validation, as a NestJS-style
+  guard would: an outsider learns nothing about the body rules from 400s;
+* a record of another tenant -> 404 (the engine only ever looks inside the caller's tenant,
+  so another tenant's record is indistinguishable from a missing one).
 """
 
 from __future__ import annotations
 
-from connexion.exceptions import Forbidden, OAuthScopeProblem
+from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from timbrix_sandbox.engine.policy import token_info
+from timbrix_sandbox.engine.policy import Caller, Refusal
+from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.context import sandbox_of
 
 CONTEXT = "connexion_context"
@@ -24,45 +27,36 @@ def bearer_info(token: str, request: ConnexionRequest) -> dict | None:
     """Token -> ``token_info`` (``None`` -> 401). A dict lookup: it runs on the event loop,
     so it must never block. Named by ``x-bearerInfoFunc`` in the contract (added to bearer
     schemes that lack one)."""
-    user = sandbox_of(request.scope).fixtures.user_for_token(token)
-    if user is None:
-        return None
-    return token_info(user)
+    caller = sandbox_of(request.scope).policy.caller(token)
+    return None if caller is None else caller.token_info()
 
 
-class ScopeMiddleware:
-    """403 when the token lacks a scope the operation's security requirement lists (BeeL:
-    ``customers:write`` to update). Connexion checks scopes only for OAuth2 schemes; keys
-    passed as bearer tokens carry them too."""
+class Refused(ProblemException):
+    """A policy refusal on its way to the error handler (which renders it in the contract's format)."""
 
-    def __init__(self, app: ASGIApp, required: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(status=refusal.status, title="Forbidden", detail=refusal.message)
+        self.ext = {"kind": refusal.kind, "details": refusal.details}
+
+
+class AccessMiddleware:
+    """The access policy, between Connexion's security and its request validation."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
-        self.required = required
+        self.sandbox = sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             extensions = scope.get("extensions", {})
-            operation = extensions.get("connexion_routing", {}).get("operation_id")
-            need = self.required.get(operation)
-            granted = (extensions.get(CONTEXT, {}).get("token_info") or {}).get("scopes")
-            if need and granted is not None and not set(need) <= set(granted):
-                raise OAuthScopeProblem(list(granted), list(need))
-        await self.app(scope, receive, send)
-
-
-class OrganizationAccessMiddleware:
-    """403 for operations scoped by ``organizationId`` when the caller is not a member."""
-
-    def __init__(self, app: ASGIApp, parameter: str = "organizationId") -> None:
-        self.app = app
-        self.parameter = parameter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            organization = scope.get("path_params", {}).get(self.parameter)
-            token_info = scope.get("extensions", {}).get(CONTEXT, {}).get("token_info")
-            if organization is not None and token_info is not None:
-                ignored = sandbox_of(scope).has_fault("membership-ignored")
-                if not ignored and organization not in token_info.get("organizations", ()):
-                    raise Forbidden(detail="User is not a member of this organization")
+            operation_id = extensions.get("connexion_routing", {}).get("operation_id")
+            operation = self.sandbox.profile.operations.get(operation_id)
+            info = extensions.get(CONTEXT, {}).get("token_info")
+            if operation is not None and info is not None:
+                try:
+                    self.sandbox.policy.authorize(
+                        operation, Caller.from_token_info(info), scope.get("path_params", {}), Headers(scope=scope)
+                    )
+                except Refusal as refusal:
+                    raise Refused(refusal) from None
         await self.app(scope, receive, send)

@@ -3,45 +3,42 @@
 from __future__ import annotations
 
 import os
+import typing as t
 
 import anyio
 
-from timbrix_sandbox.http.context import current_sandbox
+from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import CONTROL_ERRORS, error_response
 
 
-async def health():
-    sandbox = current_sandbox()
-    store = sandbox.store
-    organizations = sandbox.scopes()
+def control_operations(sandbox: Sandbox) -> dict[str, t.Callable[..., t.Awaitable[t.Any]]]:
+    """operationId (``control.yaml``) -> handler, bound to ``sandbox``."""
+
+    async def health():
+        store = sandbox.store
+        return {
+            "status": "ok",
+            "contract": sandbox.profile.title,
+            "storage": "memory" if store.in_memory else "file",
+            "dataDir": None if store.data_dir is None else str(store.data_dir),
+            "customers": sum(store.count(c, org) for c in sandbox.collections for org in store.scopes(c)),
+            "organizations": len(sandbox.scopes()),
+            "strictRfc": sandbox.strict_rfc,
+            "faults": sorted(sandbox.faults),
+            "pid": os.getpid(),
+            "fastPathServed": sandbox.fast_path_served,
+        }, 200
+
+    async def reset_all():
+        return await anyio.to_thread.run_sync(sandbox.reset), 200
+
+    async def reset_organization(organizationId: str):
+        if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.scopes():
+            return error_response(404, f"Organization {organizationId} is not in the fixtures", errors=CONTROL_ERRORS)
+        return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200
+
     return {
-        "status": "ok",
-        "contract": sandbox.profile.title if sandbox.profile else "Timbrix API (customers)",
-        "storage": "memory" if store.in_memory else "file",
-        "dataDir": None if store.data_dir is None else str(store.data_dir),
-        "customers": sum(store.count(c, org) for c in sandbox.collections for org in store.scopes(c)),
-        "organizations": len(organizations),
-        "strictRfc": sandbox.strict_rfc,
-        "faults": sorted(sandbox.faults),
-        "pid": os.getpid(),
-        "fastPathServed": sandbox.fast_path_served,
-    }, 200
-
-
-async def reset_all():
-    return await anyio.to_thread.run_sync(current_sandbox().reset), 200
-
-
-async def reset_organization(organizationId: str):
-    sandbox = current_sandbox()
-    if organizationId not in sandbox.fixtures.organizations and organizationId not in sandbox.scopes():
-        return error_response(404, f"Organization {organizationId} is not in the fixtures", errors=CONTROL_ERRORS)
-    return await anyio.to_thread.run_sync(sandbox.reset, organizationId), 200
-
-
-CONTROL_OPERATIONS = {
-    "SandboxController_health": health,
-    "SandboxController_reset_all": reset_all,
-    "SandboxController_reset_organization": reset_organization,
-}
-"""operationId (``control.yaml``) -> handler."""
+        "SandboxController_health": health,
+        "SandboxController_reset_all": reset_all,
+        "SandboxController_reset_organization": reset_organization,
+    }

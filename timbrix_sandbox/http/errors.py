@@ -20,26 +20,22 @@ from starlette.exceptions import HTTPException
 from timbrix_sandbox.contract.model import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
 from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.engine.clock import new_request_id, utc_now
-from timbrix_sandbox.http.context import current_sandbox_or_none
+from timbrix_sandbox.http.context import sandbox_of
 
 logger = logging.getLogger("timbrix_sandbox")
 
-def _format() -> ErrorFormat:
-    """The error format of the contract being served (Timbrix's outside any request)."""
-    sandbox = current_sandbox_or_none()
-    return sandbox.profile.errors if sandbox is not None and sandbox.profile is not None else _DEFAULT_FORMAT
-
-
-_DEFAULT_FORMAT = ErrorFormat()
 CONTROL_ERRORS = ErrorFormat()
 """The control API's own format (``control.yaml``), whatever contract is served."""
 CONTROL_BASE_PATH = "/__sandbox"
 
 
-def _format_for(request: ConnexionRequest) -> ErrorFormat | None:
-    """The control API answers in its own format; everything else in the served contract's."""
+def _format_for(request: ConnexionRequest) -> ErrorFormat:
+    """The control API answers in its own format; everything else in the served contract's
+    (the sandbox travels in the request's scope, put there by ``SandboxStateMiddleware``)."""
     path = request.url.path
-    return CONTROL_ERRORS if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/") else None
+    if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/"):
+        return CONTROL_ERRORS
+    return sandbox_of(request.scope).profile.errors
 
 
 def _known(status: int) -> int:
@@ -55,11 +51,11 @@ def error_body(
     *,
     details: t.Any = None,
     kind: str | None = None,
-    errors: ErrorFormat | None = None,
+    errors: ErrorFormat,
 ) -> dict[str, t.Any]:
-    """The contract's error object for ``status`` (unknown statuses are folded into 400/500).
-    ``errors`` names the format; without it, the served contract's."""
-    return (errors or _format()).render(
+    """The error object of format ``errors`` for ``status`` (unknown statuses are folded into
+    400/500)."""
+    return errors.render(
         _known(status), message, details=details, kind=kind, now=utc_now(), request_id=new_request_id()
     )
 
@@ -71,7 +67,7 @@ def error_response(
     *,
     details: t.Any = None,
     kind: str | None = None,
-    errors: ErrorFormat | None = None,
+    errors: ErrorFormat,
 ) -> ConnexionResponse:
     status = _known(status)
     body = error_body(status, message, details=details, kind=kind, errors=errors)

@@ -33,15 +33,16 @@ from urllib.parse import parse_qsl
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
 from connexion.lifecycle import ConnexionResponse
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from timbrix_sandbox.contract.model import ErrorFormat
 from timbrix_sandbox.contract.paths import template_pattern
-from timbrix_sandbox.engine.crud import is_generic
-from timbrix_sandbox.http.access import token_info
+from timbrix_sandbox.engine.policy import Refusal
+from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
 from timbrix_sandbox.http.errors import error_body
 from timbrix_sandbox.http.oas31 import first_error, parse_json_body
+from timbrix_sandbox.http.operations import answer, authorize
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
@@ -51,7 +52,7 @@ JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"applica
 class Operation:
     method: str
     pattern: re.Pattern
-    handler: t.Callable
+    operation_id: str
     path_params: dict[str, dict]
     query_params: dict[str, dict]
     needs_token: bool
@@ -61,7 +62,7 @@ class Operation:
     responses: dict[int, dict | None] = field(default_factory=dict)
 
 
-def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str], t.Callable]) -> list[Operation]:
+def compile_operations(contract: dict, base_path: str, served: t.Container[str]) -> list[Operation]:
     spec = resolve_refs(contract)
     global_security = spec.get("security", [])
     operations = []
@@ -71,6 +72,8 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
             if method not in item:
                 continue
             op = item[method]
+            if op.get("operationId") not in served:
+                continue
             params = {**shared, **{(p["in"], p["name"]): p for p in op.get("parameters", [])}}
             if any(location not in ("path", "query") for location, _ in params):
                 continue  # header/cookie parameters: leave to Connexion
@@ -90,7 +93,7 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
                 Operation(
                     method=method.upper(),
                     pattern=template_pattern(base_path + path, named=True),
-                    handler=resolve(op["operationId"]),
+                    operation_id=op["operationId"],
                     path_params={name: p for (loc, name), p in params.items() if loc == "path"},
                     query_params={name: p for (loc, name), p in params.items() if loc == "query"},
                     needs_token=bool(op.get("security", global_security)),
@@ -106,10 +109,10 @@ def compile_operations(contract: dict, base_path: str, resolve: t.Callable[[str]
 
 
 class FastPathMiddleware:
-    def __init__(self, app: ASGIApp, operations: list[Operation], sandbox: t.Any) -> None:
+    def __init__(self, app: ASGIApp, operations: list[Operation], sandbox: Sandbox) -> None:
         self.app = app
         self.sandbox = sandbox
-        self.user_for_token = sandbox.fixtures.user_for_token
+        self.policy = sandbox.policy
         self.by_method: dict[str, list[Operation]] = {}
         for operation in operations:
             self.by_method.setdefault(operation.method, []).append(operation)
@@ -125,23 +128,28 @@ class FastPathMiddleware:
         else:
             await self.app(scope, receive, send)
             return
-        kwargs = self._arguments(operation, match.groupdict(), scope)
-        if kwargs is None:
+        accepted = self._arguments(operation, match.groupdict(), scope)
+        if accepted is None:
             await self.app(scope, receive, send)
             return
+        tenant, params = accepted
+        body = None
         if operation.body_schema is not None:
             raw, replay = await _read_body(scope, receive)
             body = self._body(operation, scope, raw)
             if body is _FALLBACK:
                 await self.app(scope, replay, send)
                 return
-            kwargs["body"] = body
         self.sandbox.fast_path_served += 1
-        result = await operation.handler(**kwargs)
-        await _respond(operation, result, send)
+        result = await answer(self.sandbox, operation.operation_id, tenant, params, body)
+        await _respond(operation, result, send, self.sandbox.profile.errors)
 
-    def _arguments(self, operation: Operation, path_values: dict[str, str], scope: Scope) -> dict | None:
-        """Handler kwargs if the request line and headers are fully valid, else ``None``."""
+    def _arguments(
+        self, operation: Operation, path_values: dict[str, str], scope: Scope
+    ) -> tuple[str | None, dict[str, t.Any]] | None:
+        """The tenant and the handler's parameters if the request line and headers are fully
+        valid and the access policy lets the caller in, else ``None`` (the Connexion stack then
+        answers, with the error)."""
         for name, value in path_values.items():
             param = operation.path_params.get(name)
             if param is None or first_error(param.get("schema", {}), value) is not None:
@@ -150,32 +158,27 @@ class FastPathMiddleware:
         names = [name for name, _ in query]
         if len(set(names)) != len(names):
             return None
-        kwargs: dict[str, t.Any] = dict(path_values)
+        params: dict[str, t.Any] = dict(path_values)
         for name, value in query:
             param = operation.query_params.get(name)
             if param is None or first_error(param.get("schema", {}), value) is not None:
                 return None
-            kwargs[name] = value
+            params[name] = value
+        caller = None
         if operation.needs_token:
-            user = None
             for header, value in scope["headers"]:
                 if header == b"authorization":
                     scheme, _, token = value.decode("latin-1").partition(" ")
                     if scheme.lower() == "bearer":
-                        user = self.user_for_token(token)
+                        caller = self.policy.caller(token)
                     break
-            if user is None:
+            if caller is None:
                 return None
-            if operation.scopes and user.scopes is not None and not operation.scopes <= user.scopes:
-                return None
-            organization = path_values.get("organizationId")
-            if organization is not None and organization not in user.organizations:
-                return None
-            if is_generic(operation.handler):
-                # What Connexion's request context would give the handler.
-                kwargs["_token_info"] = token_info(user)
-                kwargs["_headers"] = Headers(scope=scope)
-        return kwargs
+        try:
+            tenant = authorize(self.sandbox, operation.operation_id, caller, params, _NO_HEADERS)
+        except Refusal:
+            return None
+        return tenant, params
 
     def _body(self, operation: Operation, scope: Scope, raw: bytes | None) -> t.Any:
         if raw is None or not raw:
@@ -193,6 +196,7 @@ class FastPathMiddleware:
 
 
 _FALLBACK = object()
+_NO_HEADERS: t.Mapping[str, str] = {}  # operations with header parameters are left to Connexion
 
 
 async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
@@ -222,7 +226,7 @@ async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Rece
     return raw, replay
 
 
-async def _respond(operation: Operation, result: t.Any, send: Send) -> None:
+async def _respond(operation: Operation, result: t.Any, send: Send, errors: ErrorFormat) -> None:
     if isinstance(result, ConnexionResponse):
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
@@ -233,13 +237,14 @@ async def _respond(operation: Operation, result: t.Any, send: Send) -> None:
     if status != 204:
         schema = operation.responses.get(status)
         if status not in operation.responses:
-            status, data = 500, error_body(500, f"Response status {status} is not declared for this operation")
+            message = f"Response status {status} is not declared for this operation"
+            status, data = 500, error_body(500, message, errors=errors)
             payload = json.dumps(data).encode()
         elif schema is not None:
             error = first_error(schema, data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
-                status, payload = 500, json.dumps(error_body(500, message)).encode()
+                status, payload = 500, json.dumps(error_body(500, message, errors=errors)).encode()
     # Header for header what the Connexion path sends (a 204 there carries a content-type and
     # no content-length), so clients cannot tell which path answered.
     headers = [(b"content-type", b"application/json")]
