@@ -24,7 +24,7 @@ from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, PRINCE, ROOT, customer_url,
 from timbrix_sandbox.contract.model import load_profile
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures
-from timbrix_sandbox.engine.plugins import NoPlugin
+from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.engine.store import DamagedStore, Store
 
@@ -358,7 +358,8 @@ def _sandbox_of_c(fixtures: Fixtures, store: Store) -> Sandbox:
     record = {"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}, "blob": {}}}
     ok = {"200": {"description": "ok", "content": {"application/json": {"schema": record}}}}
     spec = {"openapi": "3.1.0", "paths": {"/c": {"get": {"operationId": "list", "responses": ok}}}}
-    return Sandbox(Path("c.yaml"), load_profile(spec), fixtures, store, NoPlugin(), Behaviours((), load_profile(spec)))
+    profile = load_profile(spec)
+    return Sandbox(Path("c.yaml"), profile, fixtures, store, DomainPlugin(), Behaviours((), profile))
 
 
 def _scenario_a_full_reset_is_all_or_nothing(root: str, result: dict) -> None:

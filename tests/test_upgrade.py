@@ -8,39 +8,25 @@ import json
 
 from conftest import DOCS_CUSTOMER, DUNDER, LOCAL, MICHAEL, customer_url, customers_url
 
+from timbrix_sandbox.engine.fixtures import load_fixtures
 from timbrix_sandbox.engine.store import CONTRACT_MARKER, Store
 from timbrix_sandbox.http.app import create_app
+from timbrix_sandbox.profiles import TIMBRIX_FIXTURES
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
+# A fixture customer as 0.1 stored it, under an id the fixtures do not use.
 LEGACY = {
+    **next(c for c in load_fixtures(TIMBRIX_FIXTURES).records["customers"][DUNDER] if c["id"] == DOCS_CUSTOMER),
     "id": "6a0000000000000000000001",
-    "organizationId": DUNDER,
-    "legalName": "Written By 0.1",
-    "taxId": "WBO050315K21",
-    "taxSystem": "601",
-    "email": "legacy@example.mx",
-    "phone": None,
-    "defaultInvoiceUse": "G03",
-    "address": {
-        "street": "Calle Vieja",
-        "exterior": "1",
-        "interior": None,
-        "neighborhood": "Centro",
-        "city": "Monterrey",
-        "municipality": "Monterrey",
-        "zip": "64000",
-        "state": "Nuevo León",
-        "country": "MEX",
-    },
-    "createdAt": "2026-11-20T10:00:00.000Z",
-    "updatedAt": "2026-11-20T10:00:00.000Z",
 }
 
 
 def _legacy_directory(path) -> None:
     """What version 0.1 left: bare customer records, a marker without a layout, seeded."""
     store = Store(path)
-    store.insert("customers", DUNDER, dict(LEGACY))
+    bare = {k: v for k, v in LEGACY.items() if k != "phone"}  # 0.1 filled a missing phone when answering
+    bare["address"] = {k: v for k, v in LEGACY["address"].items() if k != "interior"}
+    store.insert("customers", DUNDER, bare)
     store.mark_seeded()
     (path / CONTRACT_MARKER).write_text(json.dumps({"contract": "Timbrix API (customers)"}))
     store.close()
@@ -52,7 +38,8 @@ def test_bare_records_of_an_earlier_version_are_upgraded_and_served(tmp_path):
     sandbox = make_sandbox(data_dir=data)
     assert json.loads((data / CONTRACT_MARKER).read_text())["layout"] == 2
     with create_app(sandbox).test_client(base_url=LOCAL) as client:
-        assert client.get(customer_url(LEGACY["id"]), headers=MICHAEL).json() == LEGACY
+        answered = client.get(customer_url(LEGACY["id"]), headers=MICHAEL).json()
+        assert answered == {**LEGACY, "phone": None, "address": {**LEGACY["address"], "interior": None}}
         listed = client.get(customers_url(), headers=MICHAEL).json()
         assert [c["id"] for c in listed] == [LEGACY["id"]]  # the fixtures were not re-seeded over it
         update = client.put(customer_url(LEGACY["id"]), headers=MICHAEL, json={"phone": "5551234567"})

@@ -66,18 +66,18 @@ class Sandbox:
 
     def upgrade(self, layout: int) -> None:
         """Records written with an older ``layout`` are rewritten in the current one, all or
-        nothing (layout 1: bare records, which only Timbrix's customers were)."""
+        nothing (layout 1: bare records, which only Timbrix's customers were; they get the
+        plug-in's initial fields under them, as version 0.1 answered with them)."""
         if layout >= RECORD_LAYOUT:
             return
         contents: dict[tuple[str, str], list[dict]] = {}
         for collection in self.collections:
             self.store.open_all(collection)
-            resource = self.profile.resources[collection]
             for scope in self.store.scopes(collection):
                 docs = self.store.list(collection, scope)
                 if any(set(doc) != {"id", "data"} for doc in docs):
                     contents[(collection, scope)] = [
-                        doc if set(doc) == {"id", "data"} else stored_doc(doc, resource) for doc in docs
+                        doc if set(doc) == {"id", "data"} else self.seed_record(collection, doc) for doc in docs
                     ]
         if contents:
             logger.warning("upgrading %d partitions of %s to record layout %d", len(contents), self.store.data_dir,

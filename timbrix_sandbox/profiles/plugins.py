@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from timbrix_sandbox.engine.plugins import DomainPlugin, NoPlugin
+from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.profiles.timbrix.plugin import TimbrixPlugin
 
 PLUGINS: dict[str, DomainPlugin] = {"timbrix": TimbrixPlugin()}
@@ -14,7 +14,7 @@ class UnknownPlugin(ValueError):
 
 def plugin_for(name: str | None) -> DomainPlugin:
     if not name:
-        return NoPlugin()
+        return DomainPlugin()
     try:
         return PLUGINS[name]
     except KeyError:

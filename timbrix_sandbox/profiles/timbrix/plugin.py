@@ -18,7 +18,7 @@ import typing as t
 
 import cfdi
 from timbrix_sandbox.engine.faults import Behaviours
-from timbrix_sandbox.engine.plugins import OperationHandler, Reply
+from timbrix_sandbox.engine.plugins import DomainPlugin, OperationHandler, Reply
 from timbrix_sandbox.engine.policy import Refusal
 
 STRICT_RFC = "strict-rfc"
@@ -39,7 +39,7 @@ async def usos_cfdi(params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         raise Refusal(400, exc.message) from None
 
 
-class TimbrixPlugin:
+class TimbrixPlugin(DomainPlugin):
     name = "timbrix"
     options = frozenset({STRICT_RFC})
 
