@@ -6,4 +6,6 @@ import warnings
 # start: noise for a server.
 warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
+"""The one version (pyproject.toml reads it): ``X.Y.Z`` for a release, ``X.Y.Z.devN`` while
+``X.Y.Z`` is being made; CHANGELOG.md says what each holds."""

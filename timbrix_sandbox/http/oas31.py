@@ -5,14 +5,15 @@ validates bodies with JSON Schema Draft 4, silently ignoring 3.1 keywords such a
 ``type: [string, "null"]`` or ``$defs``-style constraints. Upstream work is still open
 (spec-first/connexion#1396, #1951), so this module bridges the gap:
 
-* 3.1 documents are checked with openapi-spec-validator instead of Connexion's 3.0 schema;
 * parameters, request and response bodies are validated with a compiled Draft 2020-12
   validator (jsonschema-rs), cached per schema (Connexion would otherwise rebuild a Draft 4
-  validator on every request);
-* a request body that is not valid UTF-8 becomes a 400 instead of escaping as a 500.
+  validator on every request), through Connexion's public ``validator_map``;
+* a request body that is not valid UTF-8, or hostile JSON, becomes a 400 instead of a 500.
 
-This touches Connexion internals (``OpenAPISpecification._validate_spec`` and the validator
-classes), which is why connexion is pinned exactly in ``pyproject.toml``.
+The validators subclass Connexion's and override or read some of their private members; 3.1
+documents get past Connexion's 3.0 meta-schema by a patch. Both are listed, fingerprinted and
+version-checked in ``compat.py`` (the patch is applied by ``compat.install()``), which is why
+connexion is pinned exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import typing as t
 
 import jsonschema_rs
-from connexion import spec as connexion_spec
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
 from connexion.validators import (
@@ -32,22 +32,6 @@ from connexion.validators import (
     ParameterValidator,
     TextResponseBodyValidator,
 )
-
-_original_validate_spec = connexion_spec.OpenAPISpecification._validate_spec.__func__
-
-
-def _validate_spec(cls, spec: dict) -> None:
-    """Validate 3.1 documents with openapi-spec-validator; leave 3.0 to Connexion."""
-    if str(spec.get("openapi", "")).startswith("3.1"):
-        from openapi_spec_validator import validate
-
-        validate(spec)
-        return
-    _original_validate_spec(cls, spec)
-
-
-connexion_spec.OpenAPISpecification._validate_spec = classmethod(_validate_spec)
-
 
 _validators: dict[int, tuple[dict, jsonschema_rs.Validator]] = {}
 
