@@ -102,7 +102,7 @@ def test_wheel_holds_every_source_and_data_file(wheel):
     shipped += [ROOT / "timbrix_sandbox/http/control.yaml", *(ROOT / "cfdi/data").iterdir()]
     for path in shipped:
         assert path.resolve().relative_to(ROOT).as_posix() in names, path
-    assert "timbrix_sandbox/profiles/timbrix/handlers/customers.py" in names  # in a directory without __init__.py
+    assert "timbrix_sandbox/profiles/timbrix/plugin.py" in names
     tops = {name.split("/")[0] for name in names}
     assert tops == {*PACKAGES, f"timbrix_sandbox-{timbrix_sandbox.__version__}.dist-info"}, tops
 
@@ -204,6 +204,8 @@ def test_installed_wheel_serves_from_any_directory(venv, tmp_path):
     ).stdout.split()  # fmt: skip
     assert where[0].startswith(str(venv.parent / "lib")), where
     assert where[1:] == [timbrix_sandbox.__version__] * 2, where
+    version = _run([venv / "timbrix-sandbox", "--version"], cwd=elsewhere, env=_clean_env()).stdout.strip()
+    assert version == f"timbrix-sandbox {timbrix_sandbox.__version__}"
 
     with InstalledServer(venv, elsewhere) as client:
         customer = client.get(f"/api/organizations/{DUNDER}/customers/{DOCS_CUSTOMER}", headers=MICHAEL)

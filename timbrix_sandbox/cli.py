@@ -13,13 +13,16 @@ import typing as t
 import urllib.error
 import urllib.request
 
+from timbrix_sandbox import __version__
 from timbrix_sandbox.contract.model import ContractError
 from timbrix_sandbox.engine.faults import UnknownFault, available
 from timbrix_sandbox.engine.fixtures import FixtureError
 from timbrix_sandbox.engine.store import DamagedStore, StoreInUse, WrongContract
+from timbrix_sandbox.http.compat import UnpinnedLibrary
 from timbrix_sandbox.http.local_security import SecurityPolicy
 from timbrix_sandbox.http.server import BindError
 from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, contract_path, is_default, short_name
+from timbrix_sandbox.profiles.plugins import UnknownPlugin
 
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
@@ -60,6 +63,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timbrix-sandbox", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the sandbox")
@@ -311,7 +315,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "faults":
             return list_faults(args)
         return reset(args)
-    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError) as exc:
+    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError,
+            UnpinnedLibrary, UnknownPlugin) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2
     except DamagedStore as exc:

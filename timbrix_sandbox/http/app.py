@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.engine.sandbox import Sandbox
-from timbrix_sandbox.http import oas31, speedups  # noqa: F401  (speedups patches Connexion on import)
+from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
@@ -39,7 +39,6 @@ from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyRe
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
-from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
 API_BASE_PATH = "/api"
@@ -83,11 +82,11 @@ def _path_methods(spec: dict) -> PathMethods:
     )
 
 
-def create_app(sandbox: Sandbox | None = None, security: SecurityPolicy | None = None):
-    """Build the ASGI app for the sandbox's contract. Without a sandbox, an in-memory Timbrix
-    one seeded from the fixtures. ``security`` is the local server's policy (Host allowlist,
+def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
+    """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
+    one). ``security`` is the local server's policy (Host allowlist,
     control API protection, CORS; see ``local_security.py``); by default, loopback only."""
-    sandbox = sandbox or make_sandbox()
+    compat.install()
     security = security or SecurityPolicy()
 
     @contextlib.asynccontextmanager

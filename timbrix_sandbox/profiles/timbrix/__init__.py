@@ -1,0 +1,1 @@
+"""The Timbrix profile: its contract, fixtures and domain plug-in (``plugin.py``)."""
