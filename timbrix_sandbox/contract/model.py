@@ -21,7 +21,8 @@ Top level ``x-sandbox``:
 Per operation: ``x-sandbox-resource`` (the collection name) and ``x-sandbox-action``
 (``list|create|read|update|delete``) override inference. Per schema property:
 ``x-sandbox-stored-as: NAME`` stores a request field under another name (the bookkeeping API
-takes ``billingAddressZipcode`` and answers ``billingAddressPostcode``). Per resource schema:
+takes ``billingAddressZipcode`` and answers ``billingAddressPostcode``), or under a dotted path
+into a nested object (Timbrix's flat ``addressZip`` is the record's ``address.zip``). Per resource schema:
 ``x-sandbox-id: FIELD`` names the id field (default ``id``).
 """
 
