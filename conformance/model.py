@@ -1,4 +1,5 @@
-"""Options and results of a conformance run: plain data, shared by runner, report and CLI."""
+"""Options and results of a conformance run: plain data, shared by the driver, the layers, the
+report, the pytest entry point and the CLI."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ TOKEN_PLACEHOLDER = "$TIMBRIX_TOKEN"
 class Options:
     base_url: str
     token: str
-    organization_id: str
+    organization_id: str = ""
+    """The tenant named in the contract's paths (Timbrix's ``organizationId``), if it names one."""
     outsider_token: str | None = None
     outsider_organization_id: str | None = None
     seed: int | None = None
@@ -29,7 +31,7 @@ class Options:
     """Stop at the first violation (a CI gate that only needs the verdict)."""
     strict_rfc: bool = False
     """Judge with the RFC check digit enforced (for a target that enforces it, such as
-    ``serve --strict-rfc``)."""
+    ``serve --strict-rfc``). Only the ``timbrix`` domain plug-in takes it."""
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     """Sent with every request of the member token (a tenant header such as ``organization-id``)."""
     outsider_headers: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -64,6 +66,8 @@ class Tally:
 class Result:
     options: Options
     seed: int
+    domain: str | None = None
+    """The domain plug-in the contract selected (``x-sandbox.plugin``), if any."""
     findings: list[Finding] = dataclasses.field(default_factory=list)
     tallies: dict[tuple[str, str], Tally] = dataclasses.field(default_factory=lambda: collections.defaultdict(Tally))
     cases: int = 0
@@ -98,7 +102,20 @@ class UsageProblem(Exception):
     """Bad options or an unusable target (exit 2)."""
 
 
-def curl_line(method: str, url: str, body: t.Any = None, token: bool = True) -> str:
+def parse_headers(values: t.Iterable[str]) -> dict[str, str]:
+    """``['NAME: VALUE', ...]`` (``--header``) as a dict; a malformed one is a usage problem."""
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageProblem(f"--header expects 'NAME: VALUE', got {value!r}")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def curl_line(
+    method: str, url: str, body: t.Any = None, token: bool = True, headers: t.Mapping[str, str] | None = None
+) -> str:
     """A curl command that reproduces a request; the token is left as ``$TIMBRIX_TOKEN`` so
     reports never carry secrets."""
     import json
@@ -106,6 +123,8 @@ def curl_line(method: str, url: str, body: t.Any = None, token: bool = True) -> 
     parts = ["curl", "-X", method, shlex.quote(url)]
     if token:
         parts += ["-H", f'"Authorization: Bearer {TOKEN_PLACEHOLDER}"']
+    for name, value in (headers or {}).items():
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
     if body is not None:
         parts += [
             "-H",

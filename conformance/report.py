@@ -70,7 +70,7 @@ def summary(result: Result) -> str:
     out += [
         "",
         f"{verdict}: {result.cases} generated cases + targeted scenarios, {len(result.unique_findings())} unique "
-        f"violations, seed {result.seed}, {result.duration:.1f}s; created {result.created} customers, "
+        f"violations, seed {result.seed}, {result.duration:.1f}s; created {result.created} records, "
         f"deleted {result.cleaned} (the rest were already gone).",
     ]
     return "\n".join(out)
@@ -82,10 +82,11 @@ def to_json(result: Result) -> dict[str, t.Any]:
         "baseUrl": result.options.api,
         "organizationId": result.options.organization_id,
         "seed": result.seed,
+        "domain": result.domain,
         "maxExamples": result.options.max_examples,
         "durationSeconds": round(result.duration, 3),
         "cases": result.cases,
-        "createdCustomers": result.created,
+        "createdCustomers": result.created,  # records of the contract's resource (the name predates other contracts)
         "checks": [
             {"operation": op, "check": check, "passed": tally.passed, "failed": tally.failed}
             for (op, check), tally in sorted(result.tallies.items())

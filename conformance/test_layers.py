@@ -7,6 +7,8 @@ import pytest
 
 @pytest.mark.parametrize("layer", ["contract", "domain", "behaviour"])
 def test_layer(conformance_result, layer):
+    if layer == "domain" and conformance_result.domain is None:
+        pytest.skip("the contract selects no domain plug-in (x-sandbox.plugin)")
     findings = [f for f in conformance_result.unique_findings() if f.layer == layer]
     report = "\n\n".join(
         f"{f.operation} - {f.check}\n{f.message.strip()}\nreproduce: {f.curl or '-'}" for f in findings

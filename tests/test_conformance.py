@@ -1,19 +1,24 @@
 """The conformance suite against the clean sandbox: a schemathesis run with every built-in
 check and phase plus the domain and behaviour layers, clean for several seeds; it leaves the
-data as it found it; the CLI's exit codes and reports."""
+data as it found it; the CLI's exit codes and reports; ``pytest conformance`` for Timbrix and
+for BeeL (one suite, any contract); the plug-in rule and the suite's import boundary."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 from conftest import DUNDER, MICHAEL, PRINCE, ROOT, customers_url
 
-from conformance.model import Options
+from conformance import domains
+from conformance.model import Options, UsageProblem
 from conformance.runner import run
+from timbrix_sandbox.profiles import CONTRACTS
 
 SEEDS = [1, 2, 3]
 
@@ -163,35 +168,96 @@ def test_cli_reports_violations_with_exit_1_and_curl(live_server_factory, tmp_pa
     assert any(v["check"] == "fiscal_rules" and "uso_regimen" in v["message"] for v in violations)
 
 
+def _pytest_conformance(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "conformance", "-q", "-rfEs"]
+    command += ["--seed", "4", "--max-examples", "5", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def test_pytest_entry_point(clean_server, live_server_factory, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "conformance",
-        "-q",
-        "--token",
-        "sk_test_michael",
-        "--organization-id",
-        DUNDER,
-        "--seed",
-        "4",
-        "--max-examples",
-        "5",
-    ]
-    clean = subprocess.run(
-        command + ["--base-url", clean_server.url + "/api"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    timbrix = ["--token", "sk_test_michael", "--organization-id", DUNDER, "--outsider-token", "sk_test_prince"]
+    clean = _pytest_conformance(*timbrix, "--base-url", clean_server.url + "/api")
     assert clean.returncode == 0 and "3 passed" in clean.stdout, clean.stdout[-2000:]
     faulty = live_server_factory(tmp_path / "faulty", extra=["--fault", "put-replaces"])
-    broken = subprocess.run(
-        command + ["--base-url", faulty.url + "/api"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    broken = _pytest_conformance(*timbrix, "--base-url", faulty.url + "/api")
     assert broken.returncode == 1, broken.stdout[-2000:]
     assert "FAILED conformance/test_layers.py::test_layer[behaviour]" in broken.stdout
     assert "partial_update" in broken.stdout
+    missing = _pytest_conformance("--token", "sk_test_michael", "--base-url", clean_server.url + "/api")
+    assert missing.returncode == 1 and "--organization-id is required for the Timbrix contract" in missing.stdout
+
+
+def test_pytest_entry_point_runs_the_same_suite_for_beel(live_server_factory, tmp_path):
+    """The same single suite for a contract without a domain plug-in, chosen by name."""
+    beel = ["--contract", "beel", "--token", "beel_sk_test_madrid", "--outsider-token", "beel_sk_test_sevilla"]
+    server = live_server_factory(None, extra=["--contract", "beel"])
+    with server.client(headers={"Authorization": "Bearer beel_sk_test_madrid"}) as client:
+        before = client.get("/api/v1/customers").json()["data"]
+    clean = _pytest_conformance(*beel, "--base-url", server.url + "/api")
+    assert clean.returncode == 0 and "2 passed, 1 skipped" in clean.stdout, clean.stdout[-2000:]
+    assert "no domain plug-in" in clean.stdout
+    with server.client(headers={"Authorization": "Bearer beel_sk_test_madrid"}) as client:
+        assert client.get("/api/v1/customers").json()["data"] == before
+    faulty = live_server_factory(None, extra=["--contract", "beel", "--fault", "cross-tenant-read"])
+    broken = _pytest_conformance(*beel, "--base-url", faulty.url + "/api")
+    assert broken.returncode == 1, broken.stdout[-2000:]
+    assert "FAILED conformance/test_layers.py::test_layer[behaviour]" in broken.stdout
+    assert "tenant_isolation" in broken.stdout
+    # The CLI reaches the same driver.
+    cli = subprocess.run(
+        [sys.executable, "-m", "timbrix_sandbox", "conformance", *beel, "--base-url", server.url + "/api"]
+        + ["--seed", "3", "--max-examples", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0 and "CONFORMANT" in cli.stdout, cli.stdout[-2000:] + cli.stderr[-2000:]
+
+
+def test_the_contract_selects_its_domain_plug_in(tmp_path):
+    """One rule (``x-sandbox.plugin``) decides the domain layer, and the plug-in validates the
+    options only it takes."""
+    timbrix = yaml.safe_load(CONTRACTS["timbrix"].read_text(encoding="utf-8"))
+    assert domains.plugin_name(timbrix) == "timbrix"
+    assert domains.plugin_name(yaml.safe_load(CONTRACTS["beel"].read_text(encoding="utf-8"))) is None
+    without = tmp_path / "timbrix-without-plugin.yaml"
+    del timbrix["x-sandbox"]["plugin"]
+    without.write_text(yaml.safe_dump(timbrix, allow_unicode=True), encoding="utf-8")
+    assert domains.plugin_name(yaml.safe_load(without.read_text(encoding="utf-8"))) is None
+    unknown = tmp_path / "unknown-plugin.yaml"
+    timbrix["x-sandbox"]["plugin"] = "nowhere"
+    unknown.write_text(yaml.safe_dump(timbrix, allow_unicode=True), encoding="utf-8")
+    for options, message in (
+        (Options(base_url="http://127.0.0.1:9", token="t"), "--organization-id is required for the Timbrix"),
+        (Options(base_url="http://127.0.0.1:9", token="t", contract=CONTRACTS["beel"], strict_rfc=True), "strict"),
+        (Options(base_url="http://127.0.0.1:9", token="t", contract=without), "--organization-id is required"),
+        (Options(base_url="http://127.0.0.1:9", token="t", contract=unknown), "'nowhere'"),
+    ):
+        with pytest.raises(UsageProblem, match=message):
+            run(options)  # refused before any request
+
+
+def test_the_suite_imports_nothing_of_the_server():
+    """conformance/ judges implementations, the sandbox included: from timbrix_sandbox it may
+    use only the pure contract model and the catalogue of shipped contracts."""
+    allowed = ("timbrix_sandbox.contract", "timbrix_sandbox.profiles")
+    offending = []
+    for path in sorted((ROOT / "conformance").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                if name.split(".")[0] == "timbrix_sandbox" and not name.startswith(allowed):
+                    offending.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not offending
+    script = (
+        "import sys, conformance.runner, conformance.report, conformance.domains.timbrix; "
+        "print(sorted(m for m in sys.modules if m.startswith('timbrix_sandbox.')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert not [m for m in ast.literal_eval(loaded.stdout) if not m.startswith(allowed)], loaded.stdout
 
 
 def test_a_create_that_returns_an_existing_customer_never_gets_it_deleted(live_server_factory, tmp_path):

@@ -1,6 +1,7 @@
 """Any contract, same power: the two peer contracts (BeeL, the bookkeeping API) served
-statefully by the generic layer, in their own error formats, and judged by the conformance
-suite, which must pass the clean sandbox and kill every fault injected into it."""
+statefully by the generic layer, in their own error formats, and judged by the one conformance
+suite (no domain plug-in: the contract and behaviour layers), which must pass the clean sandbox
+and kill every fault injected into it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import yaml
 from conftest import LOCAL
 
-from conformance import generic
 from conformance.model import Options
+from conformance.runner import run
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.model import load_profile
 from timbrix_sandbox.engine.faults import available
@@ -194,7 +195,7 @@ def _listing(server, peer: str) -> list:
 def test_conformance_passes_the_clean_peer_sandbox_and_leaves_data_as_it_was(live_server_factory, peer):
     server = live_server_factory(None, extra=["--contract", str(PEERS[peer]["contract"])])
     before = _listing(server, peer)
-    result = generic.run(_options(server, peer))
+    result = run(_options(server, peer))
     assert result.conformant, [f.message for f in result.unique_findings()][:5]
     assert result.cases > 300
     after = _listing(server, peer)
@@ -213,7 +214,7 @@ def _peer_faults() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("peer", "fault"), _peer_faults())
 def test_suite_kills_fault_in_peer(live_server_factory, peer, fault):
     server = live_server_factory(None, extra=["--contract", str(PEERS[peer]["contract"]), "--fault", fault])
-    result = generic.run(_options(server, peer, fail_fast=True))
+    result = run(_options(server, peer, fail_fast=True))
     assert not result.conformant, f"fault {fault!r} survived the conformance suite against {peer}"
 
 

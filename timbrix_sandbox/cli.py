@@ -244,48 +244,34 @@ def reset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headers(values: list[str]) -> dict[str, str]:
-    headers = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header expects 'NAME: VALUE', got {value!r}")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
 class UsageError(ValueError):
     pass
 
 
 def conformance(args: argparse.Namespace) -> int:
-    from conformance import generic
-    from conformance.model import Options, UsageProblem
+    from conformance.model import Options, UsageProblem, parse_headers
     from conformance.report import ProgressPrinter, summary, write_reports
     from conformance.runner import run
 
-    options = Options(
-        base_url=args.base_url,
-        token=args.token,
-        organization_id=args.organization_id or "",
-        outsider_token=args.outsider_token,
-        outsider_organization_id=args.outsider_organization_id,
-        seed=args.seed,
-        max_examples=args.max_examples,
-        workers=args.workers,
-        fail_fast=args.fail_fast,
-        strict_rfc=args.strict_rfc,
-        contract=contract_path(args.contract) if args.contract else DEFAULT_CONTRACT,
-        headers=_headers(args.header),
-        outsider_headers=_headers(args.outsider_header),
-    )
     try:
-        any_contract = generic.is_generic_contract(options)
-        if not any_contract and not options.organization_id:
-            raise UsageProblem("--organization-id is required for the Timbrix contract")
-        where = "" if any_contract else f" (organization {options.organization_id})"
+        options = Options(
+            base_url=args.base_url,
+            token=args.token,
+            organization_id=args.organization_id or "",
+            outsider_token=args.outsider_token,
+            outsider_organization_id=args.outsider_organization_id,
+            seed=args.seed,
+            max_examples=args.max_examples,
+            workers=args.workers,
+            fail_fast=args.fail_fast,
+            strict_rfc=args.strict_rfc,
+            contract=contract_path(args.contract) if args.contract else DEFAULT_CONTRACT,
+            headers=parse_headers(args.header),
+            outsider_headers=parse_headers(args.outsider_header),
+        )
+        where = f" (organization {options.organization_id})" if options.organization_id else ""
         print(f"timbrix-sandbox conformance: {options.api}{where} [{options.contract}]", file=sys.stderr)
-        result = (generic.run if any_contract else run)(options, ProgressPrinter())
+        result = run(options, ProgressPrinter())
     except (UsageProblem, OSError) as exc:
         print(f"\ntimbrix-sandbox conformance: {exc}", file=sys.stderr)
         return 2

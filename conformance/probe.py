@@ -1,0 +1,253 @@
+"""The one HTTP client of the scenarios: it speaks as an :class:`Identity`, judges every answer
+against the contract, records findings, and remembers what it created so that the run can
+delete exactly that (and never a record that existed before it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import typing as t
+import uuid
+
+import httpx
+
+from timbrix_sandbox.contract.model import Operation
+
+from .model import Finding, Options, Result, StopRun, curl_line
+from .target import Target, describe
+
+if t.TYPE_CHECKING:
+    from .domains import Domain
+
+NO_BODY: t.Any = object()
+MEMBER, OUTSIDER = "member", "outsider"
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Who a request speaks as: a token, extra headers, the tenant it names in the path, and
+    whose records it creates (so the run can delete them with the right credentials)."""
+
+    what: str  # for messages: "without a token", "another tenant's credentials", ...
+    token: str | None
+    headers: dict[str, str]
+    tenant: str | None
+    owner: str = MEMBER
+
+    def send(self) -> dict[str, str]:
+        return {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token is not None else {})}
+
+
+def identities(options: Options, target: Target) -> dict[str, Identity | None]:
+    """The member, the anonymous and unknown callers, and, with outsider credentials, the
+    outsider in its own tenant and the outsider naming *our* tenant (where the contract lets a
+    request name one: a tenant path parameter or header)."""
+    member = Identity("the member's credentials", options.token, dict(options.headers), options.organization_id)
+    tenant_header = target.profile.tenant.get("header")
+    named = {k: v for k, v in options.headers.items() if tenant_header and k.lower() == tenant_header.lower()}
+    outsider = intruder = None
+    if options.outsider_token:
+        if not target.scope or options.outsider_organization_id:
+            outsider = Identity(
+                "another tenant's credentials",
+                options.outsider_token,
+                dict(options.outsider_headers),
+                options.outsider_organization_id,
+                OUTSIDER,
+            )
+        if target.scope or named:
+            intruder = Identity(
+                "another tenant's credentials naming this tenant",
+                options.outsider_token,
+                {**options.outsider_headers, **named},
+                options.organization_id,
+            )
+    return {
+        "member": member,
+        "anonymous": dataclasses.replace(member, what="without a token", token=None),
+        "unknown": dataclasses.replace(member, what="with an unknown token", token=f"invalid-{uuid.uuid4().hex[:8]}"),
+        "outsider": outsider,
+        "intruder": intruder,
+    }
+
+
+class Probe:
+    """HTTP for the scenarios; records tallies and findings, tracks what it created."""
+
+    def __init__(
+        self, target: Target, domain: Domain, result: Result, existing: set[str], rng: random.Random | None = None
+    ) -> None:
+        self.target = target
+        self.domain = domain
+        self.options = target.options
+        self.result = result
+        self.existing = existing  # keys that predate the run: never tracked, never written, never deleted
+        self.created: set[tuple[str, str]] = set()  # (owner, key), shared with the fuzz tracker
+        self.rng = rng or random.Random(result.seed)
+        self.run = uuid.uuid4().hex[:8]
+        self.who = identities(self.options, target)
+        self.member: Identity = self.who["member"]
+        self.http = httpx.Client(base_url=self.options.api, timeout=30)
+        self.anchor = self.victim = target.absent_id()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def call(
+        self,
+        operation: Operation,
+        record_id: t.Any = None,
+        body: t.Any = NO_BODY,
+        *,
+        who: Identity | None = None,
+        check: str | None = None,
+        want: t.Collection[int] = (),
+        same: t.Any = NO_BODY,
+        what: str = "",
+        layer: str = "behaviour",
+    ) -> httpx.Response:
+        """Send, judge the answer against the contract, track a create; with ``check``, also
+        expect a status in ``want`` (an error status: in the contract's error format; 204: no
+        body) and, with ``same``, that the answer carries exactly that record."""
+        who = who or self.member
+        response = self.http.request(
+            operation.method,
+            self.target.url(operation, record_id, who.tenant),
+            headers=who.send(),
+            json=None if body is NO_BODY else body,
+        )
+        problem = self.target.nonconformance(operation, response)
+        self.expect(operation, "response_conformance", problem is None, problem or "", record_id, body, who)
+        if operation.action == "create" and 200 <= response.status_code < 300:
+            self._track(operation, response, who, body)
+        if check is not None:
+            ok = self.answered(operation, response, want) and (same is NO_BODY or self.target.record(response) == same)
+            wanted = "/".join(map(str, want)) + (" with the record as written" if same is not NO_BODY else "")
+            if any(status >= 400 for status in want):
+                wanted += " in the contract's error format"
+            message = f"{what or who.what}: expected {wanted}, got {describe(response)}"
+            self.expect(operation, check, ok, message, record_id, body, who, layer)
+        return response
+
+    def answered(self, operation: Operation, response: httpx.Response, want: t.Collection[int]) -> bool:
+        if any(status >= 400 for status in want):
+            return self.target.error_ok(operation, response, want)
+        return response.status_code in want and (response.status_code != 204 or not response.content)
+
+    def _track(self, operation: Operation, response: httpx.Response, who: Identity, body: t.Any) -> None:
+        key = self.target.key(self.target.record(response))
+        if key is None:
+            return
+        if key in self.existing:
+            message = f"a create answered with the id of a record that existed before the run: {key}"
+            self.expect(operation, "create_then_read", False, message, body=body, who=who)
+        else:
+            self.created.add((who.owner, key))
+
+    def expect(
+        self,
+        operation: Operation,
+        check: str,
+        ok: bool,
+        message: str,
+        record_id: t.Any = None,
+        body: t.Any = NO_BODY,
+        who: Identity | None = None,
+        layer: str = "behaviour",
+    ) -> bool:
+        label = f"{operation.method} {operation.path}"
+        self.result.tally(label, check, ok)
+        if not ok:
+            who = who or self.member
+            url = self.options.api + self.target.url(operation, record_id, who.tenant)
+            sent = None if body is NO_BODY else body
+            curl = curl_line(operation.method, url, sent, who.token is not None, who.headers)
+            self.result.findings.append(Finding(layer, label, check, message, curl))
+            if self.options.fail_fast:
+                raise StopRun()
+        return ok
+
+    # -- helpers of the scenarios --------------------------------------------------------------
+
+    def create(self, body: dict | None = None, who: Identity | None = None, layer: str = "behaviour") -> str | None:
+        """A record of the run's own (``None``, and a finding, if a valid create is refused)."""
+        operation = self.target.op("create")
+        body = self.domain.create_body(self.target, self.run) if body is None else body
+        response = self.call(operation, body=body, who=who)
+        key = self.target.key(self.target.record(response)) if 200 <= response.status_code < 300 else None
+        if key in self.existing:
+            return None  # flagged when the answer came in
+        if key is None:
+            message = f"a valid create was refused: {describe(response)}"
+            self.expect(operation, "create_then_read", False, message, body=body, who=who, layer=layer)
+            return None
+        return key
+
+    def read(self, key: str, who: Identity | None = None) -> t.Any:
+        response = self.call(self.target.op("read"), key, who=who)
+        return self.target.record(response) if response.status_code == 200 else None
+
+    def listed(self, who: Identity | None = None) -> list[str] | None:
+        """The keys the list shows (``None``: the contract has no list operation)."""
+        listing = self.target.op("list")
+        return None if listing is None else self.target.keys(self.call(listing, who=who))
+
+    def payload(self, operation: Operation) -> t.Any:
+        """A valid body for any of the resource's operations (for probes of auth and tenancy)."""
+        if operation.body_schema is None:
+            return NO_BODY
+        create_body = self.domain.create_body(self.target, self.run)
+        if operation.action == "create":
+            return create_body
+        change = self.domain.update_body(self.target, create_body, {}, self.run)
+        return change if change is not None else create_body
+
+    def matches(
+        self,
+        operation: Operation,
+        check: str,
+        expected: t.Mapping[str, t.Any],
+        actual: t.Any,
+        what: str,
+        record_id: t.Any = None,
+        body: t.Any = NO_BODY,
+        layer: str = "behaviour",
+    ) -> bool:
+        """Every field of ``expected`` (nested objects: every field of theirs) is in ``actual``."""
+        differing = differences(expected, actual)
+        return self.expect(operation, check, not differing, f"{what}: {differing}", record_id, body, layer=layer)
+
+    def unchanged(
+        self, operation: Operation, check: str, key: str, before: t.Any, what: str, body: t.Any = NO_BODY, **kw: t.Any
+    ) -> bool:
+        """Reads the record back: it must be exactly ``before``."""
+        after = self.read(key)
+        return self.expect(operation, check, after == before, f"{what}: {after!r:.300}", key, body, **kw)
+
+    def cleanup(self) -> int:
+        """Delete every record the run created (404 = already gone), with its owner's credentials."""
+        delete = self.target.op("delete")
+        owners = {MEMBER: self.member, OUTSIDER: self.who["outsider"]}
+        deleted = 0
+        for owner, key in sorted(self.created):
+            who = owners.get(owner)
+            if delete is None or who is None or key in self.existing:
+                continue
+            response = self.http.request(delete.method, self.target.url(delete, key, who.tenant), headers=who.send())
+            deleted += 200 <= response.status_code < 300
+        return deleted
+
+
+def differences(expected: t.Mapping[str, t.Any], actual: t.Any, prefix: str = "") -> list[str]:
+    """The dotted names of the fields of ``expected`` that ``actual`` does not carry as expected."""
+    if not isinstance(actual, dict):
+        return [prefix.rstrip(".") or "(not an object)"]
+    out = []
+    for name, value in expected.items():
+        if isinstance(value, dict) and isinstance(actual.get(name), dict):
+            out += differences(value, actual[name], f"{prefix}{name}.")
+        elif actual.get(name, NO_BODY) != value:
+            out.append(f"{prefix}{name}")
+    return sorted(out)

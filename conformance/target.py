@@ -1,0 +1,225 @@
+"""The contract under test, as the suite reads it: its resource, operations, ids, tenant, error
+format and response schemas, all from the pure contract model (``timbrix_sandbox.contract``).
+
+Nothing here knows a particular contract: Timbrix, BeeL and any other one are read the same
+way, and what only one domain knows is a plug-in's business (``conformance/domains``).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import httpx
+import jsonschema_rs
+
+from timbrix_sandbox.contract.loading import load_contract
+from timbrix_sandbox.contract.model import (
+    ContractError,
+    Operation,
+    Profile,
+    Resource,
+    load_profile,
+    resolve_refs,
+    scope_params,
+)
+from timbrix_sandbox.contract.records import record_key
+
+from .model import Options, UsageProblem
+
+ABSENT_IDS = {"objectid": "0" * 24, "uuid": "00000000-0000-0000-0000-000000000000"}
+
+
+def read_spec(options: Options) -> dict:
+    try:
+        return load_contract(options.contract)
+    except ContractError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def describe(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.text[:200]}"
+
+
+def error_shape_ok(template: t.Any, body: t.Any, status: int) -> bool:
+    """``body`` has the shape of the contract's error template (``x-sandbox.errors.body``):
+    its constants, the status where ``{{status}}`` stands, a string code and message."""
+    if isinstance(template, dict):
+        if not isinstance(body, dict):
+            return False
+        for key, value in template.items():
+            if value in ("{{details}}", "{{now}}", "{{request_id}}"):
+                continue  # optional or variable
+            if key not in body or not error_shape_ok(value, body[key], status):
+                return False
+        return True
+    if template == "{{status}}":
+        return body == status
+    if template in ("{{code}}", "{{message}}"):
+        return isinstance(body, str)
+    return isinstance(template, str) and template.startswith("{{") or body == template
+
+
+class Target:
+    """One resource of the contract (the first with a create and a read) and its operations."""
+
+    def __init__(self, options: Options, spec: dict | None = None) -> None:
+        self.options = options
+        self.spec = spec if spec is not None else read_spec(options)
+        try:
+            self.profile: Profile = load_profile(self.spec)
+        except ContractError as exc:
+            raise UsageProblem(f"{options.contract}: {exc}") from None
+        candidates = [r for r in self.profile.resources.values() if self._op(r, "create") and self._op(r, "read")]
+        if not candidates:
+            raise UsageProblem(f"{options.contract}: no resource with both a create and a read operation")
+        self.resource: Resource = candidates[0]
+        self.scope: tuple[str, ...] = scope_params(self.resource)
+        """Path parameters that name the tenant (Timbrix's ``organizationId``)."""
+        self._validators: dict[t.Any, t.Any] = {}
+
+    # -- operations and URLs ---------------------------------------------------------------
+
+    def _op(self, resource: Resource, action: str) -> Operation | None:
+        return next(
+            (o for o in self.profile.operations.values() if o.resource == resource.name and o.action == action), None
+        )
+
+    def op(self, action: str) -> Operation | None:
+        return self._op(self.resource, action)
+
+    def operations(self, *, secured: bool = False) -> list[Operation]:
+        """The resource's operations in contract order (only those needing a token)."""
+        return [
+            o
+            for o in self.profile.operations.values()
+            if o.resource == self.resource.name and (o.secured or not secured)
+        ]
+
+    def of_case(self, operation_id: str) -> Operation | None:
+        """The resource's operation with this id (``None`` for other resources' operations)."""
+        operation = self.profile.operations.get(operation_id)
+        return operation if operation is not None and operation.resource == self.resource.name else None
+
+    def url(self, operation: Operation, record_id: t.Any = None, tenant: str | None = None) -> str:
+        path = operation.path
+        for name in self.scope:
+            path = path.replace("{" + name + "}", tenant or "")
+        if self.resource.id_param:
+            path = path.replace("{" + self.resource.id_param + "}", record_key(record_id) if record_id else "0")
+        return path
+
+    # -- ids ---------------------------------------------------------------------------------
+
+    def typed_id(self, key: str) -> t.Any:
+        """A stored key as the path parameter's type (``"4"`` -> ``4`` for a numeric id), so
+        schemathesis does not take the fixed value for a type mutation."""
+        return int(key) if self.resource.id_kind == "integer" and key.isdigit() else key
+
+    def absent_id(self) -> str:
+        """A well-formed id that names no record (where a create the suite needed failed)."""
+        return ABSENT_IDS.get(self.resource.id_kind, "0")
+
+    def id_could_exist(self, value: t.Any) -> bool:
+        """The value is a well-formed id (valid for the id parameter's schema): a record could
+        have it. Malformed ids (negative cases) cannot."""
+        operation = self.op("read")
+        item = self.spec["paths"][operation.path]
+        declared = item.get("parameters", []) + item[operation.method.lower()].get("parameters", [])
+        params = resolve_refs(declared, self.spec)
+        schema = next((p.get("schema") for p in params if p.get("name") == self.resource.id_param), None)
+        if schema is None:
+            return True
+        return self.validator(("id", self.resource.id_param), schema).is_valid(value)
+
+    def key(self, record: t.Any) -> str | None:
+        if isinstance(record, dict) and self.resource.id_field in record:
+            return record_key(record[self.resource.id_field])
+        return None
+
+    # -- bodies ------------------------------------------------------------------------------
+
+    def record(self, response: httpx.Response) -> t.Any:
+        """The record (or list) a response carries, out of the contract's envelope."""
+        try:
+            return self.profile.unwrap(response.json())
+        except ValueError:
+            return None
+
+    def keys(self, response: httpx.Response) -> list[str]:
+        records = self.record(response) if response.status_code == 200 else None
+        return [k for k in map(self.key, records if isinstance(records, list) else []) if k is not None]
+
+    def validator(self, key: t.Any, schema: dict) -> t.Any:
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = jsonschema_rs.validator_for(schema, validate_formats=True)
+        return validator
+
+    def declared(self, operation: Operation, status: int) -> dict | None:
+        """The resolved response schema for ``status`` (``None``: not declared or no body)."""
+        raw = self.spec["paths"][operation.path][operation.method.lower()]["responses"].get(str(status))
+        if raw is None:
+            return None
+        content = resolve_refs(raw, self.spec).get("content", {})
+        media = next((m for m in content if "json" in m), None)
+        return content[media].get("schema", {}) if media else {}
+
+    def is_declared(self, operation: Operation, status: int) -> bool:
+        return str(status) in self.spec["paths"][operation.path][operation.method.lower()]["responses"]
+
+    def nonconformance(self, operation: Operation, response: httpx.Response) -> str | None:
+        """Why the response breaks the contract (undeclared status, wrong media type, body
+        against the schema), or ``None``. The scenarios judge every answer they get, so a
+        drifted body is caught without waiting for the fuzzer."""
+        status = response.status_code
+        if not self.is_declared(operation, status):
+            return f"status {status} is not declared for {operation.method} {operation.path}"
+        schema = self.declared(operation, status)
+        if not schema:
+            return None
+        media = response.headers.get("content-type", "")
+        if "json" not in media or "problem" in media:
+            return f"{status} answered as {media!r}, the contract says application/json"
+        try:
+            body = response.json()
+        except ValueError:
+            return f"{status} body is not JSON: {response.text[:100]!r}"
+        error = next(iter(self.validator((operation.operation_id, status), schema).iter_errors(body)), None)
+        return None if error is None else f"{status} body breaks the schema: {error.message[:200]}"
+
+    def error_ok(self, operation: Operation, response: httpx.Response, statuses: t.Collection[int]) -> bool:
+        """The status is one of ``statuses``, declared, and the body is the contract's own
+        error body for it (its schema and its error format's shape)."""
+        status = response.status_code
+        if status not in statuses or not self.is_declared(operation, status):
+            return False
+        if not self.declared(operation, status):
+            return True
+        if "json" not in response.headers.get("content-type", "") or self.nonconformance(operation, response):
+            return False
+        return error_shape_ok(self.profile.errors.body, response.json(), status)
+
+    def body_schema(self, action: str) -> dict:
+        operation = self.op(action)
+        return (operation.body_schema if operation else None) or {}
+
+    def longest_text(self, action: str) -> dict[str, str]:
+        """Every free-text field of the action's body at its ``maxLength``: the longest value
+        its schema accepts (a field with a format or a stricter pattern is left out)."""
+        longest = {}
+        for name, sub in self.body_schema(action).get("properties", {}).items():
+            limit = _merged(sub).get("maxLength")
+            if isinstance(limit, int) and 0 < limit <= 10_000:
+                value = "Ñ" * limit
+                if self.validator(("longest", action, name), sub).is_valid(value):
+                    longest[name] = value
+        return longest
+
+
+def _merged(schema: dict) -> dict:
+    """A schema with its ``allOf`` parts folded in (enough to read string limits)."""
+    merged: dict = {}
+    for part in schema.get("allOf", []):
+        merged.update(_merged(part))
+    merged.update({k: v for k, v in schema.items() if k != "allOf"})
+    return merged
