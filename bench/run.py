@@ -19,12 +19,12 @@ run, not absolute numbers across runs. Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from timbrix_sandbox.engine.fixtures import load_fixtures  # noqa: E402
 from timbrix_sandbox.engine.store import Store  # noqa: E402
 from timbrix_sandbox.profiles import CONTRACTS, TIMBRIX_FIXTURES  # noqa: E402
+from timbrix_sandbox.testing import stop_process  # noqa: E402
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
@@ -88,13 +89,7 @@ class Server:
         self.startup = time.perf_counter() - started
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
 
 
 def sandbox(data_dir: str | None = None, fast_path: bool = True, contract: Path | None = None) -> tuple[Server, str]:
@@ -163,30 +158,19 @@ def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> 
     }
 
 
+@functools.cache
+def _docs_customer() -> dict:
+    return next(c for c in load_fixtures(TIMBRIX_FIXTURES).records["customers"][ORG] if c["id"] == DOCS_CUSTOMER)
+
+
 def _record(i: int) -> dict:
-    return {
-        "id": f"{i:024x}",
-        "organizationId": ORG,
-        "legalName": f"Customer {i}",
-        "taxId": "ABC101010111",
-        "taxSystem": "601",
-        "email": f"c{i}@example.com",
-        "phone": "5555555555",
-        "defaultInvoiceUse": "G03",
-        "address": {
-            "street": "Calle",
-            "exterior": "1",
-            "interior": None,
-            "neighborhood": "Centro",
-            "city": "Monterrey",
-            "municipality": "Monterrey",
-            "zip": "64000",
-            "state": "Nuevo León",
-            "country": "MEX",
-        },
-        "createdAt": "2025-01-01T00:00:00Z",
-        "updatedAt": "2025-01-01T00:00:00Z",
-    }
+    """Customer ``i`` of a large organization: the docs customer under another id and name."""
+    return {**_docs_customer(), "id": f"{i:024x}", "legalName": f"Customer {i}", "email": f"c{i}@example.com"}
+
+
+def _stored(record: dict) -> dict:
+    """A record as the engine stores it (record layout 2: ``{"id": key, "data": record}``)."""
+    return {"id": record["id"], "data": record}
 
 
 # -- sections -----------------------------------------------------------------------------------
@@ -268,7 +252,8 @@ def bench_scale(seconds: int, sizes: tuple[int, ...]) -> dict:
         with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
             store = Store(tmp)
             base = fixtures.records["customers"][ORG]
-            store.replace_all("customers", ORG, [*base, *(_record(i) for i in range(max(0, size - len(base))))])
+            records = [*base, *(_record(i) for i in range(max(0, size - len(base))))]
+            store.replace_all("customers", ORG, [_stored(r) for r in records])
             store.close()
             server, api = sandbox(tmp)
             try:

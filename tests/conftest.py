@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
+from timbrix_sandbox.testing import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DUNDER = "550e8400-e29b-41d4-a716-446655440000"
@@ -68,12 +68,6 @@ def client(app):
 @pytest.fixture
 def disk_app(tmp_path):
     return create_app(make_sandbox(data_dir=tmp_path / "data"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PortTaken(Exception):
@@ -142,13 +136,7 @@ class LiveServer:
         raise RuntimeError("server did not become healthy in time")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
 
     def kill9(self) -> None:
         assert self.process is not None

@@ -27,6 +27,7 @@ from timbrix_sandbox.engine.fixtures import Fixtures
 from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.engine.store import DamagedStore, Store
+from timbrix_sandbox.testing import stop_process
 
 TESTS = Path(__file__).resolve().parent
 
@@ -510,13 +511,7 @@ class NamespacedServer:
         raise RuntimeError("server did not become healthy in time")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, PortTaken, free_port
 
 import timbrix_sandbox
 from timbrix_sandbox.profiles import CONTRACTS, TIMBRIX_FIXTURES, default_fixtures
+from timbrix_sandbox.testing import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("timbrix_sandbox", "cfdi", "conformance")
@@ -184,13 +184,7 @@ class InstalledServer:
 
     def _stop(self) -> int:
         self.client.close()
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
         return self.process.returncode
 
 
