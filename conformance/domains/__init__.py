@@ -16,7 +16,7 @@ import typing as t
 import jsonschema_rs
 import schemathesis
 
-from timbrix_sandbox.contract.records import complete, stored_fields
+from timbrix_sandbox.contract.records import apply_body, complete
 
 from .. import checks
 from ..model import Options, UsageProblem
@@ -123,7 +123,7 @@ class Domain:
         """The record a create (``stored`` empty) or a partial update must leave, as far as the
         request says (fields the server fills itself are not predicted)."""
         record_props = target.resource.schema.get("properties", {})
-        sent = stored_fields(body, target.body_schema(action))
+        sent = apply_body({}, body, target.body_schema(action))
         return {**stored, **{k: v for k, v in sent.items() if k in record_props}}
 
 
