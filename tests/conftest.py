@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
-from timbrix_sandbox.testing import free_port, stop_process
+from timbrix_sandbox.testing import free_port, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 DUNDER = "550e8400-e29b-41d4-a716-446655440000"
@@ -115,24 +114,17 @@ class LiveServer:
         self.process = subprocess.Popen(
             args + self.extra, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.process.stdout.read()
-                if "address already in use" in output.lower():
-                    raise PortTaken(self.port)
-                raise RuntimeError(f"server exited early:\n{output}")
-            try:
-                health = httpx.get(self.url + "/__sandbox/health", headers=self.control_headers, timeout=1)
-                if health.status_code == 200:
-                    if health.json().get("pid") != self.process.pid:
-                        # Someone else took the port between free_port() and our bind.
-                        self.stop()
-                        raise PortTaken(self.port)
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
+        state = wait_until_healthy(self.url, self.process, headers=self.control_headers, timeout=timeout)
+        if state == "exited":
+            output = self.process.stdout.read()
+            if "in use" in output.lower():
+                raise PortTaken(self.port)
+            raise RuntimeError(f"server exited early:\n{output}")
+        if state == "ready":
+            return self
         self.stop()
+        if state == "other":
+            raise PortTaken(self.port)
         raise RuntimeError("server did not become healthy in time")
 
     def stop(self) -> None:
@@ -164,3 +156,23 @@ def live_server_factory(tmp_path):
 @pytest.fixture
 def live_server(live_server_factory) -> LiveServer:
     return live_server_factory()
+
+
+def timbrix_options(server: LiveServer, **overrides: t.Any):
+    """Conformance options for a Timbrix sandbox: Michael in Dunder Mifflin, Prince outside."""
+    from conformance.model import Options
+
+    values: dict[str, t.Any] = dict(
+        base_url=server.url + "/api",
+        token="sk_test_michael",
+        organization_id=DUNDER,
+        outsider_token="sk_test_prince",
+        outsider_organization_id=PRINCE,
+    )
+    return Options(**{**values, **overrides})
+
+
+def assert_violation(violation: t.Any, rule: str, message: str, field: str) -> None:
+    """A CFDI rule broken, named, worded and placed as the vendor does."""
+    assert violation is not None
+    assert (violation.rule, violation.message, violation.field) == (rule, message, field)

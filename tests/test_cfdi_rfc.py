@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import assert_violation
 
 from cfdi import first_violation, is_valid_rfc, persona_for_rfc
 
@@ -118,10 +119,7 @@ def test_ampersand_and_enye_are_valid_letters(rfc: str) -> None:
 )
 def test_impossible_dates_are_rejected(rfc: str, yymmdd: str) -> None:
     v = ok_for(rfc)
-    assert v is not None
-    assert v.rule == "rfc_date"
-    assert v.message == f'El RFC "{rfc}" contiene una fecha inválida ("{yymmdd}")'
-    assert v.field == "taxId"
+    assert_violation(v, "rfc_date", f'El RFC "{rfc}" contiene una fecha inválida ("{yymmdd}")', "taxId")
     assert not is_valid_rfc(rfc)
 
 
@@ -145,10 +143,7 @@ def test_name_blacklist_of_stdnum_is_not_reported_as_a_bad_date() -> None:
 def test_vendor_example_passes_by_default_and_fails_strict() -> None:
     assert ok_for("DUM901231AB3") is None
     v = ok_for("DUM901231AB3", strict=True)
-    assert v is not None
-    assert v.rule == "rfc_check_digit"
-    assert v.message == 'El dígito verificador del RFC "DUM901231AB3" no es válido'
-    assert v.field == "taxId"
+    assert_violation(v, "rfc_check_digit", 'El dígito verificador del RFC "DUM901231AB3" no es válido', "taxId")
     assert is_valid_rfc("DUM901231AB3")
     assert not is_valid_rfc("DUM901231AB3", strict=True)
 
@@ -203,10 +198,8 @@ def test_generic_rfc_with_616_is_accepted(rfc: str, uso: str) -> None:
 @pytest.mark.parametrize("regimen", ["612", "605", "626", "610"])
 def test_generic_rfc_with_other_fisica_regimen_needs_616(rfc: str, regimen: str) -> None:
     v = check(rfc, regimen, "S01")
-    assert v is not None
-    assert v.rule == "generic_rfc_regimen"
-    assert v.message == (f'El RFC genérico "{rfc}" requiere el régimen fiscal "616" (Sin obligaciones fiscales)')
-    assert v.field == "taxSystem"
+    message = f'El RFC genérico "{rfc}" requiere el régimen fiscal "616" (Sin obligaciones fiscales)'
+    assert_violation(v, "generic_rfc_regimen", message, "taxSystem")
 
 
 @pytest.mark.parametrize("rfc", ["XAXX010101000", "XEXX010101000"])

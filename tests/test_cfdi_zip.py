@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import assert_violation
 
 from cfdi import first_violation, postal_code_exists
 from cfdi.postal import postal_catalog_info, postal_codes
@@ -35,10 +36,8 @@ def test_zip_is_not_cross_checked_against_any_state() -> None:
 
 def test_00000_is_rejected_although_sat_ships_it() -> None:
     v = check("00000")
-    assert v is not None
-    assert v.rule == "zip_not_in_catalog"
-    assert v.message == 'El código postal "00000" no existe en el catálogo c_CodigoPostal del SAT'
-    assert v.field == "addressZip"
+    message = 'El código postal "00000" no existe en el catálogo c_CodigoPostal del SAT'
+    assert_violation(v, "zip_not_in_catalog", message, "addressZip")
     assert not postal_code_exists("00000")
 
 
@@ -73,10 +72,7 @@ def test_no_code_starts_with_17_18_or_19() -> None:
 )
 def test_zip_must_be_exactly_five_ascii_digits(zip_code: str, shown: str) -> None:
     v = check(zip_code)
-    assert v is not None
-    assert v.rule == "zip_format"
-    assert v.message == f'El código postal "{shown}" debe tener 5 dígitos'
-    assert v.field == "addressZip"
+    assert_violation(v, "zip_format", f'El código postal "{shown}" debe tener 5 dígitos', "addressZip")
     assert not postal_code_exists(zip_code)
 
 

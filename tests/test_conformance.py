@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 import pytest
 import yaml
-from conftest import DUNDER, MICHAEL, PRINCE, ROOT, customers_url
+from conftest import DUNDER, MICHAEL, ROOT, customers_url, timbrix_options
 
 from conformance import domains
 from conformance.model import Options, UsageProblem
@@ -21,18 +21,6 @@ from conformance.runner import run
 from timbrix_sandbox.profiles import CONTRACTS
 
 SEEDS = [1, 2, 3]
-
-
-def options_for(server, **overrides) -> Options:
-    values = dict(
-        base_url=server.url + "/api",
-        token="sk_test_michael",
-        organization_id=DUNDER,
-        outsider_token="sk_test_prince",
-        outsider_organization_id=PRINCE,
-    )
-    values.update(overrides)
-    return Options(**values)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +36,7 @@ def clean_server(tmp_path_factory):
 def test_clean_sandbox_is_conformant(clean_server, seed):
     with clean_server.client(headers=MICHAEL) as client:
         before = client.get(customers_url()).json()
-    result = run(options_for(clean_server, seed=seed))
+    result = run(timbrix_options(clean_server, seed=seed))
     details = "\n".join(f"{f.operation} {f.check}: {f.message[:400]}\n  {f.curl}" for f in result.unique_findings())
     assert result.conformant, details
     assert result.cases > 300, "the schemathesis phases really ran"
@@ -70,37 +58,20 @@ def test_clean_sandbox_is_conformant(clean_server, seed):
     assert after == before, "the suite deletes what it creates and writes nothing else"
 
 
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``timbrix-sandbox conformance ARGS`` in a subprocess."""
+    command = [sys.executable, "-m", "timbrix_sandbox", "conformance", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+MEMBER = ("--token", "sk_test_michael", "--organization-id", DUNDER)
+
+
 def test_cli_exit_codes_and_reports(clean_server, tmp_path):
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
-    base = [
-        sys.executable,
-        "-m",
-        "timbrix_sandbox",
-        "conformance",
-        "--token",
-        "sk_test_michael",
-        "--organization-id",
-        DUNDER,
-    ]
-    done = subprocess.run(
-        base
-        + [
-            "--base-url",
-            clean_server.url + "/api",
-            "--seed",
-            "7",
-            "--max-examples",
-            "5",
-            "--junit-xml",
-            str(junit),
-            "--json",
-            str(report),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    api = clean_server.url + "/api"
+    done = _cli(*MEMBER, "--base-url", api, "--seed", "7", "--max-examples", "5", "--junit-xml", str(junit),
+                "--json", str(report))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Per operation" in done.stdout and "Per check" in done.stdout and "CONFORMANT" in done.stdout
     suite = ElementTree.parse(junit).getroot()
@@ -108,60 +79,17 @@ def test_cli_exit_codes_and_reports(clean_server, tmp_path):
     payload = json.loads(report.read_text())
     assert payload["conformant"] is True and payload["seed"] == 7
 
-    unreachable = subprocess.run(
-        base + ["--base-url", "http://127.0.0.1:9/api"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    unreachable = _cli(*MEMBER, "--base-url", "http://127.0.0.1:9/api", timeout=60)
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
-    bad_token = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timbrix_sandbox",
-            "conformance",
-            "--base-url",
-            clean_server.url + "/api",
-            "--token",
-            "sk_test_nobody",
-            "--organization-id",
-            DUNDER,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad_token = _cli("--base-url", api, "--token", "sk_test_nobody", "--organization-id", DUNDER, timeout=60)
     assert bad_token.returncode == 2 and "401" in bad_token.stderr
-    usage = subprocess.run([sys.executable, "-m", "timbrix_sandbox", "conformance"], cwd=ROOT, capture_output=True)
-    assert usage.returncode == 2
+    assert _cli(timeout=60).returncode == 2
 
 
 def test_cli_reports_violations_with_exit_1_and_curl(live_server_factory, tmp_path):
     server = live_server_factory(tmp_path / "faulty", extra=["--fault", "cfdi-uso-regimen"])
     report = tmp_path / "report.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timbrix_sandbox",
-            "conformance",
-            "--base-url",
-            server.url + "/api",
-            "--token",
-            "sk_test_michael",
-            "--organization-id",
-            DUNDER,
-            "--seed",
-            "1",
-            "--max-examples",
-            "5",
-            "--json",
-            str(report),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli(*MEMBER, "--base-url", server.url + "/api", "--seed", "1", "--max-examples", "5", "--json", str(report))
     assert done.returncode == 1
     assert "NOT CONFORMANT" in done.stdout and "reproduce: curl -X POST" in done.stdout
     violations = json.loads(report.read_text())["violations"]
@@ -204,14 +132,7 @@ def test_pytest_entry_point_runs_the_same_suite_for_beel(live_server_factory, tm
     assert "FAILED conformance/test_layers.py::test_layer[behaviour]" in broken.stdout
     assert "tenant_isolation" in broken.stdout
     # The CLI reaches the same driver.
-    cli = subprocess.run(
-        [sys.executable, "-m", "timbrix_sandbox", "conformance", *beel, "--base-url", server.url + "/api"]
-        + ["--seed", "3", "--max-examples", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cli = _cli(*beel, "--base-url", server.url + "/api", "--seed", "3", "--max-examples", "5")
     assert cli.returncode == 0 and "CONFORMANT" in cli.stdout, cli.stdout[-2000:] + cli.stderr[-2000:]
 
 
@@ -266,7 +187,7 @@ def test_a_create_that_returns_an_existing_customer_never_gets_it_deleted(live_s
     server = live_server_factory(tmp_path / "upsert", extra=["--fault", "create-upserts"])
     with server.client(headers=MICHAEL) as client:
         before = client.get(customers_url()).json()
-    result = run(options_for(server, seed=1, max_examples=5))
+    result = run(timbrix_options(server, seed=1, max_examples=5))
     assert not result.conformant
     assert any("existed before" in f.message for f in result.findings)
     with server.client(headers=MICHAEL) as client:
@@ -276,5 +197,5 @@ def test_a_create_that_returns_an_existing_customer_never_gets_it_deleted(live_s
 
 def test_strict_rfc_target_is_conformant_when_judged_strictly(live_server_factory, tmp_path):
     server = live_server_factory(tmp_path / "strict", extra=["--strict-rfc"])
-    result = run(options_for(server, seed=2, max_examples=5, strict_rfc=True))
+    result = run(timbrix_options(server, seed=2, max_examples=5, strict_rfc=True))
     assert result.conformant, [f"{f.check}: {f.message[:200]}" for f in result.unique_findings()]

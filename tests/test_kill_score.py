@@ -4,9 +4,8 @@ suite fail. A suite that cannot tell a broken implementation from a good one is 
 from __future__ import annotations
 
 import pytest
-from conftest import DUNDER, PRINCE
+from conftest import timbrix_options
 
-from conformance.model import Options
 from conformance.runner import run
 from timbrix_sandbox.engine.faults import FAULTS
 
@@ -14,14 +13,6 @@ from timbrix_sandbox.engine.faults import FAULTS
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_suite_kills_fault(live_server_factory, tmp_path, fault):
     server = live_server_factory(None, extra=["--fault", fault])
-    options = Options(
-        base_url=server.url + "/api",
-        token="sk_test_michael",
-        organization_id=DUNDER,
-        outsider_token="sk_test_prince",
-        outsider_organization_id=PRINCE,
-        seed=1,
-        fail_fast=True,
-    )
+    options = timbrix_options(server, seed=1, fail_fast=True)
     result = run(options)
     assert not result.conformant, f"fault {fault!r} survived the conformance suite"

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import traceback
 import typing as t
 from pathlib import Path
@@ -27,7 +26,7 @@ from timbrix_sandbox.engine.fixtures import Fixtures
 from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.engine.store import DamagedStore, Store
-from timbrix_sandbox.testing import stop_process
+from timbrix_sandbox.testing import stop_process, wait_until_healthy
 
 TESTS = Path(__file__).resolve().parent
 
@@ -497,18 +496,12 @@ class NamespacedServer:
         argv += ["--data-dir", str(namespace.mount / "data")]
         with open(log, "wb") as output:  # a file, not a pipe: nobody drains it while requests fail
             self.process = namespace.popen(argv, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{log.read_text()}")
-            try:
-                health = httpx.get(self.url + "/__sandbox/health", timeout=1)
-                if health.status_code == 200 and health.json().get("pid") == self.process.pid:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not become healthy in time")
+        state = wait_until_healthy(self.url, self.process)
+        if state == "exited":
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        if state != "ready":
+            self.stop()
+            raise RuntimeError(f"server did not become healthy in time ({state})")
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -4,10 +4,13 @@ PID this code started."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import time
+import urllib.request
 
 STOP_TIMEOUT = 15.0
 """Seconds a SIGTERM gets (the server drains for at most 5) before SIGKILL."""
@@ -30,3 +33,25 @@ def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> in
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, *, headers: dict[str, str] | None = None, timeout: float = 30.0
+) -> str:
+    """Poll ``url/__sandbox/health`` until the sandbox ``process`` answers it.
+
+    Returns ``"ready"``; ``"exited"`` if the process ended first; ``"other"`` if another
+    process answers on that port (it took the port between ``free_port()`` and the bind);
+    ``"timeout"``."""
+    request = urllib.request.Request(url + "/__sandbox/health", headers=headers or {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return "exited"
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                pid = json.loads(response.read()).get("pid")
+            return "ready" if pid == process.pid else "other"
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    return "timeout"

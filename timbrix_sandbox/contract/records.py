@@ -77,21 +77,59 @@ def complete(record: dict, schema: dict, now: str) -> dict:
 
 
 def project(value: t.Any, schema: dict | None) -> t.Any:
-    """Only what the response schema declares (stored request-only fields stay internal)."""
+    """Only what the response schema declares (stored request-only fields stay internal), in
+    the schema's order. Always new containers: the stored record is never handed out."""
+    return projector(schema)(value)
+
+
+Projector = t.Callable[[t.Any], t.Any]
+_PROJECTORS: dict[int, tuple[dict | None, Projector]] = {}
+
+
+def projector(schema: dict | None) -> Projector:
+    """:func:`project` for one schema, compiled once: every read pays for projection, so the
+    schema is walked when first seen, not per record (cached by identity; schemas of a loaded
+    contract live as long as the process)."""
+    cached = _PROJECTORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    compiled = _compile(schema)
+    _PROJECTORS[id(schema)] = (schema, compiled)
+    return compiled
+
+
+def _copy(value: t.Any) -> t.Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return value
+
+
+def _compile(schema: dict | None) -> Projector:
     if not isinstance(schema, dict):
-        return value
-    if isinstance(value, list):
-        return [project(item, schema.get("items")) for item in value]
-    if not isinstance(value, dict):
-        return value
+        return _copy
+    items = projector(schema["items"]) if isinstance(schema.get("items"), dict) else _copy
+    objects = schema
     for key in ("anyOf", "oneOf"):
         branch = next((b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b), None)
         if branch is not None:
-            schema = branch
-    properties = schema.get("properties")
-    if properties is None:
-        return value
-    return {name: project(value[name], sub) for name, sub in properties.items() if name in value}
+            objects = branch
+    properties = objects.get("properties")
+    fields = None if properties is None else [(name, projector(sub)) for name, sub in properties.items()]
+
+    def project_one(value: t.Any) -> t.Any:
+        kind = type(value)
+        if kind is list:
+            return [items(item) for item in value]
+        if kind is not dict:
+            return value
+        if fields is None:
+            return _copy(value)
+        return {name: field(value[name]) for name, field in fields if name in value}
+
+    return project_one
 
 
 def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:

@@ -28,7 +28,7 @@ import uuid
 import anyio
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
-from timbrix_sandbox.contract.records import apply_body, complete, project, record_key, stored_doc
+from timbrix_sandbox.contract.records import apply_body, complete, projector, record_key, stored_doc
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
@@ -119,6 +119,7 @@ class CrudOperation:
         declared = self.resource.schema.get("properties", {})
         self.tenant_fields = tuple(p for p in scope_params(self.resource) if p in declared)
         self.not_found = engine.plugin.not_found(self.name)
+        self.project = projector(self.resource.schema)
         self.action = getattr(self, operation.action)
 
     def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
@@ -129,10 +130,12 @@ class CrudOperation:
         status = self.operation.status
         if status == 204 or self.operation.response_schema is None:
             return Reply(status)
+        if self.profile.envelope is None:
+            return Reply(status, data)
         return Reply(status, self.profile.wrap(data, utc_now(), new_request_id()))
 
     def _view(self, record: Record) -> Record:
-        return project(record, self.resource.schema)
+        return self.project(record)
 
     def _key(self, params: t.Mapping[str, t.Any]) -> str:
         return record_key(params[self.resource.id_param])
@@ -141,16 +144,16 @@ class CrudOperation:
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store = self.engine.store
         if self.engine.behaviours.lists_across_tenants():
-            docs = [doc for scope in store.scopes(self.name) for doc in store.list(self.name, scope)]
+            docs = [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
         else:
-            docs = store.list(self.name, tenant)
+            docs = store.peek_all(self.name, tenant)
         return self._answer([self._view(doc["data"]) for doc in docs])
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
-        doc = store.get(self.name, tenant, key)
+        doc = store.peek(self.name, tenant, key)
         if doc is None and self.engine.behaviours.reads_across_tenants():
-            doc = next((d for s in store.scopes(self.name) if (d := store.get(self.name, s, key))), None)
+            doc = next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(doc["data"]))

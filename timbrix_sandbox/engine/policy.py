@@ -92,6 +92,8 @@ class AccessPolicy:
         self.fixtures = fixtures
         self.behaviours = behaviours
         self.rules = {op_id: self._rule(op) for op_id, op in profile.operations.items()}
+        # Fixture users never change while a sandbox runs: one Caller each, not one per request.
+        self._callers = {user.token: Caller.of(user) for user in fixtures.users}
 
     def _rule(self, operation: Operation) -> TenantRule:
         resource = self.profile.resources.get(operation.resource)
@@ -106,8 +108,7 @@ class AccessPolicy:
 
     def caller(self, token: str) -> Caller | None:
         """The caller a bearer token names (``None``: unknown, a 401)."""
-        user = self.fixtures.user_for_token(token)
-        return None if user is None else Caller.of(user)
+        return self._callers.get(token)
 
     def names_tenant_in_path(self, operation_id: str) -> str | None:
         rule = self.rules.get(operation_id)

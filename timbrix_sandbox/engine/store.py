@@ -802,6 +802,15 @@ class Store:
     def get(self, collection: str, scope: str, record_id: str) -> Record | None:
         return self._partition(collection, scope).get(record_id)
 
+    def peek(self, collection: str, scope: str, record_id: str) -> Record | None:
+        """The stored record itself, not a copy: for readers that only build a new value from
+        it (the engine's projection). Never mutate it; a write swaps in a new dict."""
+        return self._partition(collection, scope)._raw().get(record_id)
+
+    def peek_all(self, collection: str, scope: str) -> list[Record]:
+        """The stored records themselves, in insertion order (see :meth:`peek`)."""
+        return list(self._partition(collection, scope)._raw().copy().values())
+
     def list(self, collection: str, scope: str) -> list[Record]:
         """All records of a partition in insertion order (copies)."""
         return self._partition(collection, scope).values()
