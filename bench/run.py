@@ -495,6 +495,12 @@ def _print_http(http: dict) -> None:
     )
 
 
+def _print_rows(title: str, header: str, rows: list[str]) -> None:
+    print(f"\n{title}")
+    print(header)
+    print("\n".join(rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "long-fuzz"])
@@ -513,30 +519,34 @@ def main() -> int:
     if args.only in (None, "store"):
         store = report["store_update"] = bench_store((100, 10_000, 100_000), args.writes)
         stock = report["stock_tinydb_update"] = bench_stock_tinydb((100, 10_000), 20)
-        print("\nStore: one durable update (journal append + fsync), all customers in the written organization")
-        print(
-            f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16}"
-            f" {'stock/ours':>10}"
-        )
-        for size, row in store.items():
+        base = store[100]["median_ms"]
+
+        def store_row(size: int, row: dict) -> str:
             theirs = stock.get(size, {}).get("median_ms")
             tail = f"{theirs:>16.1f} {theirs / row['median_ms']:>9.0f}x" if theirs else f"{'-':>16} {'-':>10}"
-            print(
-                f"{size:>10} {row['median_ms']:>10.3f} {row['p99_ms']:>8.3f} "
-                f"{row['median_ms'] / store[100]['median_ms']:>6.2f}x {tail}"
-            )
+            return f"{size:>10} {row['median_ms']:>10.3f} {row['p99_ms']:>8.3f} {row['median_ms'] / base:>6.2f}x {tail}"
+
+        _print_rows(
+            "Store: one durable update (journal append + fsync), all customers in the written organization",
+            f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16}"
+            f" {'stock/ours':>10}",
+            [store_row(size, row) for size, row in store.items()],
+        )
     if args.only in (None, "http"):
         report["http"] = bench_http(args.seconds)
         _print_http(report["http"])
     if args.only in (None, "scale"):
         scale = report["put_scale"] = bench_scale(args.seconds, (100, 10_000, 100_000))
-        print("\nPUT over HTTP as the organization grows (32 connections)")
-        print(f"{'customers':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs 100':>10} {'startup s':>9}")
-        for size, row in scale.items():
-            print(
-                f"{size:>10} {row['req_per_s']:>8.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
-                f"{row['p50_ms'] / scale[100]['p50_ms']:>9.2f}x {row['startup_s']:>9}"
-            )
+        p50 = scale[100]["p50_ms"]
+        _print_rows(
+            "PUT over HTTP as the organization grows (32 connections)",
+            f"{'customers':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs 100':>10} {'startup s':>9}",
+            [
+                f"{n:>10} {r['req_per_s']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['p50_ms'] / p50:>9.2f}x"
+                f" {r['startup_s']:>9}"
+                for n, r in scale.items()
+            ],
+        )
     if args.only in (None, "conformance"):
         run = report["conformance"] = bench_conformance()
         print(

@@ -28,7 +28,7 @@ import uuid
 import anyio
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
-from timbrix_sandbox.contract.records import apply_body, complete, projector, record_key, stored_doc
+from timbrix_sandbox.contract.records import apply_body, complete, copy_json, projector, record_key, stored_doc
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
@@ -160,7 +160,7 @@ class CrudOperation:
 
     def _fresh(self, tenant: str, now: str, keep: Record | None = None) -> Record:
         """A record as a create starts it: the plug-in's initial fields, the tenant, ``keep``."""
-        record = _deep_copy(self.engine.plugin.initial(self.name))
+        record = copy_json(self.engine.plugin.initial(self.name))
         for field in self.tenant_fields:
             record[field] = tenant
         record.update(keep or {})
@@ -239,11 +239,3 @@ class CrudOperation:
             if not await anyio.to_thread.run_sync(store.delete, self.name, tenant, key):
                 raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
         return self._answer(self._view(doc["data"]))
-
-
-def _deep_copy(value: t.Any) -> t.Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value

@@ -64,6 +64,8 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
+from timbrix_sandbox.contract.records import copy_json
+
 logger = logging.getLogger("timbrix_sandbox.store")
 
 COMPACT_MIN_LINES = 1000
@@ -463,10 +465,10 @@ class _Partition:
 
     def get(self, record_id: str) -> Record | None:
         doc = self._raw().get(record_id)
-        return _copy(doc) if doc is not None else None
+        return copy_json(doc) if doc is not None else None
 
     def values(self) -> list[Record]:
-        return _copy(list(self._raw().copy().values()))
+        return copy_json(list(self._raw().copy().values()))
 
     def put(self, record: Record) -> None:
         self._append({"op": "put", "doc": record})
@@ -486,7 +488,7 @@ class _Partition:
 
     def replace_all(self, records: t.Iterable[Record]) -> None:
         """Durable first, served second: a reset that cannot be written changes nothing."""
-        self._commit(self._prepare({r["id"]: _copy(r) for r in records}))
+        self._commit(self._prepare({r["id"]: copy_json(r) for r in records}))
 
 
 def _journal_entry(line: bytes) -> dict | None:
@@ -550,17 +552,6 @@ def _lock_directory(data_dir: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
-
-
-def _copy(value: t.Any) -> t.Any:
-    """A deep copy of JSON-shaped data (dicts, lists, scalars): records are JSON, and this is
-    ~4x faster than ``copy.deepcopy`` on a customer, which every read pays."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy(item) for item in value]
-    return value
 
 
 def _write_temp_json(directory: Path, data: t.Any) -> Path:
@@ -823,7 +814,7 @@ class Store:
         with partition.lock:
             if record["id"] in partition._raw():
                 raise KeyError(f"record {record['id']} already exists")
-            partition.put(_copy(record))
+            partition.put(copy_json(record))
         return record
 
     def update(
@@ -849,7 +840,7 @@ class Store:
                 return partition.get(record_id)
             if updated.get("id") != record_id:
                 raise ValueError("an update must not change the record id")
-            partition.put(_copy(updated))
+            partition.put(copy_json(updated))
             return updated
 
     def delete(self, collection: str, scope: str, record_id: str) -> bool:
@@ -876,7 +867,7 @@ class Store:
         disk), the temp files are deleted and nothing changes, in memory or on disk.
         """
         keys = sorted(contents)
-        new = {key: {r["id"]: _copy(r) for r in contents[key]} for key in keys}
+        new = {key: {r["id"]: copy_json(r) for r in contents[key]} for key in keys}
         partitions = [self._partition(*key) for key in keys]
         with contextlib.ExitStack() as locks:
             for partition in partitions:
