@@ -151,3 +151,25 @@ def test_fast_path_answers_like_connexion_on_every_shipped_contract(contract, mo
     assert (served > 0) == (contract != "bookkeeping"), served
     for request, fast_answer, slow_answer in zip(requests, fast_answers, slow_answers, strict=True):
         assert fast_answer == slow_answer, request
+
+
+def test_a_tenant_header_is_judged_on_the_fast_path_too(tmp_path, monkeypatch):
+    """A contract that names its tenant in a header it does not declare as a parameter: the
+    fast path must not ignore the header and serve the key's own account instead."""
+    import yaml
+
+    from timbrix_sandbox.profiles import CONTRACTS, default_fixtures
+
+    spec = yaml.safe_load(CONTRACTS["beel"].read_text(encoding="utf-8"))
+    spec["x-sandbox"]["tenant"] = {"header": "x-account"}
+    contract = tmp_path / "beel-by-header.yaml"
+    contract.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "beel-by-header.fixtures.yaml").write_text(default_fixtures("beel").read_text(encoding="utf-8"))
+    other = {"Authorization": "Bearer beel_sk_test_madrid", "x-account": "cuenta-sevilla"}
+    answers = []
+    for fast in ("1", "0"):
+        monkeypatch.setenv("TIMBRIX_SANDBOX_FASTPATH", fast)
+        with create_app(make_sandbox(contract=contract)).test_client(base_url=LOCAL) as client:
+            answers.append(client.get("/api/v1/customers", headers=other).status_code)
+            answers.append(client.get("/api/v1/customers", headers={**other, "x-account": "cuenta-madrid"}).status_code)
+    assert answers == [403, 200, 403, 200]

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
 from connexion.lifecycle import ConnexionResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from timbrix_sandbox.contract.model import ErrorFormat
@@ -113,6 +114,9 @@ class FastPathMiddleware:
         self.app = app
         self.sandbox = sandbox
         self.policy = sandbox.policy
+        # A contract that names its tenant in a header: the policy must see the headers (an
+        # operation that declares the header as a parameter never takes the fast path anyway).
+        self.tenant_header = bool(sandbox.profile.tenant.get("header"))
         self.by_method: dict[str, list[Operation]] = {}
         for operation in operations:
             self.by_method.setdefault(operation.method, []).append(operation)
@@ -175,7 +179,8 @@ class FastPathMiddleware:
             if caller is None:
                 return None
         try:
-            tenant = authorize(self.sandbox, operation.operation_id, caller, params, _NO_HEADERS)
+            headers = Headers(scope=scope) if self.tenant_header else _NO_HEADERS
+            tenant = authorize(self.sandbox, operation.operation_id, caller, params, headers)
         except Refusal:
             return None
         return tenant, params
@@ -196,7 +201,7 @@ class FastPathMiddleware:
 
 
 _FALLBACK = object()
-_NO_HEADERS: t.Mapping[str, str] = {}  # operations with header parameters are left to Connexion
+_NO_HEADERS: t.Mapping[str, str] = {}
 
 
 async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
