@@ -6,14 +6,13 @@ the sandbox hold arbitrarily large payloads.
 
 from __future__ import annotations
 
-import json
 import typing as t
 
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from timbrix_sandbox.contract.model import DEFAULT_MESSAGES, ErrorFormat
-from timbrix_sandbox.engine.clock import new_request_id, utc_now
+from timbrix_sandbox.http.errors import send_error
 
 MAX_BODY_BYTES = 1024 * 1024
 # Only these read a body (and declare 413 in the contract); other methods' bodies are ignored.
@@ -57,7 +56,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
         if declared is not None and declared > self.max_bytes:
-            await _send_413(send, self.errors)
+            await send_error(send, self.errors, 413, headers=[(b"connection", b"close")])
             return
         if declared is None:
             # A chunked body has no Content-Length, and Connexion would treat it as absent:
@@ -72,7 +71,7 @@ class BodyLimitMiddleware:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 if size > self.max_bytes:
-                    await _send_413(send, self.errors)
+                    await send_error(send, self.errors, 413, headers=[(b"connection", b"close")])
                     return
                 more = message.get("more_body", False)
             body = b"".join(chunks)
@@ -101,19 +100,3 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-async def _send_413(send: Send, errors: ErrorFormat) -> None:
-    body = json.dumps(errors.render(413, now=utc_now(), request_id=new_request_id()), ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

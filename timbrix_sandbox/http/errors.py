@@ -80,6 +80,21 @@ def error_response(
     )
 
 
+async def send_error(
+    send: t.Callable[[dict], t.Awaitable[None]],
+    errors: ErrorFormat,
+    status: int,
+    message: str | None = None,
+    headers: t.Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer over raw ASGI, for middleware that refuses a request before Connexion sees it
+    (Host allowlist, body limit): the same body ``error_response`` would send."""
+    body = json.dumps(error_body(status, message, errors=errors), ensure_ascii=False).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": _known(status), "headers": start})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _problem_message(exc: ProblemException) -> str | None:
     if exc.status == 401:
         # Connexion's texts ("No authorization token provided", "Provided token is not valid")

@@ -29,12 +29,11 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import ipaddress
-import json
 import re
 import typing as t
 
 from timbrix_sandbox.contract.model import ErrorFormat
-from timbrix_sandbox.engine.clock import new_request_id, utc_now
+from timbrix_sandbox.http.errors import send_error
 
 Scope = t.MutableMapping[str, t.Any]
 Receive = t.Callable[[], t.Awaitable[t.MutableMapping[str, t.Any]]]
@@ -163,7 +162,7 @@ class LocalSecurityMiddleware:
         errors = self.control_errors if control else self.errors
         host = headers.get("host")
         if not self.policy.host_allowed(host):
-            await _send_error(
+            await send_error(
                 send,
                 errors,
                 421,
@@ -174,7 +173,7 @@ class LocalSecurityMiddleware:
         if control:
             refusal = self._control_refusal(scope["method"], headers)
             if refusal is not None:
-                await _send_error(send, errors, 403, refusal)
+                await send_error(send, errors, 403, refusal)
                 return
             await self.app(scope, receive, send)
             return
@@ -217,8 +216,8 @@ class LocalSecurityMiddleware:
         if methods is None or requested not in methods:
             # Not a route/method of the contract: no CORS grant, so the browser stops here.
             allowed = ", ".join(methods or ())
-            await _send_error(send, self.errors, 405 if methods else 404, f"{requested} is not allowed on {path}",
-                              extra=[(b"allow", allowed.encode())] if methods else [])
+            await send_error(send, self.errors, 405 if methods else 404, f"{requested} is not allowed on {path}",
+                             headers=[(b"allow", allowed.encode())] if methods else [])
             return
         response_headers = [
             (b"access-control-allow-origin", origin.encode("latin-1")),
@@ -261,23 +260,3 @@ def _with_cors(send: Send, origin: str) -> Send:
         await send(message)
 
     return send_with_cors
-
-
-async def _send_error(
-    send: Send, errors: ErrorFormat, status: int, message: str, extra: t.Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    body = json.dumps(
-        errors.render(status, message, now=utc_now(), request_id=new_request_id()), ensure_ascii=False
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
