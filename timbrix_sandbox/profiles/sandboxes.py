@@ -13,6 +13,7 @@ from pathlib import Path
 
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.model import Profile, load_profile, scope_params
+from timbrix_sandbox.contract.security import read_security
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures, development_fixtures, load_fixtures
 from timbrix_sandbox.engine.sandbox import RECORD_LAYOUT, Sandbox
@@ -40,7 +41,8 @@ def make_sandbox(
     that has none, generated development fixtures: one default tenant and one user whose
     credentials work for every security scheme the contract declares."""
     contract = contract_path(contract)
-    profile = load_profile(load_contract(contract))
+    spec = load_contract(contract)
+    profile = load_profile(spec)
     plugin = plugin_for(profile.plugin)
     fixtures = _fixtures(profile, contract, fixtures_path)
     options = frozenset({"strict-rfc"} if strict_rfc else ())
@@ -52,6 +54,7 @@ def make_sandbox(
         plugin,
         Behaviours(faults, profile),
         options & plugin.options,
+        read_security(spec),
     )
     layout = sandbox.store.claim(profile.title, unmarked_owner=_timbrix_title(), layout=RECORD_LAYOUT)
     if reset:
