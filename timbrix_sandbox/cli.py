@@ -24,6 +24,11 @@ from timbrix_sandbox.http.server import BindError
 from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, contract_path, is_default, short_name
 from timbrix_sandbox.profiles.plugins import UnknownPlugin
 
+if t.TYPE_CHECKING:
+    from timbrix_sandbox.contract.security import Scheme
+    from timbrix_sandbox.engine.policy import Credential
+    from timbrix_sandbox.engine.sandbox import Sandbox
+
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
@@ -72,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3001)
     _add_store_options(serve)
     serve.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
+    serve.add_argument(
+        "--base-path",
+        metavar="PATH",
+        help="serve the contract's paths under PATH (default: the path of the contract's first server URL, "
+        "e.g. /v2 for https://api.example.com/v2; / without servers)",
+    )
     serve.add_argument("--reset", action="store_true", help="reset every organization to the fixtures on start")
     serve.add_argument(
         "--strict-rfc",
@@ -191,13 +202,14 @@ def serve(args: argparse.Namespace) -> int:
         strict_rfc=args.strict_rfc,
         faults=args.fault,
     )
-    app = create_app(sandbox, security)
+    app = create_app(sandbox, security, base_path=args.base_path)
     sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
-    print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
-    print(f"  Swagger UI   {base}/api/ui/")
-    print(f"  contract     {base}/api/openapi.json")
-    print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
+    api = base + app.base_path.rstrip("/")
+    print(f"timbrix-sandbox serving {sandbox.profile.title} at {api}/  (data: {data_dir or 'in memory'})")
+    print(f"  Swagger UI   {api}/ui/")
+    print(f"  contract     {api}/openapi.json")
+    print(f"  control      {base}/__sandbox/health, {base}/__sandbox/credentials, POST {base}/__sandbox/reset")
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
     if security.control_token:
@@ -208,13 +220,41 @@ def serve(args: argparse.Namespace) -> int:
             "tokens. The control API needs the control token above.",
             file=sys.stderr,
         )
-    print("  tokens:")
-    for user in sandbox.fixtures.users:
-        orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
-        print(f"    {user.token:<20} {user.name} ({orgs})")
+    _print_credentials(sandbox)
     sys.stdout.flush()
     run_server(app, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
+
+
+def _print_credentials(sandbox: Sandbox) -> None:
+    """The banner's credentials: every fixture user's, per security scheme of the contract
+    (``GET /__sandbox/credentials`` lists the same)."""
+    fixtures = sandbox.fixtures
+    if fixtures.source is None:
+        tenant = fixtures.default_organization
+        print(f"  no fixtures file: generated tenant {tenant!r} and user {fixtures.users[0].id!r}")
+    credentials = sandbox.policy.credentials()
+    if not sandbox.security.schemes:
+        print(f"  security     none: the contract is open (requests act in tenant {fixtures.default_organization!r})")
+        return
+    print("  credentials (scheme, how to send it, user and organizations):")
+    for credential in credentials:
+        user = next(u for u in fixtures.users if u.id == credential.user)
+        orgs = ", ".join(fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
+        scheme = sandbox.security.schemes[credential.scheme]
+        print(f"    {credential.scheme:<16} {_how_to_send(credential, scheme):<52} {user.name} ({orgs})")
+
+
+def _how_to_send(credential: Credential, scheme: Scheme) -> str:
+    if scheme.auth_scheme is None:  # an API key
+        if credential.location == "query":
+            return f"?{credential.name}={credential.value}"
+        if credential.location == "cookie":
+            return f"Cookie: {credential.name}={credential.value}"
+        return f"{credential.name}: {credential.value}"
+    if scheme.basic:
+        return f"Basic, user:password {credential.value}"
+    return f"Authorization: {scheme.auth_scheme.capitalize()} {credential.value}"
 
 
 def reset(args: argparse.Namespace) -> int:
