@@ -168,3 +168,27 @@ def test_the_shipped_profiles_keep_serving_at_api():
     for name in ("timbrix", "beel", "bookkeeping"):
         with create_app(make_sandbox(contract=name, data_dir=None)).test_client(base_url=LOCAL) as client:
             assert client.get("/__sandbox/health").json()["basePath"] == "/api"
+
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+def test_serve_a_public_spec_unmodified_without_fixtures(live_server_factory):
+    """petstore-expanded (no security, ``servers: https://petstore.swagger.io/v2``) starts with
+    no fixtures file, open, at ``/v2``; ``--base-path`` moves it."""
+    spec = CORPUS / "petstore-expanded.yaml"
+    if not spec.exists():
+        pytest.skip(f"the shared corpus is not beside the repository ({CORPUS})")
+    server = live_server_factory(data_dir=None, extra=["--contract", str(spec)])
+    with server.client() as client:
+        health = client.get("/__sandbox/health").json()
+        assert health["basePath"] == "/v2"
+        assert client.get("/__sandbox/credentials").json() == []
+        listing = client.get("/v2/pets")
+        assert listing.status_code not in (401, 403, 404), listing.text  # routed and open
+        assert client.get("/pets").status_code == 404
+    moved = live_server_factory(data_dir=None, extra=["--contract", str(spec), "--base-path", "/petstore"])
+    with moved.client() as client:
+        assert client.get("/__sandbox/health").json()["basePath"] == "/petstore"
+        assert client.get("/petstore/pets").status_code not in (401, 403, 404)
+        assert client.get("/v2/pets").status_code == 404
