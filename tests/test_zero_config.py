@@ -192,3 +192,13 @@ def test_serve_a_public_spec_unmodified_without_fixtures(live_server_factory):
         assert client.get("/__sandbox/health").json()["basePath"] == "/petstore"
         assert client.get("/petstore/pets").status_code not in (401, 403, 404)
         assert client.get("/v2/pets").status_code == 404
+
+
+def test_conformance_names_the_base_path_a_sandbox_serves_at(live_server_factory, tmp_path):
+    from conformance.model import Options, UsageProblem
+    from conformance.runner import run
+
+    contract = notes_contract(tmp_path, servers=[{"url": "https://notes.example.com/v2"}])
+    server = live_server_factory(data_dir=None, extra=["--contract", str(contract)])
+    with pytest.raises(UsageProblem, match=f"--base-url {server.url}/v2"):
+        run(Options(base_url=server.url, token="unused", contract=contract))

@@ -137,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         "conformance",
         help="check any implementation of the contract (exit 0 conformant, 1 violations, 2 usage/connection)",
     )
-    check.add_argument("--base-url", required=True, help="API root, e.g. http://127.0.0.1:3001/api")
+    check.add_argument(
+        "--base-url",
+        required=True,
+        help="API root, e.g. http://127.0.0.1:3001/api (a sandbox's: its URL + basePath of GET /__sandbox/health)",
+    )
     check.add_argument("--token", required=True, help="a token that is a member of --organization-id")
     check.add_argument("--organization-id", help="the organization to test in (Timbrix contract: required)")
     check.add_argument(
