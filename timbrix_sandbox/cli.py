@@ -241,12 +241,12 @@ def _print_credentials(sandbox: Sandbox) -> None:
     if not sandbox.security.schemes:
         print(f"  security     none: the contract is open (requests act in tenant {fixtures.default_organization!r})")
         return
-    print("  credentials (scheme, how to send it, user and organizations):")
+    print("  credentials  per security scheme (also at GET /__sandbox/credentials):")
     for credential in credentials:
         user = next(u for u in fixtures.users if u.id == credential.user)
         orgs = ", ".join(fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
         scheme = sandbox.security.schemes[credential.scheme]
-        print(f"    {credential.scheme:<16} {_how_to_send(credential, scheme):<52} {user.name} ({orgs})")
+        print(f"    {credential.scheme}: {_how_to_send(credential, scheme)}  ({user.name}; {orgs})")
 
 
 def _how_to_send(credential: Credential, scheme: Scheme) -> str:
@@ -257,7 +257,7 @@ def _how_to_send(credential: Credential, scheme: Scheme) -> str:
             return f"Cookie: {credential.name}={credential.value}"
         return f"{credential.name}: {credential.value}"
     if scheme.basic:
-        return f"Basic, user:password {credential.value}"
+        return f"Authorization: Basic base64(user:password), curl -u {credential.value}"
     return f"Authorization: {scheme.auth_scheme.capitalize()} {credential.value}"
 
 
