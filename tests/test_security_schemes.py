@@ -163,6 +163,8 @@ def test_a_bearer_token_is_refused_where_the_operation_asks_for_another_scheme(s
     refused = client.get(f"/v2/{scheme}-notes", headers=bearer)
     assert refused.status_code == 401
     assert refused.json()["message"] == "No authorization token provided"
+    if scheme == "basic":
+        assert refused.headers["WWW-Authenticate"] == 'Basic realm="timbrix-sandbox"'
     assert client.get("/v2/bearer-notes", headers=bearer).status_code == 200
 
 

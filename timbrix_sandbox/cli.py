@@ -198,6 +198,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
     security = security_policy(args)
+    if args.base_path is not None and ("://" in args.base_path or "?" in args.base_path or "{" in args.base_path):
+        raise UsageError(f"--base-path {args.base_path!r}: give a path such as /v2, not a URL or a template")
     sandbox = make_sandbox(
         contract=args.contract,
         data_dir=data_dir,

@@ -47,12 +47,22 @@ class Refusal(Exception):
     """A request the engine will not carry out: the HTTP layer renders it in the contract's
     error format (``kind`` and ``details`` feed formats that distinguish them)."""
 
-    def __init__(self, status: int, message: str, *, kind: str | None = None, details: t.Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        details: t.Any = None,
+        challenge: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
         self.details = details
+        self.challenge = challenge
+        """A 401's auth-scheme to name in ``WWW-Authenticate`` (``Basic``; ``None``: Bearer)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +219,18 @@ class AccessPolicy:
             return None
         if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
             return self._stand_in
-        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS)
+        raise Refusal(
+            401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=self._challenge(requirements)
+        )
+
+    def _challenge(self, requirements: tuple[Requirement, ...]) -> str | None:
+        """The auth-scheme of the first scheme the operation asks for, if it is an http one."""
+        for requirement in requirements:
+            for name, _ in requirement:
+                scheme = self.security.schemes.get(name)
+                if scheme is not None and scheme.auth_scheme is not None:
+                    return scheme.auth_scheme.capitalize()
+        return None
 
     def _meet(self, requirement: Requirement, read: CredentialReader) -> t.Any:
         """The caller all of ``requirement``'s schemes name, ``_ABSENT`` if one of them is

@@ -56,7 +56,8 @@ class Refused(ProblemException):
 
     def __init__(self, refusal: Refusal) -> None:
         title = "Unauthorized" if refusal.status == 401 else "Forbidden"
-        super().__init__(status=refusal.status, title=title, detail=refusal.message)
+        headers = {"WWW-Authenticate": f'{refusal.challenge} realm="timbrix-sandbox"'} if refusal.challenge else None
+        super().__init__(status=refusal.status, title=title, detail=refusal.message, headers=headers)
         self.ext = {"kind": refusal.kind, "details": refusal.details}
 
 
