@@ -39,7 +39,10 @@ def credential_reader(scope: Scope) -> CredentialReader:
     def read(location: str, name: str) -> str | None:
         if location == "header":
             wanted = name.lower().encode("latin-1")
-            return next((v.decode("latin-1") for k, v in scope["headers"] if k == wanted), None)
+            for key, value in scope["headers"]:
+                if key == wanted:
+                    return value.decode("latin-1")
+            return None
         if location == "query":
             query = scope.get("query_string", b"").decode("latin-1")
             return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), None)
