@@ -213,3 +213,24 @@ def test_a_contract_without_security_serves_everything(tmp_path):
             created = client.post("/plain-notes", json={"text": "x"})
             assert created.status_code == 201, created.text
             assert client.get(f"/plain-notes/{created.json()['id']}").json() == created.json()
+
+
+def test_the_security_table_follows_openapi_and_fails_closed():
+    from timbrix_sandbox.contract.security import read_security
+
+    spec = {
+        "security": [{"key": []}],
+        "paths": {
+            "/a": {"get": {"operationId": "inherits"}, "post": {"operationId": "open", "security": []}},
+            "/b": {"get": {"security": [{"oauth": ["write", "read"]}, {}]}},
+        },
+        "components": {"securitySchemes": {"key": {"$ref": "#/components/x/key"}, "oauth": SCHEMES["oauth"]}, "x": {
+            "key": {"type": "apiKey", "in": "cookie", "name": "sid"}}},
+    }
+    table = read_security(spec)
+    assert table.schemes["key"].location == "cookie" and table.schemes["key"].field == "sid"
+    assert table.of("inherits") == ((("key", ()),),)
+    assert table.of("open") == ()
+    assert table.of("get_/b") == ((("oauth", ("write", "read")),), ())
+    # An operation the table does not know (an id a router made up) needs the document's security.
+    assert table.of("made-up") == table.of(None) == ((("key", ()),),)

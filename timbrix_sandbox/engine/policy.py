@@ -170,6 +170,7 @@ class AccessPolicy:
         self.rules = {op_id: self._rule(op) for op_id, op in profile.operations.items()}
         self._alternatives = {op_id: self._compile(reqs) for op_id, reqs in security.requirements.items()}
         self._challenges = {op_id: self._challenge(reqs) for op_id, reqs in security.requirements.items()}
+        self._default = (self._compile(security.default), self._challenge(security.default))
         # Fixture users never change while a sandbox runs: one Caller each, not one per request.
         self._callers = {user.token: Caller.of(user) for user in fixtures.users}
         self._basic = {(user.id, user.token): self._callers[user.token] for user in fixtures.users}
@@ -192,13 +193,16 @@ class AccessPolicy:
                 )
         return out
 
-    def authenticate(self, operation_id: str, read: CredentialReader) -> Caller | None:
+    def authenticate(self, operation_id: str | None, read: CredentialReader) -> Caller | None:
         """The caller the request's credentials name (``None``: an open operation, or one whose
         alternatives include ``{}``, called without credentials), or a :class:`Refusal`: 401
         (none of the alternatives presented, or presented but unknown) or 403 (a known caller
         without the scopes of any alternative it met). As OpenAPI defines it, the first
         alternative met wins; the schemes of one alternative must all name the same user."""
-        alternatives = self._alternatives.get(operation_id)
+        alternatives = self._alternatives.get(operation_id) if operation_id is not None else None
+        challenge = self._challenges.get(operation_id) if operation_id is not None else None
+        if alternatives is None:  # not in the contract's table: its document-level security
+            alternatives, challenge = self._default
         if not alternatives:
             return None
         invalid: _Invalid | None = None
@@ -230,7 +234,7 @@ class AccessPolicy:
         if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
             return self._stand_in
         raise Refusal(
-            401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=self._challenges[operation_id]
+            401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=challenge
         )
 
     def _compile(self, requirements: tuple[Requirement, ...]) -> tuple[_Alternative, ...]:

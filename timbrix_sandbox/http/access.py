@@ -77,7 +77,7 @@ class AccessMiddleware:
         if scope["type"] == "http":
             routing = scope.get("extensions", {}).get("connexion_routing", {})
             operation_id = routing.get("operation_id")
-            if operation_id is not None and routing.get("api_base_path") != CONTROL_BASE_PATH:
+            if routing and routing.get("api_base_path") != CONTROL_BASE_PATH:
                 policy = self.sandbox.policy
                 try:
                     caller = policy.authenticate(operation_id, credential_reader(scope))
