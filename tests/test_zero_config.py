@@ -202,3 +202,24 @@ def test_conformance_names_the_base_path_a_sandbox_serves_at(live_server_factory
     server = live_server_factory(data_dir=None, extra=["--contract", str(contract)])
     with pytest.raises(UsageProblem, match=f"--base-url {server.url}/v2"):
         run(Options(base_url=server.url, token="unused", contract=contract))
+
+
+def test_the_contracts_valid_examples_are_the_default_tenants_first_records(tmp_path):
+    contract = notes_contract(tmp_path)
+    spec = yaml.safe_load(contract.read_text(encoding="utf-8"))
+    read = spec["paths"]["/notes/{noteId}"]["get"]["responses"]["200"]["content"]["application/json"]
+    read["examples"] = {
+        "first": {"value": {"id": "n1", "text": "from the docs"}},
+        "no id": {"value": {"text": "cannot be keyed"}},
+        "invalid": {"value": {"id": "n2", "text": 7}},
+    }
+    listing = spec["paths"]["/notes"]["get"]["responses"]["200"]["content"]["application/json"]
+    listing["example"] = [{"id": "n1", "text": "from the docs"}, {"id": "n3", "text": "second"}]
+    contract.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    with create_app(make_sandbox(contract=contract, data_dir=None)).test_client(base_url=LOCAL) as client:
+        assert client.get("/notes").json() == [{"id": "n1", "text": "from the docs"}, {"id": "n3", "text": "second"}]
+        assert client.get("/notes/n3").json() == {"id": "n3", "text": "second"}
+        assert client.get("/notes/n2").status_code == 404
+        client.post("/notes", json={"text": "mine"})
+        client.post("/__sandbox/reset")
+        assert [note["id"] for note in client.get("/notes").json()] == ["n1", "n3"]
