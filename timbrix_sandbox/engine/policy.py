@@ -233,9 +233,7 @@ class AccessPolicy:
             return None
         if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
             return self._stand_in
-        raise Refusal(
-            401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=challenge
-        )
+        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=challenge)
 
     def _compile(self, requirements: tuple[Requirement, ...]) -> tuple[_Alternative, ...]:
         out = []
@@ -350,7 +348,6 @@ class AccessPolicy:
         if tenant not in memberships and not self.behaviours.ignores_membership():
             raise Refusal(403, message)
         return tenant
-
 
     def _open_tenant(
         self, rule: TenantRule, path_values: t.Mapping[str, t.Any], headers: t.Mapping[str, str]
