@@ -223,3 +223,6 @@ def test_the_contracts_valid_examples_are_the_default_tenants_first_records(tmp_
         client.post("/notes", json={"text": "mine"})
         client.post("/__sandbox/reset")
         assert [note["id"] for note in client.get("/notes").json()] == ["n1", "n3"]
+        client.post("/notes", json={"text": "mine"})
+        assert client.post("/__sandbox/reset/default").json()["organizations"] == ["default"]
+        assert [note["id"] for note in client.get("/notes").json()] == ["n1", "n3"]
