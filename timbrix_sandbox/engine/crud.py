@@ -20,8 +20,6 @@ renders both.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import typing as t
 import uuid
 
@@ -33,31 +31,26 @@ from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now,
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
 from timbrix_sandbox.engine.policy import Refusal
-from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import RecordStore
 
 Record = dict[str, t.Any]
 
 
 class IdGenerator:
-    """New ids in the format the schema asks for; integer ids count up per resource from the
-    largest one stored (ids are unique across tenants, like a real database's)."""
+    """New ids in the format the schema asks for. Integer ids count up per resource from the
+    largest one stored (unique across tenants, like a real database's); the store counts them,
+    because with several processes on one store no process may count alone."""
 
-    def __init__(self) -> None:
-        self._counters: dict[str, itertools.count] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
 
-    def new(self, resource: Resource, existing: t.Callable[[], t.Iterable[str]]) -> t.Any:
+    def new(self, resource: Resource) -> t.Any:
         if resource.id_kind == "uuid":
             return str(uuid.uuid4())
         if resource.id_kind == "objectid":
             return new_object_id()
         if resource.id_kind == "integer":
-            with self._lock:
-                counter = self._counters.get(resource.name)
-                if counter is None:
-                    start = max((int(i) for i in existing() if str(i).isdigit()), default=0) + 1
-                    counter = self._counters[resource.name] = itertools.count(start)
-                return next(counter)
+            return self.store.next_integer_id(resource.name)
         return new_object_id()
 
 
@@ -68,7 +61,7 @@ class Engine:
     def __init__(
         self,
         profile: Profile,
-        store: Store,
+        store: RecordStore,
         plugin: DomainPlugin,
         behaviours: Behaviours,
         options: frozenset[str] = frozenset(),
@@ -78,7 +71,7 @@ class Engine:
         self.plugin = plugin
         self.behaviours = behaviours
         self.options = options
-        self.ids = IdGenerator()
+        self.ids = IdGenerator(store)
 
     def operations(self) -> dict[str, EngineOperation]:
         """operationId -> callable for every operation served: the plug-in's own, then CRUD."""
@@ -172,11 +165,7 @@ class CrudOperation:
         now = utc_now()
         record = apply_body(self._fresh(tenant, now), body, self.operation.body_schema, skip=resource.id_field)
         store = engine.store
-
-        def existing() -> t.Iterable[str]:
-            return (d["id"] for s in store.scopes(self.name) for d in store.list(self.name, s))
-
-        record[resource.id_field] = engine.ids.new(resource, existing)
+        record[resource.id_field] = engine.ids.new(resource)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now

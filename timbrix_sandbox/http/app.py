@@ -24,7 +24,7 @@ from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
-from timbrix_sandbox.http.control import control_operations
+from timbrix_sandbox.http.control import ServingProcesses, control_operations
 from timbrix_sandbox.http.errors import (
     CONTROL_BASE_PATH,
     CONTROL_ERRORS,
@@ -82,10 +82,11 @@ def _path_methods(spec: dict) -> PathMethods:
     )
 
 
-def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
+def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, serving: ServingProcesses | None = None):
     """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
     one). ``security`` is the local server's policy (Host allowlist,
-    control API protection, CORS; see ``local_security.py``); by default, loopback only."""
+    control API protection, CORS; see ``local_security.py``); by default, loopback only.
+    ``serving``: the processes serving it (``serve --workers``), for the health answer."""
     compat.install()
     security = security or SecurityPolicy()
 
@@ -97,7 +98,7 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
         gc.collect()
         gc.freeze()
         yield
-        sandbox.store.close()  # compact journals into snapshots on a clean shutdown
+        sandbox.store.close()  # TinyDB: compact journals into snapshots; PostgreSQL: close the pool
 
     app = connexion.AsyncApp(__name__, lifespan=lifespan)
     options = dict(
@@ -111,7 +112,7 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
     allowed.add_spec(API_BASE_PATH, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
     app.add_api(api, base_path=API_BASE_PATH, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
-    control_resolver = FunctionResolver(control_operations(sandbox).__getitem__)
+    control_resolver = FunctionResolver(control_operations(sandbox, serving).__getitem__)
     app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
