@@ -57,8 +57,9 @@ def wait_until_healthy(
             return "exited"
         try:
             with urllib.request.urlopen(request, timeout=1) as response:
-                pid = json.loads(response.read()).get("pid")
-            return "ready" if pid == process.pid else "other"
+                health = json.loads(response.read())
+            # with --workers, a worker answers: it names the serve process as serverPid
+            return "ready" if process.pid in (health.get("pid"), health.get("serverPid")) else "other"
         except (OSError, ValueError):
             time.sleep(0.05)
     return "timeout"
