@@ -203,3 +203,10 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return postgres_server.url(schema=schema)
+
+
+@pytest.fixture(params=["tinydb", "postgresql"])
+def any_store(request: pytest.FixtureRequest) -> str | None:
+    """For tests that must hold on both stores: ``None`` (TinyDB, in memory) or the URL of an
+    empty PostgreSQL schema; pass it as ``make_sandbox(store=...)``."""
+    return None if request.param == "tinydb" else request.getfixturevalue("postgres_url")
