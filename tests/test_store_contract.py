@@ -267,6 +267,30 @@ def test_a_reset_is_seen_by_every_process_and_an_update_waiting_on_it_applies_af
     assert second.update("c", "org", rec(2)["id"], lambda r: {**r, "n": 1}) is None, "reset away"
 
 
+def test_an_update_after_another_process_wrote_applies_to_what_it_wrote(two_workers):
+    """A process remembers what it wrote last (one round trip per update); another process's
+    write, a reset or a delete in between must never be overwritten, and a change that would
+    refuse the remembered record is judged on the stored one."""
+    first, second = two_workers
+    first.insert("c", "org", rec(1))
+    first.update("c", "org", rec(1)["id"], lambda r: {**r, "n": 1, "by": "first"})
+    second.update("c", "org", rec(1)["id"], lambda r: {**r, "n": 2, "by": "second"})
+
+    def only_after_two(record: dict) -> dict:
+        if record["n"] != 2:
+            raise ValueError(f"judged on n={record['n']}")
+        return {**record, "n": 3}
+
+    assert first.update("c", "org", rec(1)["id"], only_after_two) == {**rec(1), "n": 3, "by": "second"}
+    second.replace_partitions({("c", "org"): [rec(1, n=10)]})
+    assert first.update("c", "org", rec(1)["id"], lambda r: {**r, "n": r["n"] + 1}) == rec(1, n=11)
+    second.delete("c", "org", rec(1)["id"])
+    assert first.update("c", "org", rec(1)["id"], lambda r: {**r, "n": 99}) is None
+    second.replace_partitions({("c", "org"): [rec(1)]})  # the same id again, as a reset brings back a fixture
+    assert first.update("c", "org", rec(1)["id"], lambda r: {**r, "n": r["n"] + 1}) == rec(1, n=1)
+    assert second.get("c", "org", rec(1)["id"]) == rec(1, n=1)
+
+
 def test_integer_ids_are_unique_across_processes(two_workers):
     got = [store.next_integer_id("c") for _ in range(5) for store in two_workers]
     assert sorted(got) == list(range(1, 11))

@@ -34,6 +34,7 @@ from timbrix_sandbox.engine.policy import Refusal
 from timbrix_sandbox.engine.stores import RecordStore
 
 Record = dict[str, t.Any]
+_T = t.TypeVar("_T")
 
 
 class IdGenerator:
@@ -133,20 +134,32 @@ class CrudOperation:
     def _key(self, params: t.Mapping[str, t.Any]) -> str:
         return record_key(params[self.resource.id_param])
 
+    async def _read(self, read: t.Callable[..., _T], *args: t.Any) -> _T:
+        """A store read: on the event loop for TinyDB (memory, microseconds), in a worker
+        thread for a store whose reads wait on a database (``RecordStore.blocking_reads``), so
+        that the loop keeps serving other requests meanwhile."""
+        if self.engine.store.blocking_reads:
+            return await anyio.to_thread.run_sync(read, *args)
+        return read(*args)
+
     # -- actions --------------------------------------------------------------------------------
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store = self.engine.store
         if self.engine.behaviours.lists_across_tenants():
-            docs = [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
+            docs = await self._read(
+                lambda: [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
+            )
         else:
-            docs = store.peek_all(self.name, tenant)
+            docs = await self._read(store.peek_all, self.name, tenant)
         return self._answer([self._view(doc["data"]) for doc in docs])
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
-        doc = store.peek(self.name, tenant, key)
+        doc = await self._read(store.peek, self.name, tenant, key)
         if doc is None and self.engine.behaviours.reads_across_tenants():
-            doc = next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
+            doc = await self._read(
+                lambda: next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
+            )
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(doc["data"]))
@@ -176,7 +189,8 @@ class CrudOperation:
         engine.behaviours.check_body(body)
         upsert = engine.behaviours.upsert_field()
         if upsert is not None and upsert in record:
-            same = next((d for d in store.list(self.name, tenant) if d["data"].get(upsert) == record[upsert]), None)
+            docs = await self._read(store.list, self.name, tenant)
+            same = next((d for d in docs if d["data"].get(upsert) == record[upsert]), None)
             if same is not None:
                 return self._answer(self._view(same["data"]))
         if engine.behaviours.persists("create"):
@@ -221,7 +235,7 @@ class CrudOperation:
 
     async def delete(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
-        doc = store.get(self.name, tenant, key)
+        doc = await self._read(store.get, self.name, tenant, key)
         if doc is None:
             raise Refusal(404, self.not_found)
         if self.engine.behaviours.persists("delete"):

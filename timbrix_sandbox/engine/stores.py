@@ -64,6 +64,12 @@ class RecordStore(t.Protocol):
         """Several processes may serve this store at once (``serve --workers``)."""
         ...
 
+    @property
+    def blocking_reads(self) -> bool:
+        """Reads wait on I/O (a database round trip): the engine runs them in a worker thread,
+        off the event loop. TinyDB reads memory: they run on the loop."""
+        ...
+
     def get(self, collection: str, scope: str, record_id: str) -> Record | None: ...
 
     def peek(self, collection: str, scope: str, record_id: str) -> Record | None:
@@ -133,6 +139,10 @@ class TinyDBStore(Store):
 
     @property
     def shared(self) -> bool:
+        return False
+
+    @property
+    def blocking_reads(self) -> bool:
         return False
 
     def next_integer_id(self, collection: str) -> int:
