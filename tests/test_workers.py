@@ -1,19 +1,18 @@
 """Several workers, one state: ``serve --workers 2 --store postgresql://...`` as a user runs it
-(a real server process, a real PostgreSQL server), hit concurrently over HTTP."""
+(a real server process, a real PostgreSQL server), hit concurrently over HTTP. (TinyDB refusing
+``--workers`` is in ``test_cli_usage.py``.)"""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
-from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, ROOT, VALID_CREATE, LiveServer, customer_url, customers_url
+from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, VALID_CREATE, LiveServer, customer_url, customers_url
 
 FIXTURE_CUSTOMERS = 14  # Dunder Mifflin's customers in the fixtures
 FIELDS = {  # fields a PUT may set to any text: one per concurrent writer
@@ -50,15 +49,6 @@ def stored(customer: dict, field: str):
     for part in STORED[field]:
         value = value[part]
     return value
-
-
-def test_tinydb_refuses_workers(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "timbrix_sandbox", "serve", "--workers", "2", "--data-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "--workers 2 needs a store that several processes share (--store postgresql://...)" in result.stderr
 
 
 def test_two_workers_share_one_state_no_lost_update_no_id_collision(workers):

@@ -115,7 +115,7 @@ class PostgresStore:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     conn.execute(SCHEMA)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot use the database {redacted(url)}: {str(exc).strip()}") from None
+            raise StoreUnavailable(f"cannot use the database {redacted(url)}: {' '.join(str(exc).split())}") from None
         self._pool = ConnectionPool(
             url,
             min_size=pool_min,
