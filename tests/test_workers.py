@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import httpx
 import pytest
-from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, VALID_CREATE, LiveServer, customer_url, customers_url
+from conftest import DOCS_CUSTOMER, DUNDER, MICHAEL, ROOT, VALID_CREATE, LiveServer, customer_url, customers_url
+
+from timbrix_sandbox.testing import wait_until_healthy
 
 FIXTURE_CUSTOMERS = 14  # Dunder Mifflin's customers in the fixtures
 FIELDS = {  # fields a PUT may set to any text: one per concurrent writer
@@ -153,3 +158,50 @@ def test_killing_a_worker_mid_load_loses_no_acknowledged_write(workers, postgres
         time.sleep(0.2)
     with workers.client() as client:  # the replacement did not seed again over the data
         assert {c["id"] for c in client.get(customers_url(), headers=MICHAEL).json()} >= set(acknowledged)
+
+
+def test_a_starting_server_waits_for_another_ones_seeding(postgres_url, postgres_server):
+    """Seeding once across processes: while one process holds the startup lock (claiming and
+    seeding), a starting ``serve`` waits for it instead of seeding too."""
+    import psycopg
+
+    from timbrix_sandbox.engine.stores import open_store
+
+    holder = open_store(postgres_url)
+    server = LiveServer(None, store=postgres_url)
+    try:
+        with holder.startup():
+            server.process = subprocess.Popen(
+                [sys.executable, "-m", "timbrix_sandbox", "serve", "--port", str(server.port), "--store", postgres_url],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+                while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                       ).fetchone()[0]:  # fmt: skip
+                    assert server.process.poll() is None and time.monotonic() < deadline, "serve never waited"
+                    time.sleep(0.05)
+            with pytest.raises(httpx.TransportError):
+                httpx.get(server.url + "/__sandbox/health", timeout=1)
+        assert wait_until_healthy(server.url, server.process) == "ready"
+        with server.client() as client:
+            assert len(client.get(customers_url(), headers=MICHAEL).json()) == FIXTURE_CUSTOMERS
+    finally:
+        if server.process is not None:
+            server.stop()
+        holder.close()
+
+
+def test_offline_reset_of_a_database_that_workers_serve(workers, postgres_url):
+    with workers.client() as client:
+        assert client.post(customers_url(), json=VALID_CREATE, headers=MICHAEL).status_code == 201
+        assert len(client.get(customers_url(), headers=MICHAEL).json()) == FIXTURE_CUSTOMERS + 1
+    done = subprocess.run(
+        [sys.executable, "-m", "timbrix_sandbox", "reset", "--store", postgres_url, "--organization", DUNDER],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["organizations"] == [DUNDER]
+    for _ in range(4):
+        with workers.client() as client:
+            assert len(client.get(customers_url(), headers=MICHAEL).json()) == FIXTURE_CUSTOMERS
