@@ -13,9 +13,6 @@ import typing as t
 import urllib.error
 import urllib.request
 
-if t.TYPE_CHECKING:
-    from timbrix_sandbox.engine.sandbox import Sandbox
-
 from timbrix_sandbox import __version__
 from timbrix_sandbox.contract.model import ContractError
 from timbrix_sandbox.engine.faults import UnknownFault, available
@@ -27,6 +24,9 @@ from timbrix_sandbox.http.local_security import SecurityPolicy
 from timbrix_sandbox.http.server import BindError
 from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, contract_path, is_default, short_name
 from timbrix_sandbox.profiles.plugins import UnknownPlugin
+
+if t.TYPE_CHECKING:
+    from timbrix_sandbox.engine.sandbox import Sandbox
 
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 STORE_ENV = "TIMBRIX_SANDBOX_STORE"
