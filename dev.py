@@ -42,7 +42,7 @@ def ensure_environment() -> None:
         return
     print("installing timbrix-sandbox and its pinned dependencies into .venv ...", file=sys.stderr)
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test,postgresql]"], check=True, cwd=ROOT)
     STAMP.write_text(_fingerprint())
 
 

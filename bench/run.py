@@ -8,6 +8,7 @@ JSON to bench/results/<date>.json so runs can be compared over time.
     python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
     python3 dev.py bench --only conformance     # a default conformance run against the sandbox
     python3 dev.py bench --only peer            # the BeeL contract (generic layer) vs Prism and vs Timbrix
+    python3 dev.py bench --only store-pg        # TinyDB vs PostgreSQL, 1 vs 2 workers (a throwaway PG server)
     python3 dev.py bench --only long-fuzz       # opt-in: >= 20,000 schemathesis cases across seeds
 
 Servers run pinned to CPU 0 and wrk to CPU 1 (taskset), as in the issue's reference figures.
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from timbrix_sandbox.engine.fixtures import load_fixtures  # noqa: E402
 from timbrix_sandbox.engine.store import Store  # noqa: E402
 from timbrix_sandbox.profiles import CONTRACTS, TIMBRIX_FIXTURES  # noqa: E402
-from timbrix_sandbox.testing import stop_process  # noqa: E402
+from timbrix_sandbox.testing import PostgresServer, stop_process  # noqa: E402
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
@@ -70,11 +71,13 @@ def _percentile(values: list[float], q: float) -> float:
 class Server:
     """A server process pinned to SERVER_CPU; startup is measured to the first 200."""
 
-    def __init__(self, command: list[str], probe_url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], probe_url: str, headers: dict[str, str] | None = None, cpu: str | None = SERVER_CPU
+    ) -> None:
         self.probe_url = probe_url
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            _pinned(command, SERVER_CPU), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            _pinned(command, cpu) if cpu else command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         while True:
             try:
@@ -92,16 +95,25 @@ class Server:
         stop_process(self.process)
 
 
-def sandbox(data_dir: str | None = None, fast_path: bool = True, contract: Path | None = None) -> tuple[Server, str]:
+def sandbox(
+    data_dir: str | None = None,
+    fast_path: bool = True,
+    contract: Path | None = None,
+    store_url: str | None = None,
+    workers: int = 1,
+    cpu: str | None = SERVER_CPU,
+) -> tuple[Server, str]:
     port = _free_port()
     store = ["--data-dir", data_dir] if data_dir else ["--in-memory"]
+    if store_url:
+        store = ["--store", store_url, "--workers", str(workers)]
     command = [sys.executable, "-m", "timbrix_sandbox", "serve", "--port", str(port), "--log-level", "warning", *store]
     if contract is not None:
         command += ["--contract", str(contract)]
     if not fast_path:
         command = ["env", "TIMBRIX_SANDBOX_FASTPATH=0", *command]
     url = f"http://127.0.0.1:{port}"
-    return Server(command, url + "/__sandbox/health"), url + "/api"
+    return Server(command, url + "/__sandbox/health", cpu=cpu), url + "/api"
 
 
 def prism(contract: Path = ROOT / "openapi.yaml", probe_path: str | None = None, auth: str = AUTH):
@@ -436,6 +448,97 @@ def bench_peer(seconds: int) -> dict:
     return results
 
 
+STORE_PG_RUNS = {
+    # name: (store, workers, sandbox CPUs)
+    "TinyDB file, 1 process, CPU0": ("tinydb", 1, SERVER_CPU),
+    "PostgreSQL, 1 worker, CPU0": ("postgresql", 1, SERVER_CPU),
+    "PostgreSQL, 2 workers, CPU0": ("postgresql", 2, SERVER_CPU),
+    "PostgreSQL, 1 worker, unpinned": ("postgresql", 1, None),
+    "PostgreSQL, 2 workers, unpinned": ("postgresql", 2, None),
+}
+
+
+def _spread_put_script(directory: str) -> str:
+    """A wrk script like put.lua, each request to the next of the organization's fixture
+    customers in turn (put.lua updates one record: every write waits for the previous one)."""
+    ids = [c["id"] for c in load_fixtures(TIMBRIX_FIXTURES).records["customers"][ORG]]
+    paths = ", ".join(f'"/api/organizations/{ORG}/customers/{i}"' for i in ids)
+    script = Path(directory) / "put_spread.lua"
+    script.write_text(
+        f"""wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+local paths = {{{paths}}}
+local n = 0
+request = function()
+  n = n + 1
+  wrk.body = string.format('{{"legalName": "Dunder Mifflin %d", "addressInterior": "%d"}}', n % 1000, n % 50)
+  return wrk.format(nil, paths[(n % #paths) + 1])
+end
+"""
+    )
+    return str(script)
+
+
+STORE_PG_ENDPOINTS = ("GET customer by id", "PUT update", "PUT 14 records")
+
+
+def bench_store_pg(seconds: int) -> dict:
+    """The same GET and PUT (32 connections, wrk on CPU1) on TinyDB and on PostgreSQL, and with
+    1 vs 2 workers on PostgreSQL. The PostgreSQL server is a throwaway cluster (Debian's package,
+    fsync and synchronous_commit on, defaults otherwise), unpinned: on 2 cores it shares them
+    with the sandbox and wrk. Pinned runs keep every worker on CPU0 (what a second worker adds
+    there is overlap of database waits); unpinned runs let the workers use both cores."""
+    results: dict = {"load_before": os.getloadavg()}
+    pg = PostgresServer().start()
+    try:
+        for name, (kind, workers, cpu) in STORE_PG_RUNS.items():
+            tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+            url = None
+            if kind == "postgresql":
+                url = pg.url(schema=f"run{len(results)}")
+                subprocess.run([str(pg.bin_dir / "psql"), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+                                "-c", f"CREATE SCHEMA run{len(results)}"], check=True)  # fmt: skip
+            server, api = sandbox(tmp, store_url=url, workers=workers, cpu=cpu)
+            try:
+                results[name] = {"startup_s": round(server.startup, 3)}
+                wrk(api + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
+                for endpoint in STORE_PG_ENDPOINTS:
+                    path, script = ENDPOINTS.get(endpoint) or ("", _spread_put_script(tmp))
+                    results[name][endpoint] = wrk(api + path, seconds, script)
+            finally:
+                server.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        pg.stop()
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def _print_store_pg(runs: dict) -> None:
+    print(
+        "\nTinyDB vs PostgreSQL, 1 vs 2 workers: GET by id, PUT of one record, PUT spread over 14 records;"
+        f" 32 connections, wrk on CPU1; load average before {runs['load_before'][0]:.1f}, after"
+        f" {runs['load_after'][0]:.1f}"
+    )
+    base = runs["TinyDB file, 1 process, CPU0"]
+    one = {True: runs["PostgreSQL, 1 worker, CPU0"], False: runs["PostgreSQL, 1 worker, unpinned"]}
+    print(f"{'run':<34}" + "".join(f" {label:>9} {'p99':>6} {'vs TinyDB':>9} {'vs 1w':>6}"
+                                   for label in ("GET req/s", "PUT 1 rec", "PUT 14")))  # fmt: skip
+    for name in STORE_PG_RUNS:
+        row = runs[name]
+        single = one["CPU0" in name]
+        line = f"{name:<34}"
+        for endpoint in STORE_PG_ENDPOINTS:
+            figures = row[endpoint]
+            line += f" {figures['req_per_s']:>9.0f} {figures['p99_ms']:>6.2f}"
+            line += f" {figures['req_per_s'] / base[endpoint]['req_per_s']:>8.2f}x"
+            ratio = figures["req_per_s"] / single[endpoint]["req_per_s"]
+            line += f" {ratio:>5.2f}x" if "PostgreSQL" in name else f" {'':>6}"
+            if figures["non_2xx"]:
+                line += f" ({figures['non_2xx']} non-2xx)"
+        print(line)
+
+
 def _print_peer(peer: dict) -> None:
     print("\nBeeL contract through the generic layer (file store, validation on), 32 connections")
     print(
@@ -503,12 +606,12 @@ def _print_rows(title: str, header: str, rows: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "long-fuzz"])
+    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     args = parser.parse_args()
-    if args.only in (None, "http", "scale", "peer") and not shutil.which("wrk"):
+    if args.only in (None, "http", "scale", "peer", "store-pg") and not shutil.which("wrk"):
         print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
         return 2
 
@@ -556,6 +659,9 @@ def main() -> int:
     if args.only in (None, "peer"):
         report["peer"] = bench_peer(args.seconds)
         _print_peer(report["peer"])
+    if args.only in (None, "store-pg"):
+        report["store_pg"] = bench_store_pg(args.seconds)
+        _print_store_pg(report["store_pg"])
     if args.only == "long-fuzz":  # opt-in only: minutes, not seconds
         fuzz = report["long_fuzz"] = long_fuzz(args.cases, max_examples=150)
         print(

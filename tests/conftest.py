@@ -15,7 +15,7 @@ import pytest
 
 from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
-from timbrix_sandbox.testing import free_port, stop_process, wait_until_healthy
+from timbrix_sandbox.testing import PostgresServer, free_port, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 DUNDER = "550e8400-e29b-41d4-a716-446655440000"
@@ -76,8 +76,9 @@ class PortTaken(Exception):
 class LiveServer:
     """``timbrix-sandbox serve`` in a subprocess; only ever signals its own PID."""
 
-    def __init__(self, data_dir: Path | None, extra: t.Sequence[str] = ()) -> None:
+    def __init__(self, data_dir: Path | None, extra: t.Sequence[str] = (), store: str | None = None) -> None:
         self.data_dir = data_dir
+        self.store = store
         self.extra = list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -110,7 +111,10 @@ class LiveServer:
             "--log-level",
             "warning",
         ]
-        args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--in-memory"]
+        if self.store:
+            args += ["--store", self.store]
+        else:
+            args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--in-memory"]
         self.process = subprocess.Popen(
             args + self.extra, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -143,8 +147,10 @@ class LiveServer:
 def live_server_factory(tmp_path):
     started: list[LiveServer] = []
 
-    def start(data_dir: Path | None = tmp_path / "data", extra: t.Sequence[str] = ()) -> LiveServer:
-        server = LiveServer(data_dir, extra).start()
+    def start(
+        data_dir: Path | None = tmp_path / "data", extra: t.Sequence[str] = (), store: str | None = None
+    ) -> LiveServer:
+        server = LiveServer(data_dir, extra, store).start()
         started.append(server)
         return server
 
@@ -176,3 +182,31 @@ def assert_violation(violation: t.Any, rule: str, message: str, field: str) -> N
     """A CFDI rule broken, named, worded and placed as the vendor does."""
     assert violation is not None
     assert (violation.rule, violation.message, violation.field) == (rule, message, field)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> t.Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (Debian's package: ``.ci/run`` installs it), in a
+    temporary directory, run as an unprivileged user when the tests run as root, stopped by its
+    PID at the end. Each test gets its own schema (:func:`postgres_url`)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A URL whose ``search_path`` is a new, empty schema: a store of its own for one test."""
+    import psycopg
+
+    schema = "t_" + os.urandom(6).hex()
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return postgres_server.url(schema=schema)
+
+
+@pytest.fixture(params=["tinydb", "postgresql"])
+def any_store(request: pytest.FixtureRequest) -> str | None:
+    """For tests that must hold on both stores: ``None`` (TinyDB, in memory) or the URL of an
+    empty PostgreSQL schema; pass it as ``make_sandbox(store=...)``."""
+    return None if request.param == "tinydb" else request.getfixturevalue("postgres_url")

@@ -105,3 +105,23 @@ def test_a_damaged_data_dir_names_the_file_and_the_way_out(tmp_path):
     assert repaired.returncode == 0, repaired.stderr
     assert list(data.glob("damaged-*/customers/*")), "the damaged files are kept aside"
     assert _run("reset", "--data-dir", str(data)).returncode == 0  # opens cleanly now
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--store", "postgresql://127.0.0.1/x", "--in-memory"], "--store names the store: it cannot be combined"),
+        (["--store", "./data"], "--store './data' is not a postgresql:// URL (a TinyDB directory is --data-dir)"),
+        (["--workers", "2", "--in-memory"], "--workers 2 needs a store that several processes share"),
+        (["--workers", "0", "--store", "postgresql://127.0.0.1/x"], "--workers must be at least 1"),
+        (
+            ["--store", "postgresql://u:secret@127.0.0.1:9/db?connect_timeout=2"],
+            "cannot use the database postgresql://u:***@127.0.0.1:9/db?connect_timeout=2: ",
+        ),
+    ],
+    ids=["with-in-memory", "not-a-url", "workers-on-tinydb", "no-workers", "unreachable"],
+)
+def test_store_and_workers_usage(args, expected):
+    result = _run("serve", "--port", str(free_port()), *args)
+    _assert_usage_error(result, expected)
+    assert "secret" not in result.stderr

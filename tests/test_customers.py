@@ -1,5 +1,5 @@
 """Every customers operation: create/read/list/update/delete, partial-update semantics,
-timestamps and defaults."""
+timestamps and defaults; on both stores (TinyDB in memory, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from conftest import (
     DOCS_CUSTOMER,
     DUNDER,
+    LOCAL,
     MICHAEL,
     PRINCE,
     PRINCE_TOKEN,
@@ -17,7 +18,16 @@ from conftest import (
     customers_url,
 )
 
+from timbrix_sandbox.http.app import create_app
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
+
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
+
+
+@pytest.fixture
+def client(any_store):
+    with create_app(make_sandbox(store=any_store)).test_client(base_url=LOCAL) as test_client:
+        yield test_client
 
 
 def create(client, body=None, org=DUNDER, headers=MICHAEL):

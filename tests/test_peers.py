@@ -41,8 +41,9 @@ def beel():
 
 
 @pytest.fixture
-def books():
-    with create_app(make_sandbox(contract=BOOKKEEPING)).test_client(base_url=LOCAL) as client:
+def books(any_store):
+    """On both stores: the integer ids come from the store (one sequence for every process)."""
+    with create_app(make_sandbox(contract=BOOKKEEPING, store=any_store)).test_client(base_url=LOCAL) as client:
         yield client
 
 

@@ -18,6 +18,7 @@ from timbrix_sandbox.contract.model import ContractError
 from timbrix_sandbox.engine.faults import UnknownFault, available
 from timbrix_sandbox.engine.fixtures import FixtureError
 from timbrix_sandbox.engine.store import DamagedStore, StoreInUse, WrongContract
+from timbrix_sandbox.engine.stores import StoreUnavailable, is_database_url
 from timbrix_sandbox.http.compat import UnpinnedLibrary
 from timbrix_sandbox.http.local_security import SecurityPolicy
 from timbrix_sandbox.http.server import BindError
@@ -30,8 +31,28 @@ if t.TYPE_CHECKING:
     from timbrix_sandbox.engine.sandbox import Sandbox
 
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
+STORE_ENV = "TIMBRIX_SANDBOX_STORE"
 CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
+
+
+def _store_url(args: argparse.Namespace) -> str | None:
+    """The shared store's URL (``--store``, else ``$TIMBRIX_SANDBOX_STORE`` unless a TinyDB
+    option was given), or ``None`` for TinyDB."""
+    in_memory = getattr(args, "in_memory", False)
+    if args.store:
+        if args.data_dir or in_memory:
+            raise UsageError("--store names the store: it cannot be combined with --data-dir or --in-memory")
+        chosen = args.store
+    elif args.data_dir or in_memory:
+        return None
+    else:
+        chosen = os.environ.get(STORE_ENV)
+        if not chosen:
+            return None
+    if not is_database_url(chosen):
+        raise UsageError(f"--store {chosen!r} is not a postgresql:// URL (a TinyDB directory is --data-dir)")
+    return chosen
 
 
 def _data_dir(args: argparse.Namespace) -> str | None:
@@ -49,6 +70,12 @@ def _data_dir(args: argparse.Namespace) -> str | None:
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help=f"a shared PostgreSQL store, postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (default: ${STORE_ENV}; "
+        "without it, the TinyDB store of --data-dir)",
+    )
     parser.add_argument(
         "--data-dir",
         help=f"where the TinyDB files live (default: ${DATA_DIR_ENV} or ./{DEFAULT_DATA_DIR}, "
@@ -82,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="serve the contract's paths under PATH (default: the path of the contract's first server URL, "
         "e.g. /v2 for https://api.example.com/v2; / without servers)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve with N processes (needs --store postgresql://...; TinyDB's directory belongs to one process)",
     )
     serve.add_argument("--reset", action="store_true", help="reset every organization to the fixtures on start")
     serve.add_argument(
@@ -196,23 +230,39 @@ def serve(args: argparse.Namespace) -> int:
     from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    data_dir = _data_dir(args)
+    store_url = _store_url(args)
+    data_dir = None if store_url else _data_dir(args)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and store_url is None:
+        raise UsageError(
+            f"--workers {args.workers} needs a store that several processes share (--store postgresql://...): "
+            "the TinyDB store (--data-dir, --in-memory) belongs to one process"
+        )
     security = security_policy(args)
     if args.base_path is not None and ("://" in args.base_path or "?" in args.base_path or "{" in args.base_path):
         raise UsageError(f"--base-path {args.base_path!r}: give a path such as /v2, not a URL or a template")
-    sandbox = make_sandbox(
-        contract=args.contract,
-        data_dir=data_dir,
-        fixtures_path=args.fixtures,
-        reset=args.reset,
-        strict_rfc=args.strict_rfc,
-        faults=args.fault,
-    )
+
+    def build(**options: t.Any) -> Sandbox:
+        return make_sandbox(
+            contract=args.contract,
+            data_dir=data_dir,
+            store=store_url,
+            fixtures_path=args.fixtures,
+            strict_rfc=args.strict_rfc,
+            faults=args.fault,
+            **options,
+        )
+
+    sandbox = build(reset=args.reset)  # claims and seeds the store once, before any worker starts
+    # With workers too: a contract or pin problem is reported once, here.
     app = create_app(sandbox, security, base_path=args.base_path)
     sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
     api = base + app.base_path.rstrip("/")
-    print(f"timbrix-sandbox serving {sandbox.profile.title} at {api}/  (data: {data_dir or 'in memory'})")
+    where = sandbox.store.location or "in memory"
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"timbrix-sandbox serving {sandbox.profile.title} at {api}/  (data: {where}{workers})")
     print(f"  Swagger UI   {api}/ui/")
     print(f"  contract     {api}/openapi.json")
     print(f"  control      {base}/__sandbox/health, {base}/__sandbox/credentials, POST {base}/__sandbox/reset")
@@ -228,6 +278,18 @@ def serve(args: argparse.Namespace) -> int:
         )
     _print_credentials(sandbox)
     sys.stdout.flush()
+    if args.workers > 1:
+        from timbrix_sandbox.http.workers import serve_workers
+
+        sandbox.store.close()  # each worker opens its own connections (no threads across fork)
+        return serve_workers(
+            lambda serving: create_app(build(), security, serving, base_path=args.base_path),
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            sock=sock,
+        )
     run_server(app, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
 
@@ -280,9 +342,11 @@ def reset(args: argparse.Namespace) -> int:
             return 2
     from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
+    store_url = _store_url(args)
     sandbox = make_sandbox(
         contract=args.contract,
-        data_dir=_data_dir(args),
+        data_dir=None if store_url else _data_dir(args),
+        store=store_url,
         fixtures_path=args.fixtures,
         discard_damaged=args.discard_damaged,
     )
@@ -349,7 +413,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             return list_faults(args)
         return reset(args)
     except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError,
-            UnpinnedLibrary, UnknownPlugin) as exc:
+            UnpinnedLibrary, UnknownPlugin, StoreUnavailable) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2
     except DamagedStore as exc:

@@ -13,6 +13,18 @@ _counter_lock = threading.Lock()
 _process_random = os.urandom(5)
 
 
+def _new_process() -> None:
+    """A forked process (``serve --workers``) is a new process: ids made by two workers in the
+    same second must not collide, so each draws its own random part and counter start."""
+    global _counter, _counter_lock, _process_random
+    _counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
+    _counter_lock = threading.Lock()
+    _process_random = os.urandom(5)
+
+
+os.register_at_fork(after_in_child=_new_process)
+
+
 def new_object_id() -> str:
     """A 24-hex id shaped like a MongoDB ObjectId (the docs' ``590ce6c56d04f840aa8438af``).
 

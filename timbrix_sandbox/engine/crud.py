@@ -20,8 +20,6 @@ renders both.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import typing as t
 import uuid
 
@@ -33,31 +31,27 @@ from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now,
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
 from timbrix_sandbox.engine.policy import Refusal
-from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import RecordStore
 
 Record = dict[str, t.Any]
+_T = t.TypeVar("_T")
 
 
 class IdGenerator:
-    """New ids in the format the schema asks for; integer ids count up per resource from the
-    largest one stored (ids are unique across tenants, like a real database's)."""
+    """New ids in the format the schema asks for. Integer ids count up per resource from the
+    largest one stored (unique across tenants, like a real database's); the store counts them,
+    because with several processes on one store no process may count alone."""
 
-    def __init__(self) -> None:
-        self._counters: dict[str, itertools.count] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
 
-    def new(self, resource: Resource, existing: t.Callable[[], t.Iterable[str]]) -> t.Any:
+    def new(self, resource: Resource) -> t.Any:
         if resource.id_kind == "uuid":
             return str(uuid.uuid4())
         if resource.id_kind == "objectid":
             return new_object_id()
         if resource.id_kind == "integer":
-            with self._lock:
-                counter = self._counters.get(resource.name)
-                if counter is None:
-                    start = max((int(i) for i in existing() if str(i).isdigit()), default=0) + 1
-                    counter = self._counters[resource.name] = itertools.count(start)
-                return next(counter)
+            return self.store.next_integer_id(resource.name)
         return new_object_id()
 
 
@@ -68,7 +62,7 @@ class Engine:
     def __init__(
         self,
         profile: Profile,
-        store: Store,
+        store: RecordStore,
         plugin: DomainPlugin,
         behaviours: Behaviours,
         options: frozenset[str] = frozenset(),
@@ -78,7 +72,7 @@ class Engine:
         self.plugin = plugin
         self.behaviours = behaviours
         self.options = options
-        self.ids = IdGenerator()
+        self.ids = IdGenerator(store)
 
     def operations(self) -> dict[str, EngineOperation]:
         """operationId -> callable for every operation served: the plug-in's own, then CRUD."""
@@ -140,20 +134,32 @@ class CrudOperation:
     def _key(self, params: t.Mapping[str, t.Any]) -> str:
         return record_key(params[self.resource.id_param])
 
+    async def _read(self, read: t.Callable[..., _T], *args: t.Any) -> _T:
+        """A store read: on the event loop for TinyDB (memory, microseconds), in a worker
+        thread for a store whose reads wait on a database (``RecordStore.blocking_reads``), so
+        that the loop keeps serving other requests meanwhile."""
+        if self.engine.store.blocking_reads:
+            return await anyio.to_thread.run_sync(read, *args)
+        return read(*args)
+
     # -- actions --------------------------------------------------------------------------------
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store = self.engine.store
         if self.engine.behaviours.lists_across_tenants():
-            docs = [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
+            docs = await self._read(
+                lambda: [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
+            )
         else:
-            docs = store.peek_all(self.name, tenant)
+            docs = await self._read(store.peek_all, self.name, tenant)
         return self._answer([self._view(doc["data"]) for doc in docs])
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
-        doc = store.peek(self.name, tenant, key)
+        doc = await self._read(store.peek, self.name, tenant, key)
         if doc is None and self.engine.behaviours.reads_across_tenants():
-            doc = next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
+            doc = await self._read(
+                lambda: next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
+            )
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(doc["data"]))
@@ -172,11 +178,7 @@ class CrudOperation:
         now = utc_now()
         record = apply_body(self._fresh(tenant, now), body, self.operation.body_schema, skip=resource.id_field)
         store = engine.store
-
-        def existing() -> t.Iterable[str]:
-            return (d["id"] for s in store.scopes(self.name) for d in store.list(self.name, s))
-
-        record[resource.id_field] = engine.ids.new(resource, existing)
+        record[resource.id_field] = engine.ids.new(resource)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
@@ -187,7 +189,8 @@ class CrudOperation:
         engine.behaviours.check_body(body)
         upsert = engine.behaviours.upsert_field()
         if upsert is not None and upsert in record:
-            same = next((d for d in store.list(self.name, tenant) if d["data"].get(upsert) == record[upsert]), None)
+            docs = await self._read(store.list, self.name, tenant)
+            same = next((d for d in docs if d["data"].get(upsert) == record[upsert]), None)
             if same is not None:
                 return self._answer(self._view(same["data"]))
         if engine.behaviours.persists("create"):
@@ -232,7 +235,7 @@ class CrudOperation:
 
     async def delete(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
-        doc = store.get(self.name, tenant, key)
+        doc = await self._read(store.get, self.name, tenant, key)
         if doc is None:
             raise Refusal(404, self.not_found)
         if self.engine.behaviours.persists("delete"):

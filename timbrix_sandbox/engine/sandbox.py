@@ -18,7 +18,7 @@ from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures
 from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.engine.policy import AccessPolicy
-from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import RecordStore
 
 logger = logging.getLogger("timbrix_sandbox.sandbox")
 
@@ -33,7 +33,7 @@ class Sandbox:
     profile: Profile
     """What the contract says about resources, tenants, envelopes and errors."""
     fixtures: Fixtures
-    store: Store
+    store: RecordStore
     plugin: DomainPlugin
     behaviours: Behaviours
     """Injected bugs (see ``faults.py``); empty for a sandbox that behaves."""
@@ -84,7 +84,7 @@ class Sandbox:
                         doc if set(doc) == {"id", "data"} else self.seed_record(collection, doc) for doc in docs
                     ]
         if contents:
-            logger.warning("upgrading %d partitions of %s to record layout %d", len(contents), self.store.data_dir,
+            logger.warning("upgrading %d partitions of %s to record layout %d", len(contents), self.store.location,
                            RECORD_LAYOUT)
             self.store.replace_partitions(contents)
         self.store.set_layout(self.profile.title, RECORD_LAYOUT)
@@ -106,7 +106,7 @@ class Sandbox:
         if not store.seeding_interrupted() and self._has_records():
             logger.warning(
                 "%s holds data but no seeded marker: keeping the data (not re-seeding) and marking it seeded",
-                store.data_dir,
+                store.location,
             )
             store.mark_seeded()
             return False
@@ -127,9 +127,9 @@ class Sandbox:
         full reset.
 
         All or nothing: every partition's new snapshot is written before any is served (see
-        ``Store.replace_partitions``), so a reset that fails (a full disk) leaves the previous
+        ``RecordStore.replace_partitions``), so a reset that fails (a full disk) leaves the previous
         state served and on disk. A full reset of a store not yet seeded is its first seeding
-        and says so first (``Store.begin_seeding``), so a crash in the middle is redone."""
+        and says so first (``RecordStore.begin_seeding``), so a crash in the middle is redone."""
         started = time.perf_counter()
         if organization is not None:
             targets = [organization]

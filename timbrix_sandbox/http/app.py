@@ -27,7 +27,7 @@ from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
-from timbrix_sandbox.http.control import control_operations
+from timbrix_sandbox.http.control import ServingProcesses, control_operations
 from timbrix_sandbox.http.errors import (
     CONTROL_BASE_PATH,
     CONTROL_ERRORS,
@@ -80,10 +80,16 @@ def _path_methods(spec: dict, prefix: str) -> PathMethods:
     )
 
 
-def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, base_path: str | None = None):
+def create_app(
+    sandbox: Sandbox,
+    security: SecurityPolicy | None = None,
+    serving: ServingProcesses | None = None,
+    base_path: str | None = None,
+):
     """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
     one). ``security`` is the local server's policy (Host allowlist,
     control API protection, CORS; see ``local_security.py``); by default, loopback only.
+    ``serving``: the processes serving it (``serve --workers``), for the health answer.
     ``base_path`` is where the contract's paths are served (default: the path of its first
     server URL, ``contract/servers.py``; Timbrix, BeeL and bookkeeping say ``/api``)."""
     compat.install()
@@ -97,7 +103,7 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, base_pa
         gc.collect()
         gc.freeze()
         yield
-        sandbox.store.close()  # compact journals into snapshots on a clean shutdown
+        sandbox.store.close()  # TinyDB: compact journals into snapshots; PostgreSQL: close the pool
 
     app = connexion.AsyncApp(__name__, lifespan=lifespan, middlewares=list(CONNEXION_LAYERS))
     options = dict(
@@ -113,7 +119,7 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, base_pa
     allowed.add_spec(prefix, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
     # The control API first: a contract served at / would otherwise route /__sandbox too.
-    control_resolver = FunctionResolver(control_operations(sandbox, served_at).__getitem__)
+    control_resolver = FunctionResolver(control_operations(sandbox, served_at, serving).__getitem__)
     app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
     app.add_api(api, base_path=prefix, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
     app.add_error_handler(ProblemException, problem_handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing as t
 
@@ -11,21 +12,37 @@ from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import CONTROL_ERRORS, error_response
 
 
-def control_operations(sandbox: Sandbox, base_path: str) -> dict[str, t.Callable[..., t.Awaitable[t.Any]]]:
-    """operationId (``control.yaml``) -> handler, bound to ``sandbox`` served at ``base_path``."""
+@dataclasses.dataclass(frozen=True)
+class ServingProcesses:
+    """Which processes serve a sandbox: with ``serve --workers N``, a supervisor (the PID the
+    user started) and N workers, each answering health with its own ``pid``."""
+
+    server_pid: int
+    workers: int
+
+
+def control_operations(
+    sandbox: Sandbox, base_path: str, serving: ServingProcesses | None = None
+) -> dict[str, t.Callable[..., t.Awaitable[t.Any]]]:
+    """operationId (``control.yaml``) -> handler, bound to ``sandbox`` served at ``base_path``;
+    ``serving`` says which processes serve it (default: this one alone)."""
+    serving = serving or ServingProcesses(server_pid=os.getpid(), workers=1)
 
     async def health():
         store = sandbox.store
         return {
             "status": "ok",
             "contract": sandbox.profile.title,
-            "storage": "memory" if store.in_memory else "file",
-            "dataDir": None if store.data_dir is None else str(store.data_dir),
+            "storage": store.storage,
+            "dataDir": store.location if store.storage == "file" else None,
+            "database": store.location if store.storage == "postgresql" else None,
             "customers": sum(store.count(c, org) for c in sandbox.collections for org in store.scopes(c)),
             "organizations": len(sandbox.scopes()),
             "strictRfc": sandbox.strict_rfc,
             "faults": sorted(sandbox.faults),
             "pid": os.getpid(),
+            "serverPid": serving.server_pid,
+            "workers": serving.workers,
             "fastPathServed": sandbox.fast_path_served,
             "basePath": base_path,
         }, 200

@@ -18,7 +18,7 @@ from timbrix_sandbox.contract.security import read_security
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures, development_fixtures, load_fixtures
 from timbrix_sandbox.engine.sandbox import RECORD_LAYOUT, Sandbox
-from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import open_store
 from timbrix_sandbox.profiles import DEFAULT_CONTRACT, contract_path, default_fixtures
 from timbrix_sandbox.profiles.plugins import plugin_for
 
@@ -27,15 +27,20 @@ def make_sandbox(
     *,
     contract: str | os.PathLike[str] = DEFAULT_CONTRACT,
     data_dir: str | os.PathLike[str] | None = None,
+    store: str | None = None,
     fixtures_path: str | os.PathLike[str] | None = None,
     reset: bool = False,
     strict_rfc: bool = False,
     faults: t.Iterable[str] = (),
     discard_damaged: bool = False,
 ) -> Sandbox:
-    """A sandbox for ``contract`` (a path or a shipped name) over ``data_dir`` (``None``: in
-    memory), seeded from fixtures when empty. A damaged data directory raises
-    ``DamagedStore`` unless ``discard_damaged`` (then its damaged files are moved aside).
+    """A sandbox for ``contract`` (a path or a shipped name) over ``store`` (a
+    ``postgresql://`` URL) or else the TinyDB store in ``data_dir`` (``None``: in memory),
+    seeded from fixtures when empty. A damaged data directory raises ``DamagedStore`` unless
+    ``discard_damaged`` (then its damaged files are moved aside).
+
+    Claiming, seeding and upgrading happen under the store's ``startup()`` lock: of several
+    processes starting on one shared store, one seeds and the others find it seeded.
 
     Fixtures: ``fixtures_path`` (which must exist), else the contract's own fixtures file
     (``NAME.fixtures.yaml`` beside it; the shipped profiles have theirs), else, for a contract
@@ -51,19 +56,25 @@ def make_sandbox(
         contract,
         profile,
         fixtures,
-        Store(data_dir, discard_damaged=discard_damaged),
+        open_store(store or data_dir, discard_damaged=discard_damaged),
         plugin,
         Behaviours(faults, profile),
         options & plugin.options,
         read_security(spec),
     )
-    layout = sandbox.store.claim(profile.title, unmarked_owner=_timbrix_title(), layout=RECORD_LAYOUT)
-    if reset:
-        sandbox.reset()
-        sandbox.store.mark_seeded()
-    else:
-        sandbox.seed_if_empty()
-    sandbox.upgrade(layout)
+    try:
+        with sandbox.store.startup():
+            layout = sandbox.store.claim(profile.title, unmarked_owner=_timbrix_title(), layout=RECORD_LAYOUT)
+            if reset:
+                sandbox.reset()
+                sandbox.store.mark_seeded()
+            else:
+                sandbox.seed_if_empty()
+            sandbox.upgrade(layout)
+    except BaseException:
+        if sandbox.store.shared:  # TinyDB let go of its directory already (a refused start)
+            sandbox.store.close()
+        raise
     for collection in sandbox.collections:
         sandbox.store.open_all(collection)
     return sandbox
