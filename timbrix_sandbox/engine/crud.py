@@ -25,8 +25,6 @@ import threading
 import typing as t
 import uuid
 
-import anyio
-
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
 from timbrix_sandbox.contract.records import apply_body, complete, copy_json, projector, record_key, stored_doc
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
@@ -191,8 +189,8 @@ class CrudOperation:
             if same is not None:
                 return self._answer(self._view(same["data"]))
         if engine.behaviours.persists("create"):
-            # The journal fsync is blocking I/O: keep it off the event loop.
-            await anyio.to_thread.run_sync(store.insert, self.name, tenant, stored_doc(record, resource))
+            # Answered once durable; the fsync runs on the store's writer threads, shared.
+            await store.insert_async(self.name, tenant, stored_doc(record, resource))
         return self._answer(self._view(record))
 
     async def update(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
@@ -225,7 +223,7 @@ class CrudOperation:
                 return None
             return {"id": doc["id"], "data": updated}
 
-        doc = await anyio.to_thread.run_sync(engine.store.update, self.name, tenant, self._key(params), change)
+        doc = await engine.store.update_async(self.name, tenant, self._key(params), change)
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(unsaved[-1] if unsaved else doc["data"]))
@@ -236,6 +234,6 @@ class CrudOperation:
         if doc is None:
             raise Refusal(404, self.not_found)
         if self.engine.behaviours.persists("delete"):
-            if not await anyio.to_thread.run_sync(store.delete, self.name, tenant, key):
+            if not await store.delete_async(self.name, tenant, key):
                 raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
         return self._answer(self._view(doc["data"]))
