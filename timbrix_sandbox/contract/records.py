@@ -8,8 +8,11 @@ contract the same way.
 
 from __future__ import annotations
 
+import json
 import typing as t
 import uuid
+
+import orjson
 
 from .model import Resource
 
@@ -107,6 +110,17 @@ def copy_json(value: t.Any) -> t.Any:
     if kind is list:
         return [copy_json(v) for v in value]
     return value
+
+
+def json_bytes(value: t.Any) -> bytes:
+    """``value`` as compact UTF-8 JSON: orjson (about 7x faster than ``json.dumps``, which the
+    store's journal and snapshots and every response pay), or ``json.dumps`` for what orjson
+    refuses and JSON allows (integers beyond 64 bits). A lone surrogate, which no UTF-8 text
+    can hold, raises ``UnicodeEncodeError`` either way."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _compile(schema: dict | None) -> Projector:

@@ -68,7 +68,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from timbrix_sandbox.contract.records import copy_json
+from timbrix_sandbox.contract.records import copy_json, json_bytes
 
 logger = logging.getLogger("timbrix_sandbox.store")
 
@@ -542,7 +542,7 @@ class _Partition:
             self._apply([_Staged(key, record, b"")])
             return _SETTLED
         entry = {"op": "put", "doc": record} if record is not None else {"op": "del", "id": key}
-        staged = _Staged(key, record, json.dumps(entry, ensure_ascii=False).encode())
+        staged = _Staged(key, record, json_bytes(entry))
         self.staged[key] = staged
         self.queue.append(staged)
         if self.batch is None:
@@ -772,7 +772,7 @@ def _write_temp_json(directory: Path, data: t.Any) -> Path:
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the data unreadable to other users
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(data, ensure_ascii=False).encode())
+            handle.write(json_bytes(data))
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
