@@ -37,7 +37,7 @@ from timbrix_sandbox.http.errors import (
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
 from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyResponseMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
-from timbrix_sandbox.http.operations import connexion_handlers
+from timbrix_sandbox.http.operations import ResponseJsonifier, connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
 
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
@@ -99,7 +99,7 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
         yield
         sandbox.store.close()  # compact journals into snapshots on a clean shutdown
 
-    app = connexion.AsyncApp(__name__, lifespan=lifespan)
+    app = connexion.AsyncApp(__name__, lifespan=lifespan, jsonifier=ResponseJsonifier())
     options = dict(
         validate_responses=True,
         strict_validation=True,
