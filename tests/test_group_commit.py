@@ -197,3 +197,17 @@ def test_a_get_during_a_held_put_answers_the_durable_customer(tmp_path, reader):
 
     asyncio.run(scenario())
     store.close()
+
+
+def test_stored_records_are_exact_copies_whatever_their_numbers(tmp_path):
+    """The stored copy of a write is read back from its journal line: integers beyond 64 bits
+    (which JSON allows) and floats survive exactly, and the caller's dict is not the stored one."""
+    store = Store(tmp_path)
+    record = {"id": "r1", "big": 2**70, "neg": -(2**65), "f": 0.1, "nested": {"n": [1, 2.5, "é"]}}
+    store.insert("c", "org", record)
+    record["nested"]["n"].append("changed after the write")
+    expected = {"id": "r1", "big": 2**70, "neg": -(2**65), "f": 0.1, "nested": {"n": [1, 2.5, "é"]}}
+    assert store.get("c", "org", "r1") == expected and type(store.get("c", "org", "r1")["big"]) is int
+    store.update("c", "org", "r1", lambda r: {**r, "small": 1})
+    store.close()
+    assert Store(tmp_path).get("c", "org", "r1") == {**expected, "small": 1}

@@ -64,6 +64,7 @@ import typing as t
 from pathlib import Path
 
 import anyio
+import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
@@ -165,25 +166,23 @@ class _Batch:
     """Writes that share one journal append and one fsync, and are acknowledged together,
     only once that fsync returned and they were applied (or all failed together)."""
 
-    __slots__ = ("_done", "_error", "_lock", "_waiters")
+    __slots__ = ("_done", "_error", "_lock", "_futures")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}
+        """One future per event loop, awaited by all of the batch's writers on that loop."""
 
     def settle(self, error: BaseException | None = None) -> None:
         with self._lock:
             self._error = error
             self._done.set()
-            waiters, self._waiters = self._waiters, []
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
-        for loop, future in waiters:
-            by_loop.setdefault(loop, []).append(future)
-        for loop, futures in by_loop.items():  # one wake-up per event loop, not per write
+            futures, self._futures = self._futures, {}
+        for loop, future in futures.items():  # one wake-up per event loop, not per write
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(_resolve, futures)
+                loop.call_soon_threadsafe(_resolve, future)
 
     def wait(self) -> None:
         self._done.wait()
@@ -193,21 +192,19 @@ class _Batch:
     async def wait_async(self) -> None:
         if not self._done.is_set():
             loop = asyncio.get_running_loop()
-            future = loop.create_future()
             with self._lock:
-                pending = not self._done.is_set()
-                if pending:
-                    self._waiters.append((loop, future))
-            if pending:
-                await future
+                future = None if self._done.is_set() else self._futures.get(loop)
+                if future is None and not self._done.is_set():
+                    future = self._futures[loop] = loop.create_future()
+            if future is not None:
+                await asyncio.shield(future)  # a cancelled request must not cancel the others' wait
         if self._error is not None:
             raise self._error
 
 
-def _resolve(futures: list[asyncio.Future]) -> None:
-    for future in futures:
-        if not future.done():  # a cancelled request's future
-            future.set_result(None)
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _SETTLED = _Batch()
@@ -532,17 +529,27 @@ class _Partition:
         return self._raw().get(key), False
 
     def stage(self, key: str, record: Record | None) -> _Batch:
-        """Accept a put (``record``) or a delete (``None``) of ``key``: later writers see it at
-        once, readers only once its batch is durable. Returns that batch. Call with ``lock``.
+        """Accept a put of a copy of ``record`` or a delete (``None``) of ``key``: later writers
+        see it at once, readers only once its batch is durable. Returns that batch. Call with
+        ``lock``.
 
-        The entry is serialised here, so a record that cannot be written fails alone."""
+        The entry is serialised here, so a record that cannot be written fails alone; the
+        stored copy is parsed back from it (cheaper than copying the dict)."""
         if self._abandoned:
             raise StoreClosed(f"{self.journal_path or self.scope}: the store was closed")
         if self.journal_path is None:  # in memory: nothing to make durable
-            self._apply([_Staged(key, record, b"")])
+            self._apply([_Staged(key, copy_json(record), b"")])
             return _SETTLED
-        entry = {"op": "put", "doc": record} if record is not None else {"op": "del", "id": key}
-        staged = _Staged(key, record, json_bytes(entry))
+        if record is None:
+            staged = _Staged(key, None, json_bytes({"op": "del", "id": key}))
+        else:
+            entry = {"op": "put", "doc": record}
+            try:  # orjson wrote it, so every number in it reads back exactly
+                line = orjson.dumps(entry)
+                stored = orjson.loads(line)["doc"]
+            except TypeError:  # what orjson refuses (integers beyond 64 bits): json, and a copy
+                line, stored = json_bytes(entry), copy_json(record)
+            staged = _Staged(key, stored, line)
         self.staged[key] = staged
         self.queue.append(staged)
         if self.batch is None:
@@ -1156,7 +1163,7 @@ def _insert(record: Record, partition: _Partition) -> _Outcome:
     if current is not None:
         exists = KeyError(f"record {record['id']} already exists")
         return _Outcome(partition.tail if staged else _SETTLED, refusal=exists)
-    return _Outcome(partition.stage(record["id"], copy_json(record)), record)
+    return _Outcome(partition.stage(record["id"], record), record)
 
 
 def _update(record_id: str, change: t.Callable[[Record], Record | None], partition: _Partition) -> _Outcome:
@@ -1170,7 +1177,7 @@ def _update(record_id: str, change: t.Callable[[Record], Record | None], partiti
         return _Outcome(seen, copy_json(current))
     if updated.get("id") != record_id:
         raise ValueError("an update must not change the record id")
-    return _Outcome(partition.stage(record_id, copy_json(updated)), updated)
+    return _Outcome(partition.stage(record_id, updated), updated)
 
 
 def _delete(record_id: str, partition: _Partition) -> _Outcome:
