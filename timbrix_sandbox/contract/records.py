@@ -148,6 +148,33 @@ def _compile(schema: dict | None) -> Projector:
     return project_one
 
 
+class StoredViews:
+    """A projector for *stored* records that projects each one once.
+
+    The store never changes a stored record in place (a write stores a new dict), so a
+    record's view stays right for as long as that record is the stored one: reads of a record
+    nobody wrote since are answered from here (on a list of 14 customers projection was 40%
+    of the request). Entries hold their record, so its ``id`` cannot be reused while cached,
+    and the cache is emptied when it reaches ``limit`` (old versions do not pile up). Views
+    are shared: whoever gets one must not change it (the engine wraps it, the HTTP layer
+    serialises it). Never pass a record that may still change."""
+
+    def __init__(self, project: Projector, limit: int = 20_000) -> None:
+        self._project = project
+        self._limit = limit
+        self._views: dict[int, tuple[t.Any, t.Any]] = {}
+
+    def __call__(self, record: t.Any) -> t.Any:
+        hit = self._views.get(id(record))
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        view = self._project(record)
+        if len(self._views) >= self._limit:
+            self._views = {}
+        self._views[id(record)] = (record, view)
+        return view
+
+
 def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:
     """``record`` with the request ``body`` merged in: only the fields sent change, each under
     its stored name. ``x-sandbox-stored-as`` may be a dotted path into a nested object

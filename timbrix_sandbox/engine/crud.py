@@ -26,7 +26,15 @@ import typing as t
 import uuid
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
-from timbrix_sandbox.contract.records import apply_body, complete, copy_json, projector, record_key, stored_doc
+from timbrix_sandbox.contract.records import (
+    StoredViews,
+    apply_body,
+    complete,
+    copy_json,
+    projector,
+    record_key,
+    stored_doc,
+)
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
@@ -118,6 +126,8 @@ class CrudOperation:
         self.tenant_fields = tuple(p for p in scope_params(self.resource) if p in declared)
         self.not_found = engine.plugin.not_found(self.name)
         self.project = projector(self.resource.schema)
+        self.stored_view = StoredViews(self.project)
+        """Reads project a stored record once, not on every read (see ``StoredViews``)."""
         self.action = getattr(self, operation.action)
 
     def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
@@ -145,7 +155,7 @@ class CrudOperation:
             docs = [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
         else:
             docs = store.peek_all(self.name, tenant)
-        return self._answer([self._view(doc["data"]) for doc in docs])
+        return self._answer([self.stored_view(doc["data"]) for doc in docs])
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
@@ -154,7 +164,7 @@ class CrudOperation:
             doc = next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
         if doc is None:
             raise Refusal(404, self.not_found)
-        return self._answer(self._view(doc["data"]))
+        return self._answer(self.stored_view(doc["data"]))
 
     def _fresh(self, tenant: str, now: str, keep: Record | None = None) -> Record:
         """A record as a create starts it: the plug-in's initial fields, the tenant, ``keep``."""

@@ -167,7 +167,8 @@ class FastPathMiddleware:
             if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
                 return None
             path_values[name] = value
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw_query = scope.get("query_string", b"")
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         names = [name for name, _ in query]
         if len(set(names)) != len(names):
             return None
