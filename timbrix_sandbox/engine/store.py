@@ -19,6 +19,26 @@ TinyDB as the in-memory document store and query engine, and makes persistence c
   A write whose append fails is cut back out of the journal and reported; once the append is
   durable, the write is acknowledged whatever happens next (a compaction that fails, e.g. on a
   full disk, is logged and retried later).
+* **Group commit.** A write is first *staged*, under the partition lock and in memory only: its
+  change runs on the latest record (staged writes included, so concurrent writes to a record
+  never lose each other), its journal line is serialised, and it joins the partition's next
+  *batch*. A writer thread (``WRITER_THREADS``; one partition's batches in order, others in
+  parallel) appends the whole batch in one ``write`` and one fsync, then applies it and
+  acknowledges its writes together. So concurrent writers share one fsync, and no lock is held
+  across one. The guarantees are those of one write at a time:
+
+  - a write is acknowledged only after its batch is durable;
+  - no reader (``get``, ``list``, ``peek``, ``peek_all``, ``count``) ever sees a staged write:
+    readers see only the applied, durable records, so nothing a crash could undo is shown;
+  - an answer that was *read* from a staged write (an update that changes nothing, a 404 for a
+    staged delete) also waits for that write's batch;
+  - if a batch's append fails, its writes fail, and so does every write staged on top of them
+    meanwhile (built on a state that never became durable); none is applied or replayed.
+
+  ``insert``/``update``/``delete`` block until acknowledged (from any thread); the engine uses
+  ``insert_async``/``update_async``/``delete_async``, which stage on the event loop and await
+  the batch, with no thread hop per write. ``Store(journal_sync=...)`` replaces the fsync of
+  the journal (tests hold a batch there to watch what readers see).
 * **Atomic snapshots.** ``<scope>.json`` is a TinyDB JSON file (string document ids, so open
   it with :class:`RecordTable` as the table class), rewritten only via temp file + fsync +
   ``os.replace``: a crash leaves the old or the new snapshot, never a mix. It records its
@@ -26,7 +46,8 @@ TinyDB as the in-memory document store and query engine, and makes persistence c
   the journal holds writes) and once the journal outgrows the partition
   (``max(COMPACT_MIN_LINES, records)`` lines), which keeps its cost amortised O(1) per write.
   A reset writes the new snapshot first and serves it only once it is durable; a full reset
-  prepares every partition's snapshot before renaming any into place (all or nothing).
+  prepares every partition's snapshot before renaming any into place (all or nothing). Writes
+  staged before a reset are made durable first, then replaced by it.
 
 Integrity at startup (``open_all``) - everything durable is recovered, or the store refuses:
 
