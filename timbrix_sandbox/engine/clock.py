@@ -39,13 +39,25 @@ def _format(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with a ``Z``, millisecond precision (``2025-01-26T10:05:00.123Z``).
 
     The docs show whole seconds; milliseconds keep the same format family while letting
-    ``updatedAt`` move on two updates within one second.
+    ``updatedAt`` move on two updates within one second. Formatted once per millisecond
+    (every enveloped answer asks).
     """
-    return _format(datetime.now(UTC))
+    global _last_stamp
+    now = time.time()
+    millis = int(now * 1000)
+    last = _last_stamp
+    if last[0] == millis:
+        return last[1]
+    stamp = _format(datetime.fromtimestamp(millis // 1000, UTC).replace(microsecond=millis % 1000 * 1000))
+    _last_stamp = (millis, stamp)
+    return stamp
 
 
 def parse(stamp: str) -> datetime:
