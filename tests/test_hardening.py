@@ -1,7 +1,7 @@
 """Hardening, over real sockets: SIGKILL under concurrent load loses no acknowledged write and
-no value a reader was shown,
-32 concurrent writers never lose or mix records, and a corpus of bad input gets a 4xx in the
-vendor format on every operation without changing anything. Bounded in time and loopback only."""
+no value a reader was shown, 32 concurrent writers never lose or mix records, and a corpus of
+bad input gets a 4xx in the vendor format on every operation without changing anything.
+Bounded in time and loopback only."""
 
 from __future__ import annotations
 
