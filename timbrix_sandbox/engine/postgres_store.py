@@ -41,6 +41,7 @@ import threading
 import typing as t
 import urllib.parse
 
+import anyio
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -269,6 +270,19 @@ class PostgresStore:
             "SELECT doc FROM sandbox_records WHERE collection = %s AND scope = %s AND id = %s", key
         ).fetchone()
         return row[0] if row else None
+
+    # Writes block on the database's commit: the engine awaits them in a worker thread, so the
+    # event loop keeps serving meanwhile.
+    async def insert_async(self, collection: str, scope: str, record: Record) -> Record:
+        return await anyio.to_thread.run_sync(self.insert, collection, scope, record)
+
+    async def update_async(
+        self, collection: str, scope: str, record_id: str, change: t.Callable[[Record], Record | None]
+    ) -> Record | None:
+        return await anyio.to_thread.run_sync(self.update, collection, scope, record_id, change)
+
+    async def delete_async(self, collection: str, scope: str, record_id: str) -> bool:
+        return await anyio.to_thread.run_sync(self.delete, collection, scope, record_id)
 
     def delete(self, collection: str, scope: str, record_id: str) -> bool:
         with self._pool.connection() as conn:

@@ -19,6 +19,26 @@ TinyDB as the in-memory document store and query engine, and makes persistence c
   A write whose append fails is cut back out of the journal and reported; once the append is
   durable, the write is acknowledged whatever happens next (a compaction that fails, e.g. on a
   full disk, is logged and retried later).
+* **Group commit.** A write is first *staged*, under the partition lock and in memory only: its
+  change runs on the latest record (staged writes included, so concurrent writes to a record
+  never lose each other), its journal line is serialised, and it joins the partition's next
+  *batch*. A writer thread (``WRITER_THREADS``; one partition's batches in order, others in
+  parallel) appends the whole batch in one ``write`` and one fsync, then applies it and
+  acknowledges its writes together. So concurrent writers share one fsync, and no lock is held
+  across one. The guarantees are those of one write at a time:
+
+  - a write is acknowledged only after its batch is durable;
+  - no reader (``get``, ``list``, ``peek``, ``peek_all``, ``count``) ever sees a staged write:
+    readers see only the applied, durable records, so nothing a crash could undo is shown;
+  - an answer that was *read* from a staged write (an update that changes nothing, a 404 for a
+    staged delete) also waits for that write's batch;
+  - if a batch's append fails, its writes fail, and so does every write staged on top of them
+    meanwhile (built on a state that never became durable); none is applied or replayed.
+
+  ``insert``/``update``/``delete`` block until acknowledged (from any thread); the engine uses
+  ``insert_async``/``update_async``/``delete_async``, which stage on the event loop and await
+  the batch, with no thread hop per write. ``Store(journal_sync=...)`` replaces the fsync of
+  the journal (tests hold a batch there to watch what readers see).
 * **Atomic snapshots.** ``<scope>.json`` is a TinyDB JSON file (string document ids, so open
   it with :class:`RecordTable` as the table class), rewritten only via temp file + fsync +
   ``os.replace``: a crash leaves the old or the new snapshot, never a mix. It records its
@@ -26,7 +46,8 @@ TinyDB as the in-memory document store and query engine, and makes persistence c
   the journal holds writes) and once the journal outgrows the partition
   (``max(COMPACT_MIN_LINES, records)`` lines), which keeps its cost amortised O(1) per write.
   A reset writes the new snapshot first and serves it only once it is durable; a full reset
-  prepares every partition's snapshot before renaming any into place (all or nothing).
+  prepares every partition's snapshot before renaming any into place (all or nothing). Writes
+  staged before a reset are made durable first, then replaced by it.
 
 Integrity at startup (``open_all``) - everything durable is recovered, or the store refuses:
 
@@ -48,23 +69,28 @@ With ``data_dir=None`` everything stays in memory (tests, throwaway sandboxes).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import tempfile
 import threading
 import typing as t
 from pathlib import Path
 
+import anyio
+import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Document, Table
+from tinydb.table import Table
 
-from timbrix_sandbox.contract.records import copy_json
+from timbrix_sandbox.contract.records import copy_json, json_bytes
 
 logger = logging.getLogger("timbrix_sandbox.store")
 
@@ -77,6 +103,9 @@ CONTRACT_MARKER = ".contract"
 SCOPE_SUFFIX = ".scope"
 _SAFE_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _HASHED = re.compile(r"[0-9a-f]{64}")
+WRITER_THREADS = 4
+"""Threads that append and fsync journals: one partition's batches go one at a time (in
+order), different partitions' in parallel."""
 
 Record = dict[str, t.Any]
 
@@ -150,10 +179,154 @@ class _Prepared(t.NamedTuple):
     records: dict[str, Record]
 
 
+class StoreClosed(RuntimeError):
+    """A write reached a store that was closed or abandoned before it was durable."""
+
+
+class _Batch:
+    """Writes that share one journal append and one fsync, and are acknowledged together,
+    only once that fsync returned and they were applied (or all failed together)."""
+
+    __slots__ = ("_done", "_error", "_lock", "_futures")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}
+        """One future per event loop, awaited by all of the batch's writers on that loop."""
+
+    def settle(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._error = error
+            self._done.set()
+            futures, self._futures = self._futures, {}
+        for loop, future in futures.items():  # one wake-up per event loop, not per write
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, future)
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def wait_async(self) -> None:
+        if not self._done.is_set():
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                future = None if self._done.is_set() else self._futures.get(loop)
+                if future is None and not self._done.is_set():
+                    future = self._futures[loop] = loop.create_future()
+            if future is not None:
+                await asyncio.shield(future)  # a cancelled request must not cancel the others' wait
+        if self._error is not None:
+            raise self._error
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_SETTLED = _Batch()
+_SETTLED.settle()
+
+
+class _Staged(t.NamedTuple):
+    """A write accepted but not yet durable: seen by later writers, by no reader."""
+
+    key: str
+    record: Record | None
+    """The new record, or ``None`` for a delete."""
+    line: bytes
+    """Its journal entry without the generation (added when the batch is written)."""
+
+
+class _Outcome(t.NamedTuple):
+    """What a write answers, and the batch it may answer only after (its own, or the one
+    holding the staged writes its answer was read from)."""
+
+    batch: _Batch
+    value: t.Any = None
+    refusal: BaseException | None = None
+
+    def result(self) -> t.Any:
+        self.batch.wait()
+        if self.refusal is not None:
+            raise self.refusal
+        return self.value
+
+    async def result_async(self) -> t.Any:
+        await self.batch.wait_async()
+        if self.refusal is not None:
+            raise self.refusal
+        return self.value
+
+
+class _Writers:
+    """The threads that write staged batches: the event loop stages a write and awaits its
+    batch, with no thread hop of its own; concurrent writes to a partition share an fsync."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Partition | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, partition: _Partition) -> None:
+        if len(self._threads) < WRITER_THREADS:
+            with self._lock:
+                while len(self._threads) < WRITER_THREADS:
+                    thread = threading.Thread(target=self._run, name="timbrix-store-writer", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        self._queue.put(partition)
+
+    def _run(self) -> None:
+        while (partition := self._queue.get()) is not None:
+            try:
+                with partition.io_lock:
+                    partition.flush()
+            except BaseException:  # flush settles its batch with the error; keep writing others
+                logger.exception("store writer: unexpected failure flushing %s", partition.journal_path)
+
+    def stop(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+            for _ in threads:
+                self._queue.put(None)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+
+
 class _Partition:
-    def __init__(self, directory: Path | None, scope: str) -> None:
-        """``directory``: the collection's directory in the data directory (``None``: in memory)."""
+    def __init__(
+        self,
+        directory: Path | None,
+        scope: str,
+        writers: _Writers | None = None,
+        journal_sync: t.Callable[[int], None] | None = None,
+    ) -> None:
+        """``directory``: the collection's directory in the data directory (``None``: in memory).
+        ``writers`` write its staged batches; ``journal_sync`` makes appended journal bytes
+        durable (``None``: ``os.fsync``)."""
         self.lock = threading.RLock()
+        """Guards the staged writes; held only for in-memory steps (a writer's change, taking
+        a batch, applying one), except by a reset, which holds it throughout."""
+        self.io_lock = threading.RLock()
+        """Held by whoever writes the partition's files or changes its served records (a
+        batch's flush, a compaction, a reset). Taken before ``lock``, never after it."""
+        self.staged: dict[str, _Staged] = {}
+        """key -> the latest staged write of that record (what a writer reads first)."""
+        self.queue: list[_Staged] = []
+        """Staged writes not yet taken by a flush, in order."""
+        self.batch: _Batch | None = None
+        """The batch ``queue`` will be written in (``None``: nothing queued)."""
+        self.tail: _Batch = _SETTLED
+        """The latest batch made: once it settles, every write staged so far has."""
+        self._writers = writers
+        self._journal_sync = journal_sync
+        self._abandoned = False
         self.scope = scope
         self.db = _RecordDB(storage=_LiveMemoryStorage)
         self.table: RecordTable = self.db.table(TABLE_NAME)  # type: ignore[assignment]
@@ -339,8 +512,8 @@ class _Partition:
             raise
         self._repair_journal_to = None
 
-    def _append(self, entry: dict) -> None:
-        """Durably append one entry, or raise having written nothing.
+    def _append(self, data: bytes, entries: int) -> None:
+        """Durably append ``entries`` journal lines (``data``), or raise having written nothing.
 
         A raw fd, not a buffered file: after a failed write or fsync (disk full, I/O error) a
         buffer would keep the partial entry and flush it with the *next* write, resurrecting
@@ -354,19 +527,101 @@ class _Partition:
         if self._repair_journal_to is not None:
             self._repair_journal()
         fd = self._open_journal()
-        data = json.dumps({**entry, "g": self.generation}, ensure_ascii=False).encode() + b"\n"
         offset = os.fstat(fd).st_size
         try:
             written = os.write(fd, data)
             if written != len(data):
                 raise OSError(f"short write to {self.journal_path}")
-            os.fsync(fd)
+            (self._journal_sync or os.fsync)(fd)
         except BaseException:
             self._repair_journal_to = offset
             with contextlib.suppress(OSError):
                 self._repair_journal()
             raise
-        self.journal_lines += 1
+        self.journal_lines += entries
+
+    # -- group commit --------------------------------------------------------------------------
+    def latest(self, key: str) -> tuple[Record | None, bool]:
+        """The record as the staged writes leave it, and whether a staged (not yet durable)
+        write decided that. Call with ``lock`` held."""
+        staged = self.staged.get(key)
+        if staged is not None:
+            return staged.record, True
+        return self._raw().get(key), False
+
+    def stage(self, key: str, record: Record | None) -> _Batch:
+        """Accept a put of a copy of ``record`` or a delete (``None``) of ``key``: later writers
+        see it at once, readers only once its batch is durable. Returns that batch. Call with
+        ``lock``.
+
+        The entry is serialised here, so a record that cannot be written fails alone; the
+        stored copy is parsed back from it (cheaper than copying the dict)."""
+        if self._abandoned:
+            raise StoreClosed(f"{self.journal_path or self.scope}: the store was closed")
+        if self.journal_path is None:  # in memory: nothing to make durable
+            self._apply([_Staged(key, copy_json(record), b"")])
+            return _SETTLED
+        if record is None:
+            staged = _Staged(key, None, json_bytes({"op": "del", "id": key}))
+        else:
+            entry = {"op": "put", "doc": record}
+            try:  # orjson wrote it, so every number in it reads back exactly
+                line = orjson.dumps(entry)
+                stored = orjson.loads(line)["doc"]
+            except TypeError:  # what orjson refuses (integers beyond 64 bits): json, and a copy
+                line, stored = json_bytes(entry), copy_json(record)
+            staged = _Staged(key, stored, line)
+        self.staged[key] = staged
+        self.queue.append(staged)
+        if self.batch is None:
+            self.batch = self.tail = _Batch()
+            assert self._writers is not None
+            self._writers.submit(self)
+        return self.batch
+
+    def flush(self) -> None:
+        """Write every queued write in one append and one fsync, apply them, acknowledge them.
+        Call with ``io_lock`` held (the writer threads, a reset, close).
+
+        If the append fails, the batch fails, and so does every write staged meanwhile: it may
+        have been built on one that never became durable. Nothing of them is applied."""
+        with self.lock:
+            batch, pending = self.batch, self.queue
+            self.batch, self.queue = None, []
+        if batch is None:
+            return
+        try:
+            if self._abandoned:
+                raise StoreClosed(f"{self.journal_path}: the store was closed before this write was durable")
+            prefix = b'{"g": %d, ' % self.generation
+            self._append(b"".join(prefix + staged.line[1:] + b"\n" for staged in pending), len(pending))
+        except BaseException as exc:
+            with self.lock:
+                later, self.batch, self.queue = self.batch, None, []
+                self.staged.clear()
+            batch.settle(exc)
+            if later is not None:
+                later.settle(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        with self.lock:
+            self._apply(pending)
+        self._maybe_compact()  # before the acknowledgement: the journal stays bounded
+        batch.settle()
+
+    def _apply(self, writes: t.Iterable[_Staged]) -> None:
+        """Serve durable writes: each stored record is swapped for a new dict (never changed
+        in place), so lock-free readers see the old record or the new one."""
+        raw = self._raw()
+        for staged in writes:
+            if staged.record is None:
+                raw.pop(staged.key, None)
+            else:
+                raw[staged.key] = staged.record
+            if self.staged.get(staged.key) is staged:
+                del self.staged[staged.key]
+        self.table.clear_cache()
 
     def _maybe_compact(self) -> None:
         """Called only after a journaled change is applied in memory, so the snapshot that
@@ -397,7 +652,8 @@ class _Partition:
         changed nothing, if the snapshot cannot be written."""
         if self.snapshot_path is None:
             return
-        self._commit(self._prepare(self._raw()))
+        with self.io_lock:
+            self._commit(self._prepare(self._raw()))
 
     def _prepare(self, records: dict[str, Record]) -> _Prepared:
         """The next snapshot as a fsynced temp file beside the current one; raises (leaving no
@@ -469,22 +725,6 @@ class _Partition:
 
     def values(self) -> list[Record]:
         return copy_json(list(self._raw().copy().values()))
-
-    def put(self, record: Record) -> None:
-        self._append({"op": "put", "doc": record})
-        if record["id"] in self._raw():
-            # Swap in the new dict rather than TinyDB's in-place update: lock-free readers see
-            # the old record or the new one, never a half-written one.
-            self._raw()[record["id"]] = record
-            self.table.clear_cache()
-        else:
-            self.table.insert(Document(record, doc_id=record["id"]))
-        self._maybe_compact()
-
-    def delete(self, record_id: str) -> None:
-        self._append({"op": "del", "id": record_id})
-        self.table.remove(doc_ids=[record_id])
-        self._maybe_compact()
 
     def replace_all(self, records: t.Iterable[Record]) -> None:
         """Durable first, served second: a reset that cannot be written changes nothing."""
@@ -560,7 +800,7 @@ def _write_temp_json(directory: Path, data: t.Any) -> Path:
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the data unreadable to other users
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(data, ensure_ascii=False).encode())
+            handle.write(json_bytes(data))
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
@@ -594,11 +834,22 @@ class Store:
     ``discard_damaged``: instead of refusing to open a damaged partition (:class:`DamagedStore`),
     move its files to ``data_dir/damaged-<UTC timestamp>/<collection>/`` and open it empty -
     the way out the refusal names (``timbrix-sandbox reset --discard-damaged``).
+
+    ``journal_sync``: the call that makes appended journal bytes durable (default
+    ``os.fsync``). Tests pass one that holds a batch just before it is durable, to watch what
+    readers see meanwhile.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, discard_damaged: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        discard_damaged: bool = False,
+        journal_sync: t.Callable[[int], None] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.discard_damaged = discard_damaged
+        self._journal_sync = journal_sync
+        self._writers = _Writers()
         self._partitions: dict[tuple[str, str], _Partition] = {}
         self._lock = threading.Lock()
         self._dir_lock: int | None = None
@@ -683,7 +934,11 @@ class Store:
         tests that reopen a directory in-process to check what a crash leaves behind, and for
         a refused start."""
         for partition in self._partitions.values():
-            partition._close_journal()
+            partition._abandoned = True
+        self._writers.stop()
+        for partition in self._partitions.values():
+            with partition.io_lock:
+                partition._close_journal()
         self._release_dir_lock()
 
     def _release_dir_lock(self) -> None:
@@ -707,12 +962,12 @@ class Store:
                         directory = self.data_dir / collection
                         directory.mkdir(parents=True, exist_ok=True)
                     try:
-                        partition = _Partition(directory, scope)
+                        partition = _Partition(directory, scope, self._writers, self._journal_sync)
                     except DamagedStore as damage:
                         if not self.discard_damaged:
                             raise
                         self._discard(collection, _file_name(scope), damage)
-                        partition = _Partition(directory, scope)
+                        partition = _Partition(directory, scope, self._writers, self._journal_sync)
                     self._partitions[key] = partition
         return partition
 
@@ -789,7 +1044,8 @@ class Store:
             return getattr(self, "_seeded_in_memory", False)
         return (self.data_dir / SEEDED_MARKER).exists()
 
-    # Reads take no lock (see _Partition): they never wait for a writer's fsync.
+    # Reads take no lock (see _Partition): they never wait for a writer's fsync, and they see
+    # only durable records: a staged write is served once its batch's fsync returned.
     def get(self, collection: str, scope: str, record_id: str) -> Record | None:
         return self._partition(collection, scope).get(record_id)
 
@@ -799,8 +1055,9 @@ class Store:
         return self._partition(collection, scope)._raw().get(record_id)
 
     def peek_all(self, collection: str, scope: str) -> list[Record]:
-        """The stored records themselves, in insertion order (see :meth:`peek`)."""
-        return list(self._partition(collection, scope)._raw().copy().values())
+        """The stored records themselves, in insertion order (see :meth:`peek`). ``list`` of
+        the values runs in C without releasing the GIL: a snapshot, as ``dict.copy`` was."""
+        return list(self._partition(collection, scope)._raw().values())
 
     def list(self, collection: str, scope: str) -> list[Record]:
         """All records of a partition in insertion order (copies)."""
@@ -809,13 +1066,12 @@ class Store:
     def count(self, collection: str, scope: str) -> int:
         return len(self._partition(collection, scope)._raw())
 
+    # Writes are staged under the partition lock (in memory, no I/O), then acknowledged once
+    # their batch is durable: ``insert``/``update``/``delete`` block until then; the ``_async``
+    # forms run the same steps on the event loop and await the batch, with no thread hop.
     def insert(self, collection: str, scope: str, record: Record) -> Record:
-        partition = self._partition(collection, scope)
-        with partition.lock:
-            if record["id"] in partition._raw():
-                raise KeyError(f"record {record['id']} already exists")
-            partition.put(copy_json(record))
-        return record
+        """Store a new record (``KeyError`` if its id exists); returns it once durable."""
+        return self._staged(collection, scope, functools.partial(_insert, record)).result()
 
     def update(
         self,
@@ -826,36 +1082,57 @@ class Store:
     ) -> Record | None:
         """Read-modify-write under the partition lock.
 
-        ``change`` gets a copy of the stored record and returns the new record, or ``None`` to
-        leave it untouched; if it raises, nothing is written. Returns the stored record, or
-        ``None`` if ``record_id`` does not exist.
+        ``change`` gets a copy of the latest record (staged writes included: writes to one
+        record never lose each other) and returns the new record, or ``None`` to leave it
+        untouched; if it raises, nothing is written. Returns the stored record once it is
+        durable, or ``None`` if ``record_id`` does not exist.
         """
-        partition = self._partition(collection, scope)
-        with partition.lock:
-            current = partition.get(record_id)
-            if current is None:
-                return None
-            updated = change(current)
-            if updated is None:
-                return partition.get(record_id)
-            if updated.get("id") != record_id:
-                raise ValueError("an update must not change the record id")
-            partition.put(copy_json(updated))
-            return updated
+        return self._staged(collection, scope, functools.partial(_update, record_id, change)).result()
 
     def delete(self, collection: str, scope: str, record_id: str) -> bool:
+        """Delete a record; whether it existed (answered once the delete is durable)."""
+        return self._staged(collection, scope, functools.partial(_delete, record_id)).result()
+
+    async def insert_async(self, collection: str, scope: str, record: Record) -> Record:
+        """:meth:`insert`, awaited on the event loop."""
+        return await (await self._staged_async(collection, scope, functools.partial(_insert, record))).result_async()
+
+    async def update_async(
+        self, collection: str, scope: str, record_id: str, change: t.Callable[[Record], Record | None]
+    ) -> Record | None:
+        """:meth:`update`, awaited on the event loop (``change`` runs on it, under the lock)."""
+        staged = await self._staged_async(collection, scope, functools.partial(_update, record_id, change))
+        return await staged.result_async()
+
+    async def delete_async(self, collection: str, scope: str, record_id: str) -> bool:
+        """:meth:`delete`, awaited on the event loop."""
+        return await (await self._staged_async(collection, scope, functools.partial(_delete, record_id))).result_async()
+
+    def _staged(self, collection: str, scope: str, write: t.Callable[[_Partition], _Outcome]) -> _Outcome:
         partition = self._partition(collection, scope)
         with partition.lock:
-            if record_id not in partition._raw():
-                return False
-            partition.delete(record_id)
-            return True
+            return write(partition)
+
+    async def _staged_async(
+        self, collection: str, scope: str, write: t.Callable[[_Partition], _Outcome]
+    ) -> _Outcome:
+        """Stage on the event loop when the partition lock is free (it nearly always is: it
+        is held only for in-memory steps); a reset holds it for its fsyncs, so then wait for
+        it in a worker thread instead of blocking the loop."""
+        partition = self._partition(collection, scope)
+        if partition.lock.acquire(blocking=False):
+            try:
+                return write(partition)
+            finally:
+                partition.lock.release()
+        return await anyio.to_thread.run_sync(self._staged, collection, scope, write)
 
     def replace_all(self, collection: str, scope: str, records: t.Iterable[Record]) -> None:
         """Swap a partition's whole content (used by reset-to-fixtures). The new snapshot is
         durable before it is served: if it cannot be written, nothing changes."""
         partition = self._partition(collection, scope)
-        with partition.lock:
+        with partition.io_lock, partition.lock:
+            partition.flush()  # writes staged before the reset are durable first, then replaced
             partition.replace_all(records)
 
     def replace_partitions(self, contents: t.Mapping[tuple[str, str], t.Iterable[Record]]) -> None:
@@ -871,7 +1148,9 @@ class Store:
         partitions = [self._partition(*key) for key in keys]
         with contextlib.ExitStack() as locks:
             for partition in partitions:
+                locks.enter_context(partition.io_lock)
                 locks.enter_context(partition.lock)
+                partition.flush()  # writes staged before the reset are durable first, then replaced
             prepared: list[_Prepared] = []
             try:
                 for key, partition in zip(keys, partitions, strict=True):
@@ -892,10 +1171,42 @@ class Store:
         try:
             with self._lock:
                 for partition in self._partitions.values():
-                    with partition.lock:
+                    with partition.io_lock, partition.lock:
+                        partition.flush()
                         partition.close()
+                        partition._abandoned = True  # a write after close fails (StoreClosed)
         finally:
+            self._writers.stop()
             self._release_dir_lock()
+
+
+def _insert(record: Record, partition: _Partition) -> _Outcome:
+    current, staged = partition.latest(record["id"])
+    if current is not None:
+        exists = KeyError(f"record {record['id']} already exists")
+        return _Outcome(partition.tail if staged else _SETTLED, refusal=exists)
+    return _Outcome(partition.stage(record["id"], record), record)
+
+
+def _update(record_id: str, change: t.Callable[[Record], Record | None], partition: _Partition) -> _Outcome:
+    current, staged = partition.latest(record_id)
+    # An answer read from a staged write waits for that write to be durable.
+    seen = partition.tail if staged else _SETTLED
+    if current is None:
+        return _Outcome(seen, None)
+    updated = change(copy_json(current))
+    if updated is None:
+        return _Outcome(seen, copy_json(current))
+    if updated.get("id") != record_id:
+        raise ValueError("an update must not change the record id")
+    return _Outcome(partition.stage(record_id, updated), updated)
+
+
+def _delete(record_id: str, partition: _Partition) -> _Outcome:
+    current, staged = partition.latest(record_id)
+    if current is None:
+        return _Outcome(partition.tail if staged else _SETTLED, False)
+    return _Outcome(partition.stage(record_id, None), True)
 
 
 def _discard_temps(prepared: t.Iterable[_Prepared]) -> None:

@@ -40,7 +40,7 @@ from timbrix_sandbox.http.errors import (
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
 from timbrix_sandbox.http.fault_responses import FaultyResponseMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
-from timbrix_sandbox.http.operations import connexion_handlers
+from timbrix_sandbox.http.operations import ResponseJsonifier, connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
 
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
@@ -105,7 +105,9 @@ def create_app(
         yield
         sandbox.store.close()  # TinyDB: compact journals into snapshots; PostgreSQL: close the pool
 
-    app = connexion.AsyncApp(__name__, lifespan=lifespan, middlewares=list(CONNEXION_LAYERS))
+    app = connexion.AsyncApp(
+        __name__, lifespan=lifespan, middlewares=list(CONNEXION_LAYERS), jsonifier=ResponseJsonifier()
+    )
     options = dict(
         validate_responses=True,
         strict_validation=True,

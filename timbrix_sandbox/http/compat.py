@@ -189,6 +189,7 @@ PUBLIC_OVERRIDES = frozenset(
         "connexion.resolver:Resolver.resolve",
         "connexion.exceptions:ProblemException.__init__",  # exception constructors
         "connexion.exceptions:BadRequestProblem.__init__",
+        "connexion.jsonifier:Jsonifier.dumps",  # AsyncApp(jsonifier=...): "custom jsonifier" for responses
     }
 )
 """Overrides of public extension points: not fingerprinted (``tests/test_compat.py`` requires

@@ -7,7 +7,9 @@ validation, context) and the decorator chain around each handler. This middlewar
 security requirement and the response validators - and serves a request directly when it is
 *fully valid*:
 
-* a known method and path, no undeclared or repeated query parameter, valid parameters;
+* a known method and path, no undeclared or repeated query parameter, valid parameters
+  (path, query and header; a number or an integer in plain decimal digits, as Connexion
+  coerces it, anything more unusual is Connexion's);
 * credentials the access policy accepts for one of the operation's security requirements
   (any scheme type, read by the same reader the Connexion path uses), whose user is a member
   of ``{organizationId}`` and holds the requirement's scopes, or an open operation;
@@ -46,7 +48,7 @@ from timbrix_sandbox.http.access import credential_reader
 from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
 from timbrix_sandbox.http.errors import error_body
 from timbrix_sandbox.http.oas31 import first_error, parse_json_body
-from timbrix_sandbox.http.operations import answer, authorize
+from timbrix_sandbox.http.operations import answer, authorize, response_bytes
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
@@ -64,6 +66,8 @@ class Operation:
     body_schema: dict | None
     body_required: bool
     responses: dict[int, dict | None] = field(default_factory=dict)
+    header_params: dict[bytes, dict] = field(default_factory=dict)
+    """Declared header parameters by their lower-case ASGI name."""
 
 
 def compile_operations(
@@ -80,8 +84,8 @@ def compile_operations(
             if op.get("operationId") not in served:
                 continue
             params = {**shared, **{(p["in"], p["name"]): p for p in op.get("parameters", [])}}
-            if any(location not in ("path", "query") for location, _ in params):
-                continue  # header/cookie parameters: leave to Connexion
+            if any(location not in ("path", "query", "header") for location, _ in params):
+                continue  # cookie parameters: leave to Connexion
             body = op.get("requestBody")
             body_schema = None
             if body is not None:
@@ -105,6 +109,9 @@ def compile_operations(
                     body_schema=body_schema,
                     body_required=bool(body and body.get("required")),
                     responses=responses,
+                    header_params={
+                        name.lower().encode("latin-1"): p for (loc, name), p in params.items() if loc == "header"
+                    },
                 )
             )
     return operations
@@ -157,9 +164,12 @@ class FastPathMiddleware:
         answers, with the error)."""
         for name, value in path_values.items():
             param = operation.path_params.get(name)
-            if param is None or first_error(param.get("schema", {}), value) is not None:
+            value = _coerced(param, value)
+            if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
                 return None
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            path_values[name] = value
+        raw_query = scope.get("query_string", b"")
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         names = [name for name, _ in query]
         if len(set(names)) != len(names):
             return None
@@ -168,9 +178,12 @@ class FastPathMiddleware:
             if name in operation.credential_query:
                 continue
             param = operation.query_params.get(name)
-            if param is None or first_error(param.get("schema", {}), value) is not None:
+            value = _coerced(param, value)
+            if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
                 return None
             params[name] = value
+        if operation.header_params and not _headers_valid(operation.header_params, scope["headers"]):
+            return None
         try:
             caller = self.policy.authenticate(operation.operation_id, credential_reader(scope))
             headers = Headers(scope=scope) if self.tenant_header else _NO_HEADERS
@@ -196,6 +209,44 @@ class FastPathMiddleware:
 
 _FALLBACK = object()
 _NO_HEADERS: t.Mapping[str, str] = {}
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
+
+
+def _coerced(param: dict | None, value: str) -> t.Any:
+    """A parameter's value as Connexion hands it to the handler (``"7"`` is ``7`` for an
+    integer, ``7.0`` for a number), or ``_FALLBACK`` for an undeclared parameter or a form
+    whose coercion this path does not repeat (exponents, booleans, arrays...)."""
+    if param is None:
+        return _FALLBACK
+    kind = param.get("schema", {}).get("type", "string")
+    if kind == "string":
+        return value
+    if kind == "integer" and _INTEGER.fullmatch(value):
+        return int(value)
+    if kind == "number" and _NUMBER.fullmatch(value):
+        return float(value)
+    return _FALLBACK
+
+
+def _headers_valid(declared: dict[bytes, dict], headers: t.Iterable[tuple[bytes, bytes]]) -> bool:
+    """Every declared header parameter present if required, sent once, and valid."""
+    sent: dict[bytes, str] = {}
+    for name, value in headers:
+        if name in declared:
+            if name in sent:
+                return False
+            sent[name] = value.decode("latin-1")
+    for name, param in declared.items():
+        value = sent.get(name)
+        if value is None:
+            if param.get("required"):
+                return False
+            continue
+        value = _coerced(param, value)
+        if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
+            return False
+    return True
 
 
 async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
@@ -232,7 +283,7 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
         data = json.loads(payload) if payload else None
     else:
         data, status = result
-        payload = b"" if status == 204 else (json.dumps(data) + "\n").encode()
+        payload = b"" if status == 204 else response_bytes(data)
     if status != 204:
         schema = operation.responses.get(status)
         if status not in operation.responses:

@@ -33,6 +33,8 @@ from connexion.validators import (
     TextResponseBodyValidator,
 )
 
+from timbrix_sandbox.contract.records import json_bytes
+
 _validators: dict[int, tuple[dict, jsonschema_rs.Validator]] = {}
 
 
@@ -146,6 +148,10 @@ def _depth_exceeds(value: t.Any, limit: int) -> bool:
     return False
 
 
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_finite_float, parse_constant=_reject_constant)
+"""Made once: ``json.loads`` with hooks builds a new decoder per call."""
+
+
 def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     """A request body as JSON (``None`` if empty), or a 400 saying what is wrong with it.
     Shared by the Connexion validators and the fast path, so both reject the same bodies.
@@ -160,14 +166,14 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     if not text:
         return None
     try:
-        body = json.loads(text, parse_int=_parse_int, parse_float=_finite_float, parse_constant=_reject_constant)
+        body = _DECODER.decode(text)
         if _depth_exceeds(body, MAX_JSON_DEPTH):
             raise BadRequest(
                 detail=f"Request body is nested more than {MAX_JSON_DEPTH} levels deep", ext=_INVALID_JSON
             )
         # JSON may escape a lone UTF-16 surrogate ("\ud800"): valid JSON, but no Unicode text
         # can hold it, so it would fail later when stored or echoed.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        json_bytes(body)
     except json.JSONDecodeError as exc:
         raise BadRequest(detail=f"Request body is not valid JSON: {exc}", ext=_INVALID_JSON) from None
     except RecursionError:

@@ -13,8 +13,10 @@ import typing as t
 from connexion import NoContent
 from connexion import request as connexion_request
 from connexion.context import context as connexion_context
+from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
 
+from timbrix_sandbox.contract.records import json_bytes
 from timbrix_sandbox.engine.policy import Caller, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import error_response
@@ -41,6 +43,20 @@ async def answer(
     if reply.body is None:
         return NoContent, reply.status
     return reply.body, reply.status
+
+
+def response_bytes(data: t.Any) -> bytes:
+    """A JSON response body as both pipelines send it: compact UTF-8 (orjson, a seventh of
+    ``json.dumps``'s cost on a list of customers) and a newline, as Connexion ends bodies."""
+    return json_bytes(data) + b"\n"
+
+
+class ResponseJsonifier(Jsonifier):
+    """Connexion's serialiser, set to :func:`response_bytes`: clients cannot tell which
+    pipeline answered (``tests/test_fastpath.py``)."""
+
+    def dumps(self, data: t.Any, **kwargs: t.Any) -> str:
+        return response_bytes(data).decode()
 
 
 def refusal_response(sandbox: Sandbox, refusal: Refusal) -> ConnexionResponse:

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Where a request's time goes: py-spy on the sandbox while wrk loads one endpoint.
+
+    python3 bench/profile.py put            # or: post | get | list | beel-get | beel-put
+    python3 bench/profile.py put --seconds 8 --top 30 --out /tmp/put.txt
+
+The sandbox runs as the bench runs it (file store, validation on, CPU 0), wrk with 32
+connections on CPU 1, and py-spy (``pip install py-spy``, a dev tool) samples the server
+process, its threads included, from CPU 1. Prints the functions by their own time
+("self") and by time spent in them and below ("total"), as % of the samples, and the
+collapsed stacks are written to ``--out`` for a flame graph (``flamegraph.pl``, speedscope).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import run  # noqa: E402
+
+TARGETS = {
+    # name: (contract or None for Timbrix, endpoint table, endpoint, auth)
+    "get": (None, run.ENDPOINTS, "GET customer by id", run.AUTH),
+    "list": (None, run.ENDPOINTS, "GET list", run.AUTH),
+    "put": (None, run.ENDPOINTS, "PUT update", run.AUTH),
+    "post": (None, run.ENDPOINTS, "POST create", run.AUTH),
+    "beel-get": (run.BEEL, run.BEEL_ENDPOINTS, "GET customer by id", run.BEEL_AUTH),
+    "beel-put": (run.BEEL, run.BEEL_ENDPOINTS, "PUT update", run.BEEL_AUTH),
+}
+
+
+def summarise(collapsed: str, top: int) -> str:
+    """Top functions by self and by total share of the samples in py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    lines = [f"{samples} samples"]
+    for title, counter in (("self", own), ("total", total)):
+        lines.append(f"\n{title:>6} %  function")
+        lines += [f"{100 * n / samples:>8.1f}  {name}" for name, n in counter.most_common(top)]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", choices=sorted(TARGETS))
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=None, help="write the collapsed stacks here")
+    args = parser.parse_args()
+    contract, endpoints, endpoint, auth = TARGETS[args.target]
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    data_dir = tempfile.mkdtemp(dir=ROOT / "bench")
+    server, api = run.sandbox(data_dir, contract=contract)
+    try:
+        path, script = endpoints[endpoint]
+        run.wrk(api + path, 2, script, auth=auth)  # warm-up
+        result: dict = {}
+        load = threading.Thread(target=lambda: result.update(run.wrk(api + path, args.seconds + 2, script, auth=auth)))
+        load.start()
+        with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
+            subprocess.run(
+                run._pinned(
+                    [py_spy, "record", "--pid", str(server.process.pid), "--threads", "--nonblocking",
+                     "--format", "raw", "--rate", "250", "--duration", str(args.seconds), "--output", out.name],
+                    run.LOAD_CPU,
+                ),
+                check=True,
+                capture_output=True,
+            )
+            collapsed = Path(out.name).read_text()
+        load.join()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    if args.out:
+        args.out.write_text(collapsed)
+    rate, p50, p99 = (result.get(k) for k in ("req_per_s", "p50_ms", "p99_ms"))
+    print(f"{args.target}: {rate} req/s, p50 {p50} ms, p99 {p99} ms (under py-spy)")
+    print(summarise(collapsed, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

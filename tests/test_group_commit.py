@@ -1,0 +1,213 @@
+"""Group commit: concurrent writes share one fsync, and nothing a crash could undo is ever seen.
+
+A write is staged in memory, then written and fsynced with the others staged meanwhile, and
+only then served to readers and acknowledged. These tests hold a batch just before its fsync
+(``Store(journal_sync=...)``, the store's own hook for the call that makes the journal
+durable) and look at what readers and other writers get meanwhile: readers the durable state
+only, writers the staged one (so concurrent updates never lose each other), and nobody an
+answer before the write it reflects is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import anyio
+import pytest
+
+from timbrix_sandbox.engine.crud import Engine
+from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
+
+DUNDER = "550e8400-e29b-41d4-a716-446655440000"
+DOCS_CUSTOMER = "590ce6c56d04f840aa8438af"
+
+
+class HeldSync:
+    """Makes the journal durable (``os.fsync``), but once ``hold()`` is called, every batch
+    waits before its fsync until ``release()``: the moment a crash would undo it."""
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self._armed = False
+        self._released = threading.Event()
+        self.batches = 0
+
+    def hold(self) -> None:
+        self._armed = True
+
+    def release(self) -> None:
+        self._armed = False
+        self._released.set()
+
+    def __call__(self, fd: int) -> None:
+        if self._armed:
+            self.held.set()
+            assert self._released.wait(10), "the test never released the batch"
+        os.fsync(fd)
+        self.batches += 1
+
+
+def rec(key: int, n: int | None = None) -> dict:
+    return {"id": f"r{key}", "n": key if n is None else n}
+
+
+def test_a_write_is_invisible_to_readers_until_its_batch_is_durable(tmp_path):
+    sync = HeldSync()
+    store = Store(tmp_path, journal_sync=sync)
+    store.insert("c", "org", rec(1))
+    sync.hold()
+    writer = threading.Thread(target=store.update, args=("c", "org", "r1", lambda r: {**r, "n": 2}))
+    writer.start()
+    assert sync.held.wait(5), "the write never reached its fsync"
+    # held before durable: every read still answers the durable record
+    assert store.get("c", "org", "r1") == rec(1)
+    assert store.peek("c", "org", "r1") == rec(1)
+    assert store.list("c", "org") == [rec(1)] == store.peek_all("c", "org")
+    assert writer.is_alive(), "the write was acknowledged before its fsync returned"
+    sync.release()
+    writer.join(5)
+    assert store.get("c", "org", "r1") == rec(1, n=2)
+    store.close()
+    assert Store(tmp_path).get("c", "org", "r1") == rec(1, n=2)
+
+
+class Changes:
+    """Update functions that count how many writers have staged their change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.made = 0
+
+    def add(self, amount: int):
+        def change(record: dict) -> dict:
+            with self._lock:
+                self.made += 1
+            return {**record, "n": record["n"] + amount}
+
+        return change
+
+    def wait_for(self, count: int) -> None:
+        for _ in range(500):
+            with self._lock:
+                if self.made >= count:
+                    return
+            threading.Event().wait(0.01)
+        raise AssertionError(f"only {self.made} of {count} writers staged")
+
+
+def test_concurrent_writers_build_on_staged_writes_and_share_an_fsync(tmp_path):
+    """While one batch waits for its fsync, 20 more increments are staged on top of each
+    other (none lost), readers see none of them, and they are written in far fewer fsyncs."""
+    sync = HeldSync()
+    store = Store(tmp_path, journal_sync=sync)
+    store.insert("c", "org", rec(1))
+    changes = Changes()
+    sync.hold()
+    threads = [threading.Thread(target=store.update, args=("c", "org", "r1", changes.add(1))) for _ in range(21)]
+    threads[0].start()
+    assert sync.held.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    changes.wait_for(21)
+    assert store.get("c", "org", "r1") == rec(1), "a reader saw a write that was not durable"
+    assert all(thread.is_alive() for thread in threads), "a write was acknowledged before it was durable"
+    fsyncs_before = sync.batches
+    sync.release()
+    for thread in threads:
+        thread.join(5)
+    assert store.get("c", "org", "r1")["n"] == 22, "an increment was lost"
+    assert sync.batches - fsyncs_before < 21, "every write paid its own fsync"
+    store.abandon()
+    assert Store(tmp_path).get("c", "org", "r1")["n"] == 22
+
+
+def test_a_failed_batch_fails_every_write_staged_on_it(tmp_path):
+    """A write staged on top of one whose fsync then fails was built on a state that never
+    became durable: it fails too, and neither is served or replayed after a restart."""
+    store = Store(tmp_path, journal_sync=(sync := _FailingOnce()))
+    store.insert("c", "org", rec(1))
+    changes = Changes()
+    sync.fail_next()
+    outcomes: list[object] = []
+
+    def write(amount: int) -> None:
+        try:
+            outcomes.append(store.update("c", "org", "r1", changes.add(amount)))
+        except OSError as exc:
+            outcomes.append(exc)
+
+    first = threading.Thread(target=write, args=(10,))
+    first.start()
+    assert sync.held.wait(5)
+    second = threading.Thread(target=write, args=(100,))
+    second.start()
+    changes.wait_for(2)
+    sync.release()
+    first.join(5)
+    second.join(5)
+    assert len(outcomes) == 2 and all(isinstance(o, OSError) for o in outcomes), outcomes
+    assert store.get("c", "org", "r1") == rec(1)
+    assert store.update("c", "org", "r1", lambda r: {**r, "n": 5}) == rec(1, n=5)
+    store.abandon()
+    assert Store(tmp_path).list("c", "org") == [rec(1, n=5)]
+
+
+class _FailingOnce(HeldSync):
+    def fail_next(self) -> None:
+        self.hold()
+
+    def __call__(self, fd: int) -> None:
+        if self._armed:
+            self.held.set()
+            assert self._released.wait(10)
+            raise OSError(28, "No space left on device")
+        os.fsync(fd)
+
+
+@pytest.mark.parametrize("reader", ["read", "list"])
+def test_a_get_during_a_held_put_answers_the_durable_customer(tmp_path, reader):
+    """The engine's GET (by id and the list) while a PUT of the same customer waits for its
+    fsync: the durable customer; the PUT answers, and the GET shows it, only after."""
+    shipped = make_sandbox()  # the contract, plug-in and fixtures of the Timbrix profile
+    sync = HeldSync()
+    store = Store(tmp_path, journal_sync=sync)
+    fixtures = shipped.fixtures.records["customers"][DUNDER]
+    store.replace_all("customers", DUNDER, [shipped.seed_record("customers", r) for r in fixtures])
+    operations = Engine(shipped.profile, store, shipped.plugin, shipped.behaviours).operations()
+    by_id = {"organizationId": DUNDER, "customerId": DOCS_CUSTOMER}
+    get = operations["CustomersController_findOne" if reader == "read" else "CustomersController_findAll"]
+
+    def legal_name(reply) -> str:
+        body = reply.body if reader == "read" else next(c for c in reply.body if c["id"] == DOCS_CUSTOMER)
+        return body["legalName"]
+
+    async def scenario() -> None:
+        before = legal_name(await get(DUNDER, by_id, None))
+        sync.hold()
+        put = asyncio.ensure_future(operations["CustomersController_update"](DUNDER, by_id, {"legalName": "Held"}))
+        assert await anyio.to_thread.run_sync(sync.held.wait, 5), "the PUT never reached its fsync"
+        assert legal_name(await get(DUNDER, by_id, None)) == before
+        assert not put.done(), "the PUT was answered before its write was durable"
+        sync.release()
+        assert (await put).body["legalName"] == "Held"
+        assert legal_name(await get(DUNDER, by_id, None)) == "Held"
+
+    asyncio.run(scenario())
+    store.close()
+
+
+def test_stored_records_are_exact_copies_whatever_their_numbers(tmp_path):
+    """The stored copy of a write is read back from its journal line: integers beyond 64 bits
+    (which JSON allows) and floats survive exactly, and the caller's dict is not the stored one."""
+    store = Store(tmp_path)
+    record = {"id": "r1", "big": 2**70, "neg": -(2**65), "f": 0.1, "nested": {"n": [1, 2.5, "é"]}}
+    store.insert("c", "org", record)
+    record["nested"]["n"].append("changed after the write")
+    expected = {"id": "r1", "big": 2**70, "neg": -(2**65), "f": 0.1, "nested": {"n": [1, 2.5, "é"]}}
+    assert store.get("c", "org", "r1") == expected and type(store.get("c", "org", "r1")["big"]) is int
+    store.update("c", "org", "r1", lambda r: {**r, "small": 1})
+    store.close()
+    assert Store(tmp_path).get("c", "org", "r1") == {**expected, "small": 1}
