@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="inject a bug (repeatable; see `faults`)"
     )
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="requests the journal keeps (GET /__sandbox/requests; default 1000; 0 turns it off)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument(
         "--allow-host",
@@ -190,13 +197,14 @@ def serve(args: argparse.Namespace) -> int:
         strict_rfc=args.strict_rfc,
         faults=args.fault,
     )
-    app = create_app(sandbox, security)
+    app = create_app(sandbox, security, journal_size=max(args.journal_size, 0))
     sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
     print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
     print(f"  Swagger UI   {base}/api/ui/")
     print(f"  contract     {base}/api/openapi.json")
     print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
+    print(f"  requests     {base}/__sandbox/requests.html, behaviours {base}/__sandbox/behaviours")
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
     if security.control_token:

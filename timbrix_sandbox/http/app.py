@@ -22,9 +22,11 @@ from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
+from timbrix_sandbox.http.behaviours import RequestBehaviourMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
 from timbrix_sandbox.http.control import control_operations
+from timbrix_sandbox.http.control_runtime import runtime_operations
 from timbrix_sandbox.http.errors import (
     CONTROL_BASE_PATH,
     CONTROL_ERRORS,
@@ -36,6 +38,8 @@ from timbrix_sandbox.http.errors import (
 )
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
 from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyResponseMiddleware
+from timbrix_sandbox.http.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
+from timbrix_sandbox.http.journal import Credentials, Journal, JournalMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
@@ -82,10 +86,11 @@ def _path_methods(spec: dict) -> PathMethods:
     )
 
 
-def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
+def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, journal_size: int = DEFAULT_JOURNAL_SIZE):
     """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
     one). ``security`` is the local server's policy (Host allowlist,
-    control API protection, CORS; see ``local_security.py``); by default, loopback only."""
+    control API protection, CORS; see ``local_security.py``); by default, loopback only.
+    ``journal_size``: requests the journal keeps (``journal.py``; 0 turns it off)."""
     compat.install()
     security = security or SecurityPolicy()
 
@@ -111,12 +116,18 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
     allowed.add_spec(API_BASE_PATH, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
     app.add_api(api, base_path=API_BASE_PATH, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
-    control_resolver = FunctionResolver(control_operations(sandbox).__getitem__)
+    journal = Journal(journal_size, Credentials.of(api))
+    control_handlers = {**control_operations(sandbox), **runtime_operations(sandbox, journal)}
+    control_resolver = FunctionResolver(control_handlers.__getitem__)
     app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
-    for middleware, position, settings in _stack(sandbox, security, api):
+    stack = _stack(sandbox, security, api)
+    if journal:  # outermost of the sandbox's own layers: refusals (421, 413, ...) are journaled too
+        skip = (CONTROL_BASE_PATH + "/", API_BASE_PATH + "/ui")
+        stack.insert(0, (JournalMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, {"journal": journal, "skip": skip}))
+    for middleware, position, settings in stack:
         app.add_middleware(middleware, position=position, **settings)
     app.sandbox = sandbox  # type: ignore[attr-defined]
     return app
@@ -155,6 +166,8 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
     if behaviours.corrupts_responses():
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours}))
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {}))
+    settings = {"sandbox": sandbox, "api_prefix": API_BASE_PATH}
+    stack.append((RequestBehaviourMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     if not behaviours and fast_path_enabled():
         operations = compile_operations(load_contract(sandbox.contract), API_BASE_PATH, sandbox.operations)
         settings = {"operations": operations, "sandbox": sandbox}
