@@ -11,9 +11,9 @@ import os
 import typing as t
 
 from timbrix_sandbox.contract.loading import load_contract
-from timbrix_sandbox.contract.model import load_profile, scope_params
+from timbrix_sandbox.contract.model import Profile, load_profile, scope_params
 from timbrix_sandbox.engine.faults import Behaviours
-from timbrix_sandbox.engine.fixtures import load_fixtures
+from timbrix_sandbox.engine.fixtures import Fixtures, load_fixtures
 from timbrix_sandbox.engine.sandbox import RECORD_LAYOUT, Sandbox
 from timbrix_sandbox.engine.store import Store
 from timbrix_sandbox.profiles import DEFAULT_CONTRACT, contract_path, default_fixtures
@@ -36,16 +36,7 @@ def make_sandbox(
     contract = contract_path(contract)
     profile = load_profile(load_contract(contract))
     plugin = plugin_for(profile.plugin)
-    fixtures = load_fixtures(
-        fixtures_path or default_fixtures(contract),
-        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
-        scope_field={
-            name: param
-            for name, r in profile.resources.items()
-            for param in scope_params(r)[:1]
-            if param in r.schema.get("properties", {})
-        },
-    )
+    fixtures = profile_fixtures(profile, fixtures_path or default_fixtures(contract))
     options = frozenset({"strict-rfc"} if strict_rfc else ())
     sandbox = Sandbox(
         contract,
@@ -72,3 +63,18 @@ def make_sandbox(
 def _timbrix_title() -> str:
     """Whose data a seeded directory without a contract marker holds (written before markers)."""
     return load_profile(load_contract(DEFAULT_CONTRACT)).title
+
+
+def profile_fixtures(profile: Profile, path: str | os.PathLike[str]) -> Fixtures:
+    """The fixtures file, checked against the contract's resources (their ids and scopes). The
+    pytest plugin reads the tokens from it too."""
+    return load_fixtures(
+        path,
+        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
+        scope_field={
+            name: param
+            for name, r in profile.resources.items()
+            for param in scope_params(r)[:1]
+            if param in r.schema.get("properties", {})
+        },
+    )
