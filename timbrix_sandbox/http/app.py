@@ -25,6 +25,7 @@ from timbrix_sandbox.http.access import AccessMiddleware
 from timbrix_sandbox.http.behaviours import RequestBehaviourMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
+from timbrix_sandbox.http.contract_document import AuthoredContractMiddleware
 from timbrix_sandbox.http.control import control_operations
 from timbrix_sandbox.http.control_runtime import runtime_operations
 from timbrix_sandbox.http.errors import (
@@ -166,6 +167,8 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
     if behaviours.corrupts_responses():
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours}))
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {}))
+    settings = {"contract": sandbox.contract, "base_path": API_BASE_PATH}
+    stack.append((AuthoredContractMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     settings = {"sandbox": sandbox, "api_prefix": API_BASE_PATH}
     stack.append((RequestBehaviourMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     if not behaviours and fast_path_enabled():
