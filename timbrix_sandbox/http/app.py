@@ -138,8 +138,9 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
     """The sandbox's middleware, outermost first, each placed among Connexion's own layers
     (in brackets below; within one position the order of this list is kept):
 
-    [ServerError] > SandboxState > LocalSecurity > BodyLimit > FaultyResponse (faults only)
-    > [Exception] > TrailingSlash > FastPath (no faults) > [SwaggerUI] > [Routing]
+    [ServerError] > Journal (inserted by ``create_app``) > SandboxState > LocalSecurity > BodyLimit
+    > FaultyResponse (faults only) > [Exception] > TrailingSlash > AuthoredContract
+    > RequestBehaviour > FastPath (no faults) > [SwaggerUI] > [Routing]
     > AuthIgnored (that fault only) > [Security] > Access > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
