@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from timbrix_sandbox.contract.examples import NoExample, response_example
 from timbrix_sandbox.contract.loading import load_contract
-from timbrix_sandbox.engine.faults import Behaviour, Behaviours, InvalidBehaviour, Preference
+from timbrix_sandbox.engine.faults import FAULTS, Behaviour, Behaviours, InvalidBehaviour, Preference
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import error_response, send_error
 from timbrix_sandbox.http.fault_responses import rewrite_response
@@ -137,7 +137,7 @@ async def apply(sandbox: Sandbox, operation_id: str, tenant: str | None, run: Ru
     preference = preference or next((p for b in taken if (p := b.preferred())), None)
     if preference is not None:
         return preferred_answer(sandbox, operation_id, preference)
-    faults = tuple(b for b in taken if not b.preferred() and not b.delay() and not b.drops_connection())
+    faults = tuple(b for b in taken if b.name in FAULTS)  # the run-time ones acted above
     if not faults:
         return await run()
     behaviours = sandbox.behaviours

@@ -49,21 +49,39 @@ class Credentials:
         return cls(frozenset(headers), frozenset(query))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Entry:
+    """One request as recorded: references to what went through (bytes are immutable), cut
+    and decoded only when the journal is read."""
+
     id: int
     started: float
     method: str
     path: str
     query: bytes
     headers: list[tuple[bytes, bytes]]
-    request_body: bytearray
-    request_truncated: bool = False
+    request_chunks: list[bytes] = dataclasses.field(default_factory=list)
+    request_size: int = 0
+    began: float = 0.0
+    """``time.perf_counter()`` at arrival; ``ended`` when the last byte was sent."""
+    ended: float | None = None
     status: int | None = None
-    duration_ms: float | None = None
-    response_type: bytes = b""
-    response_body: bytearray = dataclasses.field(default_factory=bytearray)
-    response_truncated: bool = False
+    response_headers: t.Sequence[tuple[bytes, bytes]] = ()
+    response_chunks: list[bytes] = dataclasses.field(default_factory=list)
+    response_size: int = 0
+
+
+def _bounded(chunk: bytes, kept: int) -> bytes:
+    """The chunk itself (no copy) while the body is under the limit; past it, only the byte that
+    tells it was cut is kept (a 1 MiB body must not sit in the journal)."""
+    room = BODY_LIMIT + 1 - kept
+    return chunk if len(chunk) <= room else chunk[:room]
+
+
+def _kept(chunks: list[bytes]) -> tuple[bytes, bool]:
+    """The body cut at :data:`BODY_LIMIT`, and whether it was cut."""
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body[:BODY_LIMIT], len(body) > BODY_LIMIT
 
 
 class Journal:
@@ -78,7 +96,7 @@ class Journal:
 
     def start(self, scope: Scope) -> Entry:
         entry = Entry(self._next, time.time(), scope["method"], scope["path"], scope.get("query_string", b""),
-                      scope["headers"], bytearray())
+                      scope["headers"], [], 0, time.perf_counter())
         self._next += 1
         self.entries.append(entry)
         return entry
@@ -106,7 +124,9 @@ class Journal:
         return out
 
     def describe(self, entry: Entry) -> dict[str, t.Any]:
-        response = _decoded(bytes(entry.response_body), entry.response_type)
+        request_body, request_cut = _kept(entry.request_chunks) if entry.request_chunks else (b"", False)
+        response_body, response_cut = _kept(entry.response_chunks) if entry.response_chunks else (b"", False)
+        response = _decoded(response_body, _header(entry.response_headers, b"content-type"))
         return {
             "id": entry.id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry.started))
@@ -115,12 +135,12 @@ class Journal:
             "path": entry.path,
             "query": self._query(entry.query),
             "status": entry.status,
-            "durationMs": entry.duration_ms,
+            "durationMs": None if entry.ended is None else round((entry.ended - entry.began) * 1000, 3),
             "requestHeaders": self._headers(entry.headers),
-            "requestBody": _decoded(bytes(entry.request_body), _header(entry.headers, b"content-type")),
-            "requestBodyTruncated": entry.request_truncated,
+            "requestBody": _decoded(request_body, _header(entry.headers, b"content-type")),
+            "requestBodyTruncated": request_cut,
             "responseBody": response,
-            "responseBodyTruncated": entry.response_truncated,
+            "responseBodyTruncated": response_cut,
             "validationErrors": _validation_errors(entry.status, response),
         }
 
@@ -150,7 +170,7 @@ def _status_matches(status: int | None, wanted: str) -> bool:
     return text == wanted or (wanted.endswith("xx") and text[0] == wanted[0])
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+def _header(headers: t.Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
     return next((v for k, v in headers if k == name), b"")
 
 
@@ -189,36 +209,31 @@ class JournalMiddleware:
             await self.app(scope, receive, send)
             return
         entry = self.journal.start(scope)
-        began = time.perf_counter()
 
         async def recording_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
-                chunk = message.get("body", b"")
-                room = BODY_LIMIT - len(entry.request_body)
-                if len(chunk) > room:
-                    entry.request_truncated = True
-                    chunk = chunk[: max(room, 0)]
-                entry.request_body += chunk
+            if message["type"] == "http.request" and entry.request_size <= BODY_LIMIT:
+                chunk = _bounded(message.get("body", b""), entry.request_size)
+                entry.request_chunks.append(chunk)
+                entry.request_size += len(chunk)
             return message
 
         async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if "status" in message:  # http.response.start
                 entry.status = message["status"]
-                entry.response_type = _header(list(message.get("headers", [])), b"content-type")
-            elif message["type"] == "http.response.body":
+                entry.response_headers = message.get("headers", ())
+            else:
                 chunk = message.get("body", b"")
-                room = BODY_LIMIT - len(entry.response_body)
-                if len(chunk) > room:
-                    entry.response_truncated = True
-                    chunk = chunk[: max(room, 0)]
-                entry.response_body += chunk
+                if entry.response_size + len(chunk) > BODY_LIMIT:
+                    chunk = _bounded(chunk, entry.response_size)
+                entry.response_chunks.append(chunk)
+                entry.response_size += len(chunk)
                 if not message.get("more_body"):
-                    entry.duration_ms = round((time.perf_counter() - began) * 1000, 3)
+                    entry.ended = time.perf_counter()
             await send(message)
 
         try:
             await self.app(scope, recording_receive, recording_send)
         finally:
-            if entry.duration_ms is None:
-                entry.duration_ms = round((time.perf_counter() - began) * 1000, 3)
+            if entry.ended is None:
+                entry.ended = time.perf_counter()
