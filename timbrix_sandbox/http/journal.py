@@ -51,36 +51,37 @@ class Credentials:
 
 @dataclasses.dataclass(slots=True)
 class Entry:
-    """One request as recorded: references to what went through (bytes are immutable), cut
-    and decoded only when the journal is read."""
+    """One request as recorded: the bytes that went through (immutable, so kept by reference),
+    cut and decoded only when the journal is read. One object the collector tracks per entry
+    (no lists): a thousand entries cost a full collection little."""
 
     id: int
     started: float
     method: str
     path: str
     query: bytes
-    headers: list[tuple[bytes, bytes]]
-    request_chunks: list[bytes] = dataclasses.field(default_factory=list)
-    request_size: int = 0
-    began: float = 0.0
+    headers: tuple[tuple[bytes, bytes], ...]
+    began: float
     """``time.perf_counter()`` at arrival; ``ended`` when the last byte was sent."""
     ended: float | None = None
+    request_body: bytes = b""
     status: int | None = None
-    response_headers: t.Sequence[tuple[bytes, bytes]] = ()
-    response_chunks: list[bytes] = dataclasses.field(default_factory=list)
-    response_size: int = 0
+    response_type: bytes = b""
+    response_body: bytes = b""
 
 
-def _bounded(chunk: bytes, kept: int) -> bytes:
-    """The chunk itself (no copy) while the body is under the limit; past it, only the byte that
-    tells it was cut is kept (a 1 MiB body must not sit in the journal)."""
-    room = BODY_LIMIT + 1 - kept
-    return chunk if len(chunk) <= room else chunk[:room]
+def _appended(kept: bytes, chunk: bytes) -> bytes:
+    """The body so far with ``chunk``: the chunk itself (no copy) for a one-chunk body under the
+    limit; never more than one byte past :data:`BODY_LIMIT` (that byte tells it was cut: a
+    1 MiB body must not sit in the journal)."""
+    if not kept and len(chunk) <= BODY_LIMIT:
+        return chunk
+    room = BODY_LIMIT + 1 - len(kept)
+    return kept + chunk[:room] if room > 0 else kept
 
 
-def _kept(chunks: list[bytes]) -> tuple[bytes, bool]:
+def _kept(body: bytes) -> tuple[bytes, bool]:
     """The body cut at :data:`BODY_LIMIT`, and whether it was cut."""
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return body[:BODY_LIMIT], len(body) > BODY_LIMIT
 
 
@@ -96,7 +97,7 @@ class Journal:
 
     def start(self, scope: Scope) -> Entry:
         entry = Entry(self._next, time.time(), scope["method"], scope["path"], scope.get("query_string", b""),
-                      scope["headers"], [], 0, time.perf_counter())
+                      tuple(scope["headers"]), time.perf_counter())
         self._next += 1
         self.entries.append(entry)
         return entry
@@ -124,9 +125,9 @@ class Journal:
         return out
 
     def describe(self, entry: Entry) -> dict[str, t.Any]:
-        request_body, request_cut = _kept(entry.request_chunks) if entry.request_chunks else (b"", False)
-        response_body, response_cut = _kept(entry.response_chunks) if entry.response_chunks else (b"", False)
-        response = _decoded(response_body, _header(entry.response_headers, b"content-type"))
+        request_body, request_cut = _kept(entry.request_body)
+        response_body, response_cut = _kept(entry.response_body)
+        response = _decoded(response_body, entry.response_type)
         return {
             "id": entry.id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry.started))
@@ -144,7 +145,7 @@ class Journal:
             "validationErrors": _validation_errors(entry.status, response),
         }
 
-    def _headers(self, headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    def _headers(self, headers: t.Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         out: dict[str, str] = {}
         for raw_name, raw_value in headers:
             name = raw_name.decode("latin-1").lower()
@@ -212,22 +213,19 @@ class JournalMiddleware:
 
         async def recording_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and entry.request_size <= BODY_LIMIT:
-                chunk = _bounded(message.get("body", b""), entry.request_size)
-                entry.request_chunks.append(chunk)
-                entry.request_size += len(chunk)
+            if message["type"] == "http.request":
+                entry.request_body = _appended(entry.request_body, message.get("body", b""))
             return message
 
         async def recording_send(message: Message) -> None:
             if "status" in message:  # http.response.start
                 entry.status = message["status"]
-                entry.response_headers = message.get("headers", ())
+                for name, value in message.get("headers", ()):
+                    if name == b"content-type":
+                        entry.response_type = value
+                        break
             else:
-                chunk = message.get("body", b"")
-                if entry.response_size + len(chunk) > BODY_LIMIT:
-                    chunk = _bounded(chunk, entry.response_size)
-                entry.response_chunks.append(chunk)
-                entry.response_size += len(chunk)
+                entry.response_body = _appended(entry.response_body, message.get("body", b""))
                 if not message.get("more_body"):
                     entry.ended = time.perf_counter()
             await send(message)
