@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing as t
 from pathlib import Path
 
 import yaml
@@ -26,9 +27,25 @@ TOP_LEVEL_SERVERS = re.compile(r"^servers:[^\n]*\n(?:(?:[ \t]+[^\n]*|[ \t]*#[^\n
 """A top-level ``servers:`` block: the key's line and every indented, comment or blank line after it."""
 
 
+def _external_refs(node: t.Any) -> bool:
+    """Whether any ``$ref`` points outside the document (another file or URL)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return True
+        return any(_external_refs(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_external_refs(value) for value in node)
+    return False
+
+
 def served_documents(contract: Path, base_path: str) -> dict[str, tuple[bytes, bytes]]:
-    """``name -> (content type, body)`` for ``openapi.json`` and ``openapi.yaml``."""
+    """``name -> (content type, body)`` for ``openapi.json`` and ``openapi.yaml``; empty for a
+    contract with ``$ref``s to other files, which a client could not follow from this URL
+    (Connexion's resolved copy is served for it, as before)."""
     document = load_contract(contract)
+    if _external_refs(document):
+        return {}
     servers = [{"url": base_path, "description": "this sandbox"}]
     document["servers"] = servers
     as_json = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode()
