@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,3 +43,23 @@ def test_a_test_that_breaks_isolation_would_fail(tmp_path):
     result = run_example(tmp_path, "test_probe.py")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED test_probe.py::test_both_in_one" in result.stdout, result.stdout
+
+
+def test_loading_it_twice_registers_it_once(tmp_path):
+    """Installed (entry point) and named with ``-p`` as well: one plugin, not an error (pyproject
+    names the entry point by its module for this). Metadata on ``PYTHONPATH`` plays the installed
+    package, with the entry points pyproject declares."""
+    info = tmp_path / "site" / "timbrix_sandbox_probe-1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: timbrix-sandbox-probe\nVersion: 1\n")
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        plugins = tomllib.load(file)["project"]["entry-points"]["pytest11"]  # as the wheel declares them
+    (info / "entry_points.txt").write_text("[pytest11]\n" + "".join(f"{k} = {v}\n" for k, v in plugins.items()))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_one.py").write_text("def test_fixture_is_there(timbrix_sandbox_factory):\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path / "site")])}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "timbrix_sandbox.pytest_plugin",
+               "test_one.py"]
+    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -124,7 +124,7 @@ def test_wheel_metadata(wheel):
     assert "timbrix-sandbox = timbrix_sandbox.cli:main" in entry_points
     # `pipx run timbrix-sandbox` runs the console script named like the package
     assert re.search(r"^Name: timbrix-sandbox$", metadata, re.M)
-    assert "[pytest11]\ntimbrix_sandbox = timbrix_sandbox.pytest_plugin" in entry_points
+    assert "[pytest11]\ntimbrix_sandbox.pytest_plugin = timbrix_sandbox.pytest_plugin" in entry_points
 
 
 def test_version_scheme_and_changelog():

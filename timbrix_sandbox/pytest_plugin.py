@@ -1,7 +1,8 @@
 """The pytest plugin: a running sandbox for your own tests, with fresh fixtures in every test.
 
-Installed with the package (``pytest11`` entry point ``timbrix_sandbox``), it only provides
-fixtures; it changes nothing in a test run that does not ask for them.
+Installed with the package (``pytest11`` entry point ``timbrix_sandbox.pytest_plugin``;
+``-p no:timbrix_sandbox.pytest_plugin`` turns it off), it only provides fixtures; it changes
+nothing in a test run that does not ask for them.
 
 * ``timbrix_sandbox``: the Timbrix contract served by one server per test session (per
   worker under pytest-xdist), on a free loopback port, in memory, in a process of its own.
