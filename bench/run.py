@@ -102,12 +102,14 @@ def sandbox(
     store_url: str | None = None,
     workers: int = 1,
     cpu: str | None = SERVER_CPU,
+    extra: tuple[str, ...] = (),
 ) -> tuple[Server, str]:
     port = _free_port()
     store = ["--data-dir", data_dir] if data_dir else ["--in-memory"]
     if store_url:
         store = ["--store", store_url, "--workers", str(workers)]
     command = [sys.executable, "-m", "timbrix_sandbox", "serve", "--port", str(port), "--log-level", "warning", *store]
+    command += list(extra)
     if contract is not None:
         command += ["--contract", str(contract)]
     if not fast_path:
@@ -253,7 +255,44 @@ def bench_http(seconds: int) -> dict:
         results["starlette"]["GET customer by id"] = wrk(api + ENDPOINTS["GET customer by id"][0], seconds)
     finally:
         server.stop()
+    results["journal"] = bench_journal(seconds)
     return results
+
+
+def _test_reset_ms(control: str, rounds: int = 20) -> float:
+    """What the pytest plugin does before each test (reset, clear behaviours, clear the journal),
+    client side, the median of ``rounds``."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for method, path in (("POST", "/reset"), ("DELETE", "/behaviours"), ("DELETE", "/requests")):
+            with urllib.request.urlopen(urllib.request.Request(control + path, method=method)) as response:
+                response.read()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def bench_journal(seconds: int, rounds: int = 5) -> dict:
+    """GET by id with the request journal on (the default) and off (``--journal-size 0``), both in
+    memory, measured in turns (on, off, on, off...) so the machine's drift hits both; medians."""
+    path = ENDPOINTS["GET customer by id"][0]
+    servers = {"on": sandbox(None), "off": sandbox(None, extra=("--journal-size", "0"))}
+    runs: dict[str, list[dict]] = {"on": [], "off": []}
+    try:
+        for _server, api in servers.values():
+            wrk(api + path, 2)
+        for _ in range(rounds):
+            for name, (_server, api) in servers.items():
+                runs[name].append(wrk(api + path, seconds))
+        test_reset_ms = _test_reset_ms(servers["on"][1].replace("/api", "/__sandbox"))
+    finally:
+        for server, _api in servers.values():
+            server.stop()
+    out = {name: {key: statistics.median(r[key] for r in taken) for key in ("req_per_s", "p50_ms", "p99_ms")}
+           for name, taken in runs.items()}
+    out["ratio_on_off"] = round(out["on"]["req_per_s"] / out["off"]["req_per_s"], 3)
+    out["test_reset_ms"] = test_reset_ms
+    return out
 
 
 def bench_scale(seconds: int, sizes: tuple[int, ...]) -> dict:
@@ -616,6 +655,14 @@ def _print_http(http: dict) -> None:
     print(
         f"startup to first 200: sandbox {http['sandbox']['startup_s']} s, Prism {http['prism'].get('startup_s')} s;"
         f" reset to fixtures: {http['sandbox']['reset_ms']} ms (median of 20)"
+    )
+    journal = http["journal"]
+    print(f"before each test (pytest plugin, in memory: reset + clear behaviours + clear journal, client side): "
+          f"{journal['test_reset_ms']} ms (median of 20)")
+    print(
+        f"request journal, GET by id in memory: on {journal['on']['req_per_s']:.0f} req/s (p99 "
+        f"{journal['on']['p99_ms']} ms), off {journal['off']['req_per_s']:.0f} req/s (p99 {journal['off']['p99_ms']}"
+        f" ms): on/off = {journal['ratio_on_off']:.3f} (medians of 5 alternating runs)"
     )
 
 

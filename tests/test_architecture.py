@@ -56,7 +56,7 @@ RULES: dict[str, Rule] = {
   name from the contract, never by import);
 * ``catalogue``: ``timbrix_sandbox/profiles/__init__.py``, the shipped contracts by name (pure paths);
 * ``profiles``: the rest of ``timbrix_sandbox/profiles/`` (floor 4: the hand-written handlers);
-* ``cli``: ``timbrix_sandbox/cli.py``, ``__main__.py`` and ``testing.py`` (floor 5);
+* ``cli``: ``timbrix_sandbox/cli.py``, ``__main__.py``, ``testing.py`` and ``pytest_plugin.py`` (floor 5);
 * ``conformance``: ``conformance/``, which talks to a server over HTTP only;
 * ``cfdi``: ``cfdi/``, pure domain rules.
 """
@@ -77,7 +77,7 @@ def layer_of_module(name: str) -> str | None:
         return sub
     if sub == "profiles":
         return "catalogue" if len(parts) == 2 else "profiles"
-    if sub in ("cli", "__main__", "testing"):
+    if sub in ("cli", "__main__", "testing", "pytest_plugin"):
         return "cli"
     return "unclassified"
 

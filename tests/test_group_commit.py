@@ -19,6 +19,7 @@ import pytest
 
 from timbrix_sandbox.engine.crud import Engine
 from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import TinyDBStore
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 DUNDER = "550e8400-e29b-41d4-a716-446655440000"
@@ -173,7 +174,7 @@ def test_a_get_during_a_held_put_answers_the_durable_customer(tmp_path, reader):
     fsync: the durable customer; the PUT answers, and the GET shows it, only after."""
     shipped = make_sandbox()  # the contract, plug-in and fixtures of the Timbrix profile
     sync = HeldSync()
-    store = Store(tmp_path, journal_sync=sync)
+    store = TinyDBStore(tmp_path, journal_sync=sync)
     fixtures = shipped.fixtures.records["customers"][DUNDER]
     store.replace_all("customers", DUNDER, [shipped.seed_record("customers", r) for r in fixtures])
     operations = Engine(shipped.profile, store, shipped.plugin, shipped.behaviours).operations()

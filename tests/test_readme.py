@@ -67,3 +67,18 @@ def test_ci_runs_the_readme_test_command():
     commands = re.search(r"## The two commands.*?```sh\n(.*?)```", README, re.S).group(1)
     test_command = next(line.split("#")[0].strip() for line in commands.splitlines() if "test" in line)
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_any_language_tour_runs_as_written(live_server):
+    section = README.split("### Any other language", 1)[1]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1).replace("http://localhost:3001", live_server.url)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"tookMs"' in out  # the reset
+    assert '{"statusCode": 404, "message": "Customer not found", "error": "NOT_FOUND"}' in out  # Prefer
+    assert '"behaviour": "latency"' in out and '"remaining": 2' in out
+    assert re.search(r"^200 in (0\.[2-9]|[1-9])", out, re.M), out  # the latency acted
+    journal = json.loads(out.strip().splitlines()[-1])
+    assert [e["status"] for e in journal["requests"]] == [404]
+    assert journal["requests"][0]["requestHeaders"]["authorization"] == "Bearer [redacted]"

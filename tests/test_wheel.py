@@ -82,14 +82,16 @@ def venv(wheel, tmp_path_factory) -> Path:
     _run([sys.executable, "-m", "venv", root], env=_clean_env())
     python = root / "bin" / "python"
     install = [python, "-m", "pip", "install", "--quiet", "-c", CONSTRAINTS, "--no-index", "--find-links", WHEELHOUSE]
+    wanted = [wheel, "pytest"]  # what a user's project installs: the wheel and pytest, nothing else
     try:
-        _run([*install, wheel], env=_clean_env())
+        _run([*install, *wanted], env=_clean_env())
     except AssertionError:
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-        _run([python, "-m", "pip", "download", "--quiet", "-c", CONSTRAINTS, "-d", WHEELHOUSE, wheel], env=_clean_env())
+        download = [python, "-m", "pip", "download", "--quiet", "-c", CONSTRAINTS, "-d", WHEELHOUSE, *wanted]
+        _run(download, env=_clean_env())
         for copied in WHEELHOUSE.glob("timbrix_sandbox-*"):  # only the dependencies are cached
             copied.unlink()
-        _run([*install, wheel], env=_clean_env())
+        _run([*install, *wanted], env=_clean_env())
     _run([python, "-m", "pip", "check"], env=_clean_env())
     return root / "bin"
 
@@ -118,7 +120,11 @@ def test_wheel_metadata(wheel):
     for dependency in dependencies:
         name, pin = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?(==\S+)", dependency).groups()
         assert any(line.startswith(name) and pin in line for line in required), (dependency, sorted(required))
-    assert "timbrix-sandbox = timbrix_sandbox.cli:main" in archive.read(f"{info}/entry_points.txt").decode()
+    entry_points = archive.read(f"{info}/entry_points.txt").decode()
+    assert "timbrix-sandbox = timbrix_sandbox.cli:main" in entry_points
+    # `pipx run timbrix-sandbox` runs the console script named like the package
+    assert re.search(r"^Name: timbrix-sandbox$", metadata, re.M)
+    assert "[pytest11]\ntimbrix_sandbox.pytest_plugin = timbrix_sandbox.pytest_plugin" in entry_points
 
 
 def test_version_scheme_and_changelog():
@@ -209,3 +215,20 @@ def test_installed_wheel_serves_from_any_directory(venv, tmp_path):
         customers = client.get("/api/v1/customers", headers={"Authorization": "Bearer beel_sk_test_madrid"})
         assert customers.status_code == 200, customers.text
     assert sorted(p.name for p in elsewhere.iterdir()) == ["server.log"]  # --in-memory: nothing else written
+
+
+def test_users_own_tests_pass_with_the_installed_plugin(venv, tmp_path):
+    """A fresh project with only the wheel and pytest installed: the documented example, found
+    by pytest through the plugin's entry point (no ``-p``, no conftest), passes - and each test
+    sees fresh fixtures (one creates a customer, the next does not see it)."""
+    project = tmp_path / "my-project"
+    project.mkdir()
+    example = ROOT / "examples" / "test_with_sandbox.py"
+    (project / example.name).write_text(example.read_text())
+    result = subprocess.run(
+        [str(venv / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-v", example.name],
+        cwd=project, env=_clean_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test_the_next_test_sees_fresh_fixtures PASSED" in result.stdout, result.stdout
+    assert re.search(r"\b5 passed\b", result.stdout), result.stdout

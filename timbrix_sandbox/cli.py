@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="inject a bug (repeatable; see `faults`)"
     )
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="requests the journal keeps (GET /__sandbox/requests; default 1000; 0 turns it off)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument(
         "--allow-host",
@@ -256,7 +263,8 @@ def serve(args: argparse.Namespace) -> int:
 
     sandbox = build(reset=args.reset)  # claims and seeds the store once, before any worker starts
     # With workers too: a contract or pin problem is reported once, here.
-    app = create_app(sandbox, security, base_path=args.base_path)
+    journal_size = max(args.journal_size, 0)
+    app = create_app(sandbox, security, base_path=args.base_path, journal_size=journal_size)
     sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
     api = base + app.base_path.rstrip("/")
@@ -266,6 +274,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  Swagger UI   {api}/ui/")
     print(f"  contract     {api}/openapi.json")
     print(f"  control      {base}/__sandbox/health, {base}/__sandbox/credentials, POST {base}/__sandbox/reset")
+    print(f"  requests     {base}/__sandbox/requests.html, behaviours {base}/__sandbox/behaviours")
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
     if security.control_token:
@@ -283,7 +292,7 @@ def serve(args: argparse.Namespace) -> int:
 
         sandbox.store.close()  # each worker opens its own connections (no threads across fork)
         return serve_workers(
-            lambda serving: create_app(build(), security, serving, base_path=args.base_path),
+            lambda serving: create_app(build(), security, serving, base_path=args.base_path, journal_size=journal_size),
             workers=args.workers,
             host=args.host,
             port=args.port,

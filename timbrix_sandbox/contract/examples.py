@@ -1,23 +1,39 @@
-"""The records a contract shows in its own examples: what a sandbox started without a fixtures
-file seeds its default tenant with, so a first ``GET`` answers what the documentation shows.
+"""Examples a contract carries, put to two uses.
 
-Only examples that are valid records are kept: found on a response that carries records (a
-read, a create, a list's items), unwrapped from the contract's envelope, valid against the
-resource's record schema, with an id. An invalid one is illustration, not data; it is skipped,
-never fatal. Resources scoped by parent path parameters (``/repos/{owner}/issues``) are not
-seeded: an example does not say which parent it belongs to.
+**Seed records.** The records a contract shows in its own examples: what a sandbox started
+without a fixtures file seeds its default tenant with, so a first ``GET`` answers what the
+documentation shows. Only examples that are valid records are kept: found on a response that
+carries records (a read, a create, a list's items), unwrapped from the contract's envelope,
+valid against the resource's record schema, with an id. An invalid one is illustration, not
+data; it is skipped, never fatal. Resources scoped by parent path parameters
+(``/repos/{owner}/issues``) are not seeded: an example does not say which parent it belongs to.
+
+**Example bodies**, for answers nobody stored (``Prefer: code=...``). ``static``: the
+contract's own examples - the response's ``example`` or named ``examples``, else one built from
+the schema's ``example``/``examples``/``default``/``const``/``enum`` and plain values by type.
+``dynamic``: values drawn at random where the schema leaves room (a pattern keeps the schema's
+own example: generating regex matches is a fuzzer's job, not a mock's). Either way the caller
+validates the result against the schema before sending it. Works on a contract whose
+``$ref``s are already resolved.
+
+Plain Python, no web imports.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import string
 import typing as t
+import uuid
 
 from jsonschema import validators
 
 from .model import Profile, Resource, resolve_refs, scope_params
 
 RECORD_ACTIONS = ("read", "create", "list")
+MAX_DEPTH = 8
+
 
 
 def resource_examples(spec: t.Mapping[str, t.Any], profile: Profile) -> dict[str, list[dict[str, t.Any]]]:
@@ -73,3 +89,123 @@ def _is_record(value: t.Any, resource: Resource) -> bool:
         return validator(resource.schema).is_valid(value)
     except Exception:  # noqa: BLE001 - a schema the validator cannot judge: skip its examples, never fail a start
         return False
+
+
+# -- example bodies ----------------------------------------------------------------------
+class NoExample(LookupError):
+    """The response declares no example of that name."""
+
+
+def response_example(response: t.Mapping[str, t.Any], name: str | None, *, dynamic: bool = False) -> t.Any:
+    """The JSON body for one response object: the named example, the first example, or one
+    made from the schema (``None`` for a response without JSON content)."""
+    media = response.get("content", {}).get("application/json")
+    if media is None:
+        if name is not None:
+            raise NoExample(name)
+        return None
+    examples = media.get("examples") or {}
+    if name is not None:
+        if name not in examples:
+            raise NoExample(name)
+        return examples[name].get("value")
+    schema = media.get("schema", {})
+    if dynamic:
+        return from_schema(schema, random.Random())
+    if "example" in media:
+        return media["example"]
+    if examples:
+        return next(iter(examples.values())).get("value")
+    return from_schema(schema, None)
+
+
+def from_schema(schema: t.Any, rng: random.Random | None, depth: int = 0) -> t.Any:
+    """A value for ``schema``; random where free when ``rng`` is given, else deterministic."""
+    if not isinstance(schema, dict) or depth > MAX_DEPTH:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return rng.choice(schema["enum"]) if rng else schema["enum"][0]
+    if rng is None or "pattern" in schema:
+        for key in ("example", "default"):
+            if key in schema:
+                return schema[key]
+        if schema.get("examples"):
+            return schema["examples"][0]
+    if "allOf" in schema:
+        merged: dict[str, t.Any] = {}
+        for part in schema["allOf"]:
+            merged = _merge(merged, part)
+        return from_schema(_merge(merged, {k: v for k, v in schema.items() if k != "allOf"}), rng, depth + 1)
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            options = [o for o in schema[key] if not (isinstance(o, dict) and o.get("type") == "null")]
+            options = options or schema[key]
+            return from_schema(options[0], rng, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"] or kind
+        kind = kinds[0]
+    if kind == "object":
+        properties = schema.get("properties", {})
+        wanted = set(schema.get("required", []))
+        if rng is None or depth == 0:
+            wanted |= {name for name, sub in properties.items() if isinstance(sub, dict) and _has_example(sub)}
+        return {name: from_schema(properties[name], rng, depth + 1) for name in properties if name in wanted}
+    if kind == "array":
+        count = max(schema.get("minItems", 1), 1 if rng is None else rng.randint(1, 3))
+        return [from_schema(schema.get("items", {}), rng, depth + 1) for _ in range(count)]
+    if kind == "integer" or kind == "number":
+        low = schema.get("minimum", 0)
+        high = schema.get("maximum", low + 100)
+        value = low if rng is None else rng.randint(int(low), int(high))
+        return value if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True if rng is None else rng.choice([True, False])
+    if kind == "null":
+        return None
+    if kind == "string":
+        return _string(schema, rng)
+    return None
+
+
+def _string(schema: dict, rng: random.Random | None) -> str:
+    fmt = schema.get("format")
+    if fmt == "date-time":
+        if rng is None:
+            return "2025-01-26T10:00:00Z"
+        return f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
+    if fmt == "date":
+        return "2025-01-26"
+    if fmt == "email":
+        return "user@example.com" if rng is None else f"user{rng.randint(1, 9999)}@example.com"
+    if fmt == "uuid":
+        return str(uuid.UUID(int=0 if rng is None else rng.getrandbits(128), version=4))
+    if fmt in ("uri", "url"):
+        return "https://example.com/"
+    low = schema.get("minLength", 1)
+    high = min(schema.get("maxLength", max(low, 12)), max(low, 12))
+    length = low if rng is None else rng.randint(low, high)
+    letters = string.ascii_lowercase
+    return "x" * length if rng is None else "".join(rng.choice(letters) for _ in range(length))
+
+
+def _has_example(schema: dict) -> bool:
+    return any(key in schema for key in ("example", "examples", "const", "default")) or any(
+        isinstance(part, dict) and _has_example(part) for part in schema.get("allOf", [])
+    )
+
+
+def _merge(base: dict, extra: t.Any) -> dict:
+    if not isinstance(extra, dict):
+        return base
+    out = dict(base)
+    for key, value in extra.items():
+        if key == "properties":
+            out["properties"] = {**out.get("properties", {}), **value}
+        elif key == "required":
+            out["required"] = [*out.get("required", []), *value]
+        else:
+            out[key] = value
+    return out

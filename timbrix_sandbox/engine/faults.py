@@ -17,7 +17,12 @@ body reaches the client exactly as a buggy production build would send it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
 import dataclasses
+import random
+import time
 import typing as t
 
 from timbrix_sandbox.contract.model import Profile, scope_params
@@ -114,6 +119,65 @@ class Behaviour:
 
     def rewrite(self, response: ResponseParts) -> ResponseParts:
         return response
+
+    # -- the transport and the answer, at run time (http/operations.py) ------------------------
+    def delay(self) -> float:
+        """Seconds to wait before answering."""
+        return 0.0
+
+    def drops_connection(self) -> bool:
+        return False
+
+    def preferred(self) -> Preference | None:
+        """An answer chosen instead of the operation's own (``Prefer: code=404``)."""
+        return None
+
+    @classmethod
+    def acts_on_access(cls) -> bool:
+        """Whether this behaviour acts while the caller is identified - before the operation
+        and tenant a run-time rule is matched on are known (so it can only be set at startup)."""
+        return (
+            cls.ignores_membership is not Behaviour.ignores_membership
+            or cls.accepts_unknown_tokens is not Behaviour.accepts_unknown_tokens
+        )
+
+    @classmethod
+    def from_parameters(cls, parameters: t.Mapping[str, t.Any]) -> Behaviour:
+        """The behaviour with a rule's parameters (``/__sandbox/behaviours``); most take none."""
+        if parameters:
+            raise InvalidBehaviour(f"{cls.name} takes no parameters (got {', '.join(sorted(parameters))})")
+        return cls()
+
+
+@dataclasses.dataclass(frozen=True)
+class Preference:
+    """Prism's ``Prefer`` convention: answer ``status`` (else the first declared success), with
+    the named example (else the contract's first), or one generated from the schema."""
+
+    status: int | None = None
+    example: str | None = None
+    dynamic: bool = False
+    origin: str = "Prefer"
+    """Who asked, for error messages: the ``Prefer`` header or a rule's ``status`` behaviour."""
+
+    @classmethod
+    def parse(cls, header: str) -> Preference | None:
+        """``code=404, example=missing, dynamic=true`` (``;`` or ``,`` between them); ``None``
+        without any of the three. Raises ``InvalidBehaviour`` on a malformed value."""
+        values: dict[str, str] = {}
+        for part in header.replace(";", ",").split(","):
+            key, _, value = part.strip().partition("=")
+            if key.strip().lower() in ("code", "example", "dynamic"):
+                values[key.strip().lower()] = value.strip().strip('"')
+        if not values:
+            return None
+        code = values.get("code")
+        if code is not None and not (code.isdigit() and 100 <= int(code) <= 599):
+            raise InvalidBehaviour(f"Prefer: code={code} is not an HTTP status")
+        dynamic = values.get("dynamic", "false").lower()
+        if dynamic not in ("true", "false"):
+            raise InvalidBehaviour(f"Prefer: dynamic={dynamic} is neither true nor false")
+        return cls(int(code) if code else None, values.get("example") or None, dynamic == "true")
 
 
 # -- schema drift ---------------------------------------------------------------------------------
@@ -379,6 +443,159 @@ class UnknownFault(ValueError):
     pass
 
 
+class InvalidBehaviour(ValueError):
+    """A run-time behaviour or a ``Prefer`` header that cannot be applied (a 400 to the caller)."""
+
+
+# -- run-time behaviours: what a client must survive, set while the server runs ---------------------
+# Not bugs of an implementation (the kill score does not ask the suite to catch a slow answer),
+# so they are not in FAULTS; a rule (``/__sandbox/behaviours``) may name any of BEHAVIOURS.
+class ForcedStatus(Behaviour):
+    name, category = "status", "answer"
+    description = "answer this declared status with a contract-valid body (parameters: status, example, dynamic)"
+
+    def __init__(self, preference: Preference) -> None:
+        self.preference = preference
+
+    def preferred(self) -> Preference | None:
+        return self.preference
+
+    @classmethod
+    def from_parameters(cls, parameters: t.Mapping[str, t.Any]) -> Behaviour:
+        _only(cls, parameters, {"status", "example", "dynamic"})
+        status = parameters.get("status")
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise InvalidBehaviour("status needs an HTTP status between 100 and 599 ('status')")
+        dynamic = bool(parameters.get("dynamic", False))
+        return cls(Preference(status, parameters.get("example"), dynamic, origin="behaviour status"))
+
+
+class Latency(Behaviour):
+    name, category = "latency", "transport"
+    description = "wait ms milliseconds before answering, or a random time up to maxMs (parameters: ms, maxMs)"
+
+    def __init__(self, ms: float, max_ms: float | None = None) -> None:
+        self.ms, self.max_ms = ms, max_ms
+
+    def delay(self) -> float:
+        return (self.ms if self.max_ms is None else random.uniform(self.ms, self.max_ms)) / 1000
+
+    @classmethod
+    def from_parameters(cls, parameters: t.Mapping[str, t.Any]) -> Behaviour:
+        _only(cls, parameters, {"ms", "maxMs"})
+        ms, max_ms = parameters.get("ms", 0), parameters.get("maxMs")
+        if not isinstance(ms, int | float) or not 0 <= ms <= 60_000:
+            raise InvalidBehaviour("latency needs 'ms' between 0 and 60000")
+        if max_ms is not None and (not isinstance(max_ms, int | float) or not ms <= max_ms <= 60_000):
+            raise InvalidBehaviour("latency's 'maxMs' must be between 'ms' and 60000")
+        return cls(ms, max_ms)
+
+
+class DroppedConnection(Behaviour):
+    name, category = "drop-connection", "transport"
+    description = "close the connection without answering (the client sees a reset or an empty reply)"
+
+    def drops_connection(self) -> bool:
+        return True
+
+
+RUNTIME: dict[str, type[Behaviour]] = {b.name: b for b in (ForcedStatus, Latency, DroppedConnection)}
+"""The behaviours that only make sense while the server runs (they are no bug to catch)."""
+
+BEHAVIOURS: dict[str, type[Behaviour]] = {**FAULTS, **RUNTIME}
+"""Everything a run-time rule can name: every fault, and the run-time behaviours."""
+
+
+def _only(cls: type[Behaviour], parameters: t.Mapping[str, t.Any], allowed: set[str]) -> None:
+    unknown = sorted(set(parameters) - allowed)
+    if unknown:
+        raise InvalidBehaviour(f"{cls.name} does not take {', '.join(unknown)} (it takes {', '.join(sorted(allowed))})")
+
+
+@dataclasses.dataclass
+class Rule:
+    """A behaviour for some requests: one operation (or all), one tenant (or all), for the next
+    ``remaining`` calls or until ``until`` (``time.monotonic``), or both, or for good."""
+
+    id: int
+    behaviour: Behaviour
+    operation: str | None = None
+    tenant: str | None = None
+    remaining: int | None = None
+    until: float | None = None
+    startup: bool = False
+    """Set by ``serve --fault``: for every operation and tenant, for the server's life."""
+
+    def matches(self, operation: str, tenant: str | None) -> bool:
+        return (self.operation is None or self.operation == operation) and (
+            self.tenant is None or self.tenant == tenant
+        )
+
+    def describe(self, now: float) -> dict[str, t.Any]:
+        return {
+            "id": self.id,
+            "behaviour": self.behaviour.name,
+            "category": self.behaviour.category,
+            "operation": self.operation,
+            "tenant": self.tenant,
+            "remaining": self.remaining,
+            "secondsLeft": None if self.until is None else round(max(0.0, self.until - now), 3),
+            "source": "startup" if self.startup else "runtime",
+        }
+
+
+class Schedule:
+    """The run-time rules, matched per request on its operation and tenant. Each match uses one
+    of a rule's calls; a rule is gone once its calls or its time run out."""
+
+    def __init__(self, clock: t.Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.rules: list[Rule] = []
+        self._next_id = 1
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def add(self, behaviour: Behaviour, *, operation: str | None = None, tenant: str | None = None,
+            times: int | None = None, seconds: float | None = None) -> Rule:
+        until = None if seconds is None else self.clock() + seconds
+        rule = Rule(self._next_id, behaviour, operation, tenant, times, until)
+        self._next_id += 1
+        self.rules.append(rule)
+        return rule
+
+    def take(self, operation: str, tenant: str | None) -> tuple[Behaviour, ...]:
+        """The behaviours for this request, in the order they were set; uses one call of each."""
+        now = self.clock()
+        self.rules = [r for r in self.rules if r.until is None or r.until > now]
+        taken = []
+        for rule in self.rules:
+            if rule.matches(operation, tenant):
+                taken.append(rule.behaviour)
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+        self.rules = [r for r in self.rules if r.remaining is None or r.remaining > 0]
+        return tuple(taken)
+
+    def remove(self, rule_id: int) -> bool:
+        kept = [r for r in self.rules if r.id != rule_id]
+        found = len(kept) != len(self.rules)
+        self.rules = kept
+        return found
+
+    def clear(self) -> None:
+        self.rules = []
+
+    def describe(self) -> list[dict[str, t.Any]]:
+        now = self.clock()
+        return [r.describe(now) for r in self.rules if r.until is None or r.until > now]
+
+
+_REQUEST_FAULTS: contextvars.ContextVar[tuple[Behaviour, ...]] = contextvars.ContextVar(
+    "timbrix_request_faults", default=()
+)
+
+
 def _traits(profile: Profile) -> frozenset[str]:
     traits = set()
     if profile.plugin == "timbrix":
@@ -411,14 +628,65 @@ class Behaviours:
         shape = RecordShape.of(profile)
         self.names = names
         self.shape = shape
-        self.active: tuple[Behaviour, ...] = tuple(
+        self.profile = profile
+        self.permanent: tuple[Behaviour, ...] = tuple(
             ResponseMissingField(shape.missing_field) if fault is ResponseMissingField else fault()
             for name, fault in FAULTS.items()
             if name in names
         )
+        self.schedule = Schedule()
+        """Rules set while the server runs (``/__sandbox/behaviours``), asked per request."""
+
+    @property
+    def active(self) -> tuple[Behaviour, ...]:
+        """The startup faults, and those a run-time rule set for the request being answered."""
+        extra = _REQUEST_FAULTS.get()
+        return self.permanent + extra if extra else self.permanent
 
     def __bool__(self) -> bool:
-        return bool(self.active)
+        """Whether faults were injected at startup (the stack is assembled for them)."""
+        return bool(self.permanent)
+
+    @contextlib.contextmanager
+    def acting(self, faults: tuple[Behaviour, ...]) -> t.Iterator[None]:
+        """The engine, the policy and the plug-in see ``faults`` too, for one request's work."""
+        token = _REQUEST_FAULTS.set(faults)
+        try:
+            yield
+        finally:
+            _REQUEST_FAULTS.reset(token)
+
+    def only(self, faults: tuple[Behaviour, ...]) -> Behaviours:
+        """These behaviours alone, as one (a rule's response faults, applied on the way out)."""
+        view = copy.copy(self)
+        view.permanent = faults
+        return view
+
+    def make(self, name: str, parameters: t.Mapping[str, t.Any]) -> Behaviour:
+        """A rule's behaviour, by name, for this contract (``InvalidBehaviour`` if it cannot be)."""
+        cls = BEHAVIOURS.get(name)
+        if cls is None or (name in FAULTS and name not in available(self.profile)):
+            known = ", ".join([*available(self.profile), *RUNTIME])
+            raise InvalidBehaviour(f"unknown behaviour {name!r} for this contract (one of: {known})")
+        if cls is ResponseMissingField:
+            _only(cls, parameters, set())
+            behaviour: Behaviour = ResponseMissingField(self.shape.missing_field)
+        else:
+            behaviour = cls.from_parameters(parameters)
+        if behaviour.acts_on_access():
+            raise InvalidBehaviour(
+                f"{name} acts while the caller is identified, before a rule's operation and tenant are known: "
+                "start the server with --fault " + name
+            )
+        return behaviour
+
+    def settable(self) -> list[type[Behaviour]]:
+        """What a run-time rule may name for this contract."""
+        return [b for b in [*available(self.profile).values(), *RUNTIME.values()] if not b.acts_on_access()]
+
+    def startup_rules(self) -> list[dict[str, t.Any]]:
+        """``serve --fault`` as rules: every operation and tenant, for the server's life."""
+        return [Rule(0, b, startup=True).describe(0.0) for b in self.permanent]
 
     def _any(self, hook: str, *args: t.Any) -> bool:
         return any(getattr(b, hook)(*args) for b in self.active)

@@ -134,8 +134,10 @@ class TinyDBStore(Store):
     integer ids counted in this process (the data directory is locked to it, so no other
     process hands out ids) and a startup that needs no lock for the same reason."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, discard_damaged: bool = False) -> None:
-        super().__init__(data_dir, discard_damaged=discard_damaged)
+    def __init__(
+        self, data_dir: str | os.PathLike[str] | None = None, discard_damaged: bool = False, **options: t.Any
+    ) -> None:
+        super().__init__(data_dir, discard_damaged=discard_damaged, **options)
         self._id_counters: dict[str, t.Iterator[int]] = {}
         self._id_lock = threading.Lock()
 

@@ -25,9 +25,12 @@ from timbrix_sandbox.contract.servers import mount_prefix, normalise
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
+from timbrix_sandbox.http.behaviours import RequestBehaviourMiddleware
 from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
+from timbrix_sandbox.http.contract_document import AuthoredContractMiddleware
 from timbrix_sandbox.http.control import ServingProcesses, control_operations
+from timbrix_sandbox.http.control_runtime import runtime_operations
 from timbrix_sandbox.http.errors import (
     CONTROL_BASE_PATH,
     CONTROL_ERRORS,
@@ -39,6 +42,8 @@ from timbrix_sandbox.http.errors import (
 )
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
 from timbrix_sandbox.http.fault_responses import FaultyResponseMiddleware
+from timbrix_sandbox.http.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
+from timbrix_sandbox.http.journal import Credentials, Journal, JournalMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import ResponseJsonifier, connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
@@ -85,13 +90,15 @@ def create_app(
     security: SecurityPolicy | None = None,
     serving: ServingProcesses | None = None,
     base_path: str | None = None,
+    journal_size: int = DEFAULT_JOURNAL_SIZE,
 ):
     """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
     one). ``security`` is the local server's policy (Host allowlist,
     control API protection, CORS; see ``local_security.py``); by default, loopback only.
     ``serving``: the processes serving it (``serve --workers``), for the health answer.
     ``base_path`` is where the contract's paths are served (default: the path of its first
-    server URL, ``contract/servers.py``; Timbrix, BeeL and bookkeeping say ``/api``)."""
+    server URL, ``contract/servers.py``; Timbrix, BeeL and bookkeeping say ``/api``).
+    ``journal_size``: requests the journal keeps (``journal.py``; 0 turns it off)."""
     compat.install()
     security = security or SecurityPolicy()
 
@@ -120,14 +127,20 @@ def create_app(
     allowed = AllowedMethods()
     allowed.add_spec(prefix, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
+    journal = Journal(journal_size, Credentials.of(api))
+    control_handlers = {**control_operations(sandbox, served_at, serving), **runtime_operations(sandbox, journal)}
     # The control API first: a contract served at / would otherwise route /__sandbox too.
-    control_resolver = FunctionResolver(control_operations(sandbox, served_at, serving).__getitem__)
+    control_resolver = FunctionResolver(control_handlers.__getitem__)
     app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
     app.add_api(api, base_path=prefix, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
-    for middleware, position, settings in _stack(sandbox, security, api, prefix):
+    stack = _stack(sandbox, security, api, prefix)
+    if journal:  # outermost of the sandbox's own layers: refusals (421, 413, ...) are journaled too
+        skip = (CONTROL_BASE_PATH + "/", prefix + "/ui")
+        stack.insert(0, (JournalMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, {"journal": journal, "skip": skip}))
+    for middleware, position, settings in stack:
         app.add_middleware(middleware, position=position, **settings)
     app.sandbox = sandbox  # type: ignore[attr-defined]
     app.base_path = served_at  # type: ignore[attr-defined]
@@ -140,8 +153,9 @@ def _stack(
     """The sandbox's middleware, outermost first, each placed among Connexion's own layers
     (in brackets below; within one position the order of this list is kept):
 
-    [ServerError] > SandboxState > LocalSecurity > BodyLimit > FaultyResponse (faults only)
-    > [Exception] > TrailingSlash > FastPath (no faults) > [SwaggerUI] > [Routing]
+    [ServerError] > Journal (inserted by ``create_app``) > SandboxState > LocalSecurity > BodyLimit
+    > FaultyResponse (faults only) > [Exception] > TrailingSlash > AuthoredContract
+    > RequestBehaviour > FastPath (no faults) > [SwaggerUI] > [Routing]
     > Access (authentication and access, the policy's) > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
@@ -170,6 +184,10 @@ def _stack(
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours, "api_prefix": prefix}))
     ui = (prefix + "/ui", CONTROL_BASE_PATH + "/ui")
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {"ui_prefixes": ui}))
+    settings = {"contract": sandbox.contract, "base_path": prefix}
+    stack.append((AuthoredContractMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
+    settings = {"sandbox": sandbox, "api_prefix": prefix}
+    stack.append((RequestBehaviourMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     if not behaviours and fast_path_enabled():
         operations = compile_operations(
             load_contract(sandbox.contract), prefix, sandbox.operations, sandbox.security

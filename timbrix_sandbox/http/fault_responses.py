@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from timbrix_sandbox.engine.faults import Behaviours, ResponseParts
 
 
-def _rewrite(
+def rewrite_response(
     status: int, headers: list[tuple[bytes, bytes]], body: bytes, method: str, behaviours: Behaviours
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     content_type = dict(headers).get(b"content-type", b"").decode("latin-1")
@@ -59,7 +59,7 @@ class FaultyResponseMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            status, headers, body = _rewrite(
+            status, headers, body = rewrite_response(
                 start["status"],
                 list(start.get("headers", [])),
                 b"".join(chunks),

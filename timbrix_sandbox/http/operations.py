@@ -19,6 +19,7 @@ from connexion.lifecycle import ConnexionResponse
 from timbrix_sandbox.contract.records import json_bytes
 from timbrix_sandbox.engine.policy import Caller, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
+from timbrix_sandbox.http import behaviours
 from timbrix_sandbox.http.errors import error_response
 
 Answer = tuple[t.Any, int] | ConnexionResponse
@@ -35,14 +36,19 @@ def authorize(
 async def answer(
     sandbox: Sandbox, operation_id: str, tenant: str | None, params: dict[str, t.Any], body: t.Any
 ) -> Answer:
-    """Run and render one authorized operation (the same steps on either pipeline)."""
-    try:
-        reply = await sandbox.operations[operation_id](tenant, params, body)
-    except Refusal as refusal:
-        return refusal_response(sandbox, refusal)
-    if reply.body is None:
-        return NoContent, reply.status
-    return reply.body, reply.status
+    """Run and render one authorized operation (the same steps on either pipeline), with the
+    run-time behaviours that apply to it (``behaviours.py``: ``Prefer``, rules)."""
+
+    async def run() -> Answer:
+        try:
+            reply = await sandbox.operations[operation_id](tenant, params, body)
+        except Refusal as refusal:
+            return refusal_response(sandbox, refusal)
+        if reply.body is None:
+            return NoContent, reply.status
+        return reply.body, reply.status
+
+    return await behaviours.apply(sandbox, operation_id, tenant, run)
 
 
 def response_bytes(data: t.Any) -> bytes:

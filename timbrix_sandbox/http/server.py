@@ -171,6 +171,9 @@ class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        # The request's way to drop its connection without an answer (the drop-connection
+        # behaviour, http/behaviours.py): uvicorn gives an app no transport of its own.
+        self.scope.setdefault("extensions", {})["timbrix.abort"] = self.transport.abort
         HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:

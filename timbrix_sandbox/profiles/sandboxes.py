@@ -101,3 +101,15 @@ def _fixtures(spec: dict, profile: Profile, contract: Path, explicit: str | os.P
 def _timbrix_title() -> str:
     """Whose data a seeded directory without a contract marker holds (written before markers)."""
     return load_profile(load_contract(DEFAULT_CONTRACT)).title
+
+
+def profile_fixtures(
+    contract: str | os.PathLike[str] = DEFAULT_CONTRACT, fixtures_path: str | os.PathLike[str] | None = None
+) -> Fixtures:
+    """The fixtures a sandbox of ``contract`` starts with (as :func:`make_sandbox` finds them:
+    the given file, the contract's own, or generated development fixtures). The pytest plugin
+    reads the users' tokens from it."""
+    contract = contract_path(contract)
+    spec = load_contract(contract)
+    return _fixtures(spec, load_profile(spec), contract, fixtures_path)
+
