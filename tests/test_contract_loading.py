@@ -161,7 +161,7 @@ def test_openapi_30_nullable_is_read_as_31(tmp_path):
         assert validator.is_valid(value), value
     for value in ({"label": 1}, {"colour": "green"}, {"owner": {"name": 5}}):
         assert not validator.is_valid(value), value
-    assert "\"nullable\":" not in json.dumps(thing)
+    assert '"nullable":' not in json.dumps(thing)
 
 
 def test_an_x_nullable_extension_is_ignored(tmp_path):
@@ -359,6 +359,26 @@ def test_each_load_is_a_fresh_copy(tmp_path):
     first = load_contract(root)
     first["paths"].clear()
     assert load_contract(root)["paths"]
+
+
+def test_a_path_item_ref_is_put_in_place(tmp_path):
+    root = _write(
+        tmp_path,
+        "api.yaml",
+        """\
+        openapi: 3.1.0
+        info: {title: t, version: '1'}
+        paths:
+          /things: {$ref: '#/components/pathItems/Things'}
+        components:
+          pathItems:
+            Things:
+              get:
+                operationId: listThings
+                responses: {'200': {description: ok}}
+        """,
+    )
+    assert load_contract(root)["paths"]["/things"]["get"]["operationId"] == "listThings"
 
 
 def test_a_ref_to_a_missing_file_names_it(tmp_path):

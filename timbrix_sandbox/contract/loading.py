@@ -32,7 +32,7 @@ import yaml
 from .bundle import STRUCTURED_SUFFIXES, Bundler, has_external_refs
 from .errors import ContractError
 from .normalise import to_openapi_31
-from .refs import cut_cycles
+from .refs import cut_cycles, lookup
 from .yaml12 import parse_yaml
 
 
@@ -121,13 +121,16 @@ def _load(path: str) -> LoadedContract:
     parsed_root = _parse(path, text, root=True)
     if isinstance(parsed_root, dict) and "swagger" in parsed_root and "openapi" not in parsed_root:
         raise ContractError("is Swagger 2.0; convert it to OpenAPI 3 first (swagger2openapi, or editor.swagger.io)")
-    if not isinstance(parsed_root, dict) or "openapi" not in parsed_root or not isinstance(
-        parsed_root.get("paths", {}), dict
+    if (
+        not isinstance(parsed_root, dict)
+        or "openapi" not in parsed_root
+        or not isinstance(parsed_root.get("paths", {}), dict)
     ):
         raise ContractError("is not an OpenAPI document (expected a mapping with 'openapi' and 'paths')")
     source_version = str(parsed_root["openapi"])
     document = Bundler(path, read).bundle() if has_external_refs(text) else parsed_root
     to_openapi_31(document)
+    _inline_path_items(document)
     cut = cut_cycles(document)
     return LoadedContract(
         document=document,
@@ -135,6 +138,24 @@ def _load(path: str) -> LoadedContract:
         files=tuple((name, *stamp) for name, stamp in files.items()),
         cut_refs=tuple(cut),
     )
+
+
+def _inline_path_items(document: dict) -> None:
+    """A path item given as a local ``$ref`` (3.1's ``components/pathItems``) is put in place:
+    the model, the fast path and the suite read each path's operations directly."""
+    for path, item in list((document.get("paths") or {}).items()):
+        seen: set[str] = set()
+        while isinstance(item, dict) and isinstance(item.get("$ref"), str) and item["$ref"].startswith("#"):
+            target = item["$ref"]
+            if target in seen:
+                raise ContractError(f"path {path!r}: its $ref {target!r} refers back to itself")
+            seen.add(target)
+            try:
+                resolved = lookup(document, target[1:])
+            except KeyError:
+                raise ContractError(f"path {path!r}: $ref {target!r} points to nothing in the contract") from None
+            item = {**resolved, **{key: value for key, value in item.items() if key != "$ref"}}
+        document["paths"][path] = item
 
 
 def _parse(name: str, text: str, root: bool = False) -> t.Any:
