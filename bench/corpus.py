@@ -204,6 +204,11 @@ class Plan:
     id_param: str
     operations: dict[str, tuple[str, dict]]  # action -> (METHOD, resolved operation)
     path_values: dict[str, object] = field(default_factory=dict)
+    create_body: object = None
+    update_body: dict = field(default_factory=dict)
+    """Sent with the changed field (a PUT's required fields; nothing else for a PATCH)."""
+    change_path: tuple | None = None
+    """Where the field the update changes sits in the body (``("article", "title")``)."""
 
 
 def _param_name(segment: str) -> str | None:
@@ -212,6 +217,9 @@ def _param_name(segment: str) -> str | None:
 
 
 def plan_round_trip(spec: dict) -> Plan | None:
+    """The CRUD resource to round-trip: most of create, list, read, update and delete first, then
+    fewest parent path parameters, then the shortest path; among the best few, the first whose
+    update has a plain field to change."""
     paths = spec.get("paths", {})
     candidates = []
     for item_path, item in paths.items():
@@ -231,7 +239,7 @@ def plan_round_trip(spec: dict) -> Plan | None:
             actions["list"] = ("GET", listed["get"])
         if isinstance(item.get("get"), dict):
             actions["read"] = ("GET", item["get"])
-        for method in ("patch", "put"):
+        for method in ("patch", "put", "post"):  # Twilio updates with a POST to the item
             if isinstance(item.get(method), dict):
                 actions["update"] = (method.upper(), item[method])
                 break
@@ -241,9 +249,14 @@ def plan_round_trip(spec: dict) -> Plan | None:
             continue
         parents = sum(1 for s in collection.split("/") if _param_name(s))
         candidates.append((-len(actions), parents, len(item_path), item_path, collection, id_param, actions))
-    if not candidates:
-        return None
-    _, _, _, item_path, collection, id_param, actions = min(candidates)
+    plans = [_plan(spec, *candidate[3:]) for candidate in sorted(candidates)[:12]]
+    return next((plan for plan in plans if plan.change_path or "update" not in plan.operations), None) or (
+        plans[0] if plans else None
+    )
+
+
+def _plan(spec: dict, item_path: str, collection: str, id_param: str, actions: dict) -> Plan:
+    paths = spec["paths"]
     operations = {}
     for action, (method, raw) in actions.items():
         path = collection if action in ("create", "list") else item_path
@@ -256,6 +269,13 @@ def plan_round_trip(spec: dict) -> Plan | None:
         for parameter in operation["parameters"]:
             if parameter.get("in") == "path" and parameter.get("name") != id_param:
                 plan.path_values.setdefault(parameter["name"], sample(parameter.get("schema") or {}, "bench"))
+    plan.create_body = request_body(operations["create"][1])
+    if "update" in operations:
+        method, update = operations["update"]
+        schema, _ = _json_schema((update.get("requestBody") or {}).get("content"))
+        change = request_body(update) if method in ("PUT", "POST") else {}
+        plan.update_body = change if isinstance(change, dict) else {}
+        plan.change_path = _changeable(schema, plan.update_body or plan.create_body, {id_param})
     return plan
 
 
@@ -297,13 +317,15 @@ def sample(schema: dict, hint: str = "bench", depth: int = 0, optional: bool = T
         kind = next((k for k in kind if k != "null"), None)
     if kind == "object" or (kind is None and "properties" in schema):
         required = set(schema.get("required", []))
+        properties = {n: p for n, p in (schema.get("properties") or {}).items() if isinstance(p, dict)}
+        wrapper = len(properties) == 1  # {data: {...}}, {article: {...}}: its content is the record
         out = {}
-        for name, sub in (schema.get("properties") or {}).items():
-            if not isinstance(sub, dict) or sub.get("readOnly"):
+        for name, sub in properties.items():
+            if sub.get("readOnly"):
                 continue
             plain = sub.get("type") in ("string", "integer", "number", "boolean") and not sub.get("x-sandbox-recursive")
-            if name in required or (optional and plain):
-                out[name] = sample(sub, name, depth + 1, optional=depth == 0 and name in required)
+            if name in required or (optional and (plain or wrapper)):
+                out[name] = sample(sub, name, depth + 1, optional=optional and wrapper)
         return out
     if kind == "array":
         count = max(1, schema.get("minItems", 0))
@@ -366,7 +388,7 @@ def request_body(operation: dict) -> object:
     return example
 
 
-def _changeable(schema: dict | None, body: object, path: tuple = ()) -> tuple | None:
+def _changeable(schema: dict | None, body: object, excluded: set[str], path: tuple = ()) -> tuple | None:
     """The path to a plain string field of ``schema`` to change in an update (top level first,
     then inside a required wrapper like ``{article: {...}}``)."""
     if not isinstance(schema, dict):
@@ -380,11 +402,12 @@ def _changeable(schema: dict | None, body: object, path: tuple = ()) -> tuple | 
             and not sub.get("readOnly")
             and not {"enum", "format", "pattern", "const"} & set(sub)
             and not name.lower().endswith("id")
+            and name not in excluded
         ):
             return (*path, name)
     for name, sub in properties.items():
         if isinstance(sub, dict) and isinstance(body, dict) and isinstance(body.get(name), dict):
-            found = _changeable(sub, body[name], (*path, name))
+            found = _changeable(sub, body[name], excluded, (*path, name))
             if found:
                 return found
     return None
@@ -484,7 +507,7 @@ def round_trip(spec: dict, plan: Plan | None, base: str, listed: list[dict] | No
     caller = Caller(spec, base, listed)
     values = dict(plan.path_values)
     method, create = plan.operations["create"]
-    body = request_body(create)
+    body = plan.create_body
     made = caller.send(method, plan.collection, create, values, body)
     if not 200 <= made.status < 300:
         return f"create: {made.status} {made.text[:80]}"
@@ -500,12 +523,10 @@ def round_trip(spec: dict, plan: Plan | None, base: str, listed: list[dict] | No
         return f"read equals: {got.status} {'a different record' if got.status == 200 else got.text[:60]}"
     if "update" in plan.operations:
         method, update = plan.operations["update"]
-        schema, _ = _json_schema((update.get("requestBody") or {}).get("content"))
-        change = request_body(update) if method == "PUT" else {}
-        change = change if isinstance(change, dict) else {}
-        where = _changeable(schema, change or body)
+        where = plan.change_path
         if where is None:
             return "update: no plain string field to change"
+        change = json.loads(json.dumps(plan.update_body))
         target = change
         for key in where[:-1]:
             target = target.setdefault(key, {})
