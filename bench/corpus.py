@@ -598,7 +598,8 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         except subprocess.TimeoutExpired:
             return {"error": f"no result within {args.conformance_timeout:.0f} s"}
         if not report.exists():
-            return {"error": _first_error_line(done.stderr or done.stdout), "exit_code": done.returncode}
+            said = (done.stderr or done.stdout).strip()
+            return {"error": " ".join(said.split())[-300:] or "no report", "exit_code": done.returncode}
         data = json.loads(report.read_text())
     return {
         "cases": data.get("cases"),
