@@ -10,6 +10,12 @@ becomes ``{}`` (any value) at that point, keeping its sibling keywords and namin
 ``x-sandbox-recursive``. Validation is exact up to the cycle point and lenient past it, which
 never rejects a valid body. Cutting in the one document means the model, Connexion and the
 conformance suite all read the same acyclic contract.
+
+Acyclic is not enough for inliners: schemas that share schemas (Stripe's objects link to each
+other through expandable fields) inline to a copy per path, exponentially many. The same walk
+therefore also cuts a reference nested deeper than :data:`MAX_REF_DEPTH`, and the largest
+references of a component that would inline to more than :data:`MAX_INLINED_NODES` objects.
+The shared corpus needs none of those; each cut is listed (``LoadedContract.cut_refs``).
 """
 
 from __future__ import annotations
