@@ -573,7 +573,7 @@ def sandbox_facts(root: str) -> tuple[str, list[dict] | None]:
     base_path = health.body.get("basePath") if isinstance(health.body, dict) else None
     listed = call("GET", root + "/__sandbox/credentials")
     credentials = listed.body if listed.status == 200 and isinstance(listed.body, list) else None
-    return root + (base_path if base_path is not None else "/api"), credentials
+    return root + (base_path if base_path is not None else "/api").rstrip("/"), credentials
 
 
 def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_root: Path, args) -> dict:
