@@ -10,6 +10,8 @@ For each spec and each tool this prints:
 
 * **starts**: ``y``, or ``n`` and the first line of the error (a traceback's last line); a server
   that gives no HTTP answer within ``--start-timeout`` seconds did not start;
+* **load**: ``load_contract`` alone, cold, in a fresh process of the served checkout: wall and
+  CPU seconds (CPU time is the steadier figure on a shared machine) and peak RSS;
 * **first answer**: seconds from launching the process to its first HTTP answer to ``GET /``
   (any status: the server is up and routing);
 * **RSS**: the peak resident memory of the server process and its children (``VmHWM``, MiB),
@@ -613,13 +615,14 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
 LOAD_PROBE = """
 import json, resource, sys, time
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 from timbrix_sandbox.contract.loading import load_contract
 document = load_contract(sys.argv[1])
-seconds = time.perf_counter() - started
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 added = round((peak - base) / 1024, 1)
-print(json.dumps({"seconds": round(seconds, 3), "peak_mib": round(peak / 1024, 1), "added_mib": added}))
+figures = {"seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "peak_mib": round(peak / 1024, 1)}
+print(json.dumps({**figures, "added_mib": added}))
 """
 
 
