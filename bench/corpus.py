@@ -13,7 +13,8 @@ For each spec and each tool this prints:
 * **load**: ``load_contract`` alone, cold, in a fresh process of the served checkout: wall and
   CPU seconds (CPU time is the steadier figure on a shared machine) and peak RSS;
 * **first answer**: seconds from launching the process to its first HTTP answer to ``GET /``
-  (any status: the server is up and routing);
+  (any status: the server is up and routing), and the CPU seconds the server had used by then
+  (``startup_cpu_s`` in the JSON: steadier than wall time on a shared machine);
 * **RSS**: the peak resident memory of the server process and its children (``VmHWM``, MiB),
   read after the round trip;
 * **CRUD**: one round trip on a resource picked from the spec (a collection with POST and GET, an
@@ -78,6 +79,7 @@ class Started:
     process: subprocess.Popen | None
     base: str
     first_answer_s: float | None = None
+    startup_cpu_s: float | None = None
     error: str | None = None
     log: Path | None = None
 
@@ -109,7 +111,8 @@ def _launch(command: list[str], cwd: Path, base: str, start_timeout: float, env:
         except OSError:
             time.sleep(0.05)
             continue
-        return Started(process, base, first_answer_s=round(time.perf_counter() - started, 2), log=log)
+        elapsed = round(time.perf_counter() - started, 2)
+        return Started(process, base, elapsed, startup_cpu_s=cpu_seconds(process.pid), log=log)
     stop_process(process)
     return Started(None, base, error=f"no HTTP answer within {start_timeout:.0f} s", log=log)
 
@@ -140,6 +143,35 @@ def start_prism(binary: Path, spec: Path, start_timeout: float) -> Started:
     port = free_port()
     command = [str(binary), "mock", str(spec), "-p", str(port), "-h", "127.0.0.1"]
     return _launch(command, ROOT, f"http://127.0.0.1:{port}", start_timeout)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by ``pid`` and its descendants: steadier than wall
+    time on a shared machine."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 2) if ticks else None
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -650,6 +682,7 @@ def run_tool(tool: str, spec_path: Path, spec: dict | None, plan: Plan | None, a
             result["error"] = started.error
             return result
         result["first_answer_s"] = started.first_answer_s
+        result["startup_cpu_s"] = started.startup_cpu_s
         if tool == "sandbox":
             base, credentials = sandbox_facts(started.base)
             result["credentials_listed"] = credentials is not None
@@ -694,12 +727,14 @@ def _cell(result: dict | None) -> list[str]:
     if not result["starts"]:
         return [f"n: {_short(result['error'], 60)}", "-", "-", "-"]
     crud = _short(result.get("crud", "-"), 48)
-    return ["y", f"{result['first_answer_s']:.2f}", f"{result.get('rss_mib') or 0:.0f}", crud]
+    cpu = result.get("startup_cpu_s")
+    first = f"{result['first_answer_s']:.1f}" + (f" / {cpu:.1f}" if cpu is not None else "")
+    return ["y", first, f"{result.get('rss_mib') or 0:.0f}", crud]
 
 
 def print_table(rows: list[dict], title: str) -> None:
-    header = ["spec", "load s", "sandbox starts", "1st s", "MiB", "CRUD", "conformance"]
-    header += ["prism starts", "1st s", "MiB", "CRUD"]
+    header = ["spec", "load cpu s", "sandbox starts", "1st answer s / cpu s", "MiB", "CRUD", "conformance"]
+    header += ["prism starts", "1st answer s / cpu s", "MiB", "CRUD"]
     lines = [header]
     for row in rows:
         sandbox = row["tools"].get("sandbox")
@@ -711,7 +746,7 @@ def print_table(rows: list[dict], title: str) -> None:
         else:
             conf_cell = f"{conf['cases']} cases, {conf['violations']} violations"
         loading = row.get("loading") or {}
-        load_cell = f"{loading['seconds']:.2f}" if "seconds" in loading else "-"
+        load_cell = f"{loading.get('cpu_s', loading.get('seconds', 0)):.2f}" if "seconds" in loading else "-"
         if "error" in loading:
             load_cell = f"n: {_short(loading['error'], 30)}"
         lines.append([row["name"], load_cell, *_cell(sandbox), conf_cell, *_cell(row["tools"].get("prism"))])
