@@ -746,7 +746,11 @@ def print_table(rows: list[dict], title: str) -> None:
         else:
             conf_cell = f"{conf['cases']} cases, {conf['violations']} violations"
         loading = row.get("loading") or {}
-        load_cell = f"{loading.get('cpu_s', loading.get('seconds', 0)):.2f}" if "seconds" in loading else "-"
+        load_cell = "-"
+        if "cpu_s" in loading:
+            load_cell = f"{loading['cpu_s']:.2f}"
+        elif "seconds" in loading:  # a run from before CPU time was measured: wall time
+            load_cell = f"{loading['seconds']:.2f} wall"
         if "error" in loading:
             load_cell = f"n: {_short(loading['error'], 30)}"
         lines.append([row["name"], load_cell, *_cell(sandbox), conf_cell, *_cell(row["tools"].get("prism"))])
