@@ -303,7 +303,7 @@ def _plan(spec: dict, item_path: str, collection: str, id_param: str, actions: d
         for parameter in operation["parameters"]:
             if parameter.get("in") == "path" and parameter.get("name") != id_param:
                 plan.path_values.setdefault(parameter["name"], sample(parameter.get("schema") or {}, "bench"))
-    plan.create_body = request_body(operations["create"][1])
+    plan.create_body = _fresh_ids(request_body(operations["create"][1]), id_param)
     if "update" in operations:
         method, update = operations["update"]
         schema, _ = _json_schema((update.get("requestBody") or {}).get("content"))
@@ -389,6 +389,27 @@ def sample(schema: dict, hint: str = "bench", depth: int = 0, optional: bool = T
     text = f"{re.sub(r'[^A-Za-z0-9]', '', hint)[:12] or 'bench'}{uuid.uuid4().hex[:6]}"
     low, high = schema.get("minLength", 1), schema.get("maxLength", 64)
     return (text * (1 + low // max(1, len(text))))[: max(low, min(high, len(text)))]
+
+
+def _fresh_ids(body: object, id_param: str) -> object:
+    """A create body taken from the spec's example keeps the example's id, which a sandbox that
+    seeds its examples already holds: give the id fields fresh values of the same kind."""
+    record = body
+    if isinstance(body, dict) and len(body) == 1 and isinstance(next(iter(body.values())), dict):
+        record = next(iter(body.values()))  # {data: {...}}
+    if not isinstance(record, dict):
+        return body
+    for key, value in list(record.items()):
+        if key.lower() not in {id_param.lower(), "id", id_param.split("_")[-1].lower()}:
+            continue
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            record[key] = int(uuid.uuid4().int % 10**9)
+        elif isinstance(value, str):
+            looks_like_uuid = re.fullmatch(r"[0-9a-fA-F-]{36}", value) is not None
+            record[key] = str(uuid.uuid4()) if looks_like_uuid else f"bench{uuid.uuid4().hex[:10]}"
+    return body
 
 
 def _json_schema(content: dict | None) -> tuple[dict | None, object]:
