@@ -12,6 +12,7 @@ import typing as t
 import uuid
 
 from .model import Resource
+from .shapes import flatten
 
 
 def sample(schema: dict, now: str) -> t.Any:
@@ -134,15 +135,25 @@ def _compile(schema: dict | None) -> Projector:
     return project_one
 
 
-def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:
+def apply_body(
+    record: dict,
+    body: t.Mapping[str, t.Any],
+    schema: dict | None,
+    *,
+    skip: str | None = None,
+    aliases: t.Mapping[str, str] | None = None,
+) -> dict:
     """``record`` with the request ``body`` merged in: only the fields sent change, each under
     its stored name. ``x-sandbox-stored-as`` may be a dotted path into a nested object
     (Timbrix's flat ``addressZip`` is the record's ``address.zip``); the objects on that path
-    are copied, never shared with ``record``. A field stored as ``skip`` (the id) is ignored."""
+    are copied, never shared with ``record``. ``aliases`` names the record field of a request
+    field spelled otherwise (see :func:`field_aliases`). A field stored as ``skip`` (the id)
+    is ignored."""
     properties = (schema or {}).get("properties", {})
+    aliases = aliases or {}
     merged = dict(record)
     for name, value in body.items():
-        stored = properties.get(name, {}).get("x-sandbox-stored-as", name)
+        stored = properties.get(name, {}).get("x-sandbox-stored-as", aliases.get(name, name))
         if stored == skip:
             continue
         *parents, leaf = stored.split(".")
@@ -153,6 +164,29 @@ def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *
             target = child
         target[leaf] = value
     return merged
+
+
+def _spelling(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def field_aliases(body_schema: dict | None, record_schema: dict | None) -> dict[str, str]:
+    """Request fields the record spells otherwise: Twilio's form field ``FriendlyName`` is the
+    record's ``friendly_name``. A field the record declares as it is sent, or that names
+    ``x-sandbox-stored-as``, is not aliased; neither is one matching two record fields."""
+    sent = flatten(body_schema or {}).get("properties", {}) if isinstance(body_schema, dict) else {}
+    declared = flatten(record_schema or {}).get("properties", {}) if isinstance(record_schema, dict) else {}
+    by_spelling: dict[str, list[str]] = {}
+    for name in declared:
+        by_spelling.setdefault(_spelling(name), []).append(name)
+    aliases = {}
+    for name, sub in sent.items():
+        if name in declared or (isinstance(sub, dict) and "x-sandbox-stored-as" in sub):
+            continue
+        matches = by_spelling.get(_spelling(name), [])
+        if len(matches) == 1:
+            aliases[name] = matches[0]
+    return aliases
 
 
 def record_key(value: t.Any) -> str:
@@ -166,3 +200,103 @@ def stored_doc(record: dict, resource: Resource) -> dict:
     """The store keys documents by a string ``id``; a contract's id may be an integer or have
     another name, so the record is kept whole under ``data`` beside its key."""
     return {"id": record_key(record[resource.id_field]), "data": record}
+
+
+def _properties(schema: dict | None) -> dict:
+    return flatten(schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
+
+
+def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: str) -> t.Any:
+    """``data`` placed at ``path`` of a body shaped by ``schema`` (Asana's ``{data: ...}``),
+    the body's other required properties completed from the schema."""
+    if not path:
+        return data
+    head, *rest = path
+    sub = _properties(schema).get(head)
+    body = complete({head: wrap_record(data, tuple(rest), sub, now)}, flatten(schema or {}), now)
+    return body
+
+
+class Page(t.NamedTuple):
+    """One page of a list: its records and what the body says around them."""
+
+    records: list
+    total: int
+    next_offset: int | None
+    listing: t.Any
+    schema: dict | None
+    now: str
+
+    def __call__(self, view: t.Callable[[t.Any], t.Any]) -> t.Any:
+        items = [view(record) for record in self.records]
+        listing = self.listing
+        if not listing.items_path:
+            return items
+        body = wrap_record(items, listing.items_path, self.schema, self.now)
+        properties = _properties(self.schema)
+        for name in listing.count_fields:
+            body[name] = self.total
+        if listing.next_field:
+            body[listing.next_field] = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
+            if body[listing.next_field] is None and not _nullable(properties.get(listing.next_field)):
+                del body[listing.next_field]
+        return body
+
+
+def page_of(records: list, listing: t.Any, params: t.Mapping[str, t.Any], schema: dict | None, now: str) -> Page:
+    """The page of ``records`` the request's paging parameters ask for (``limit``/``per_page``,
+    ``offset``/cursor, ``page``; a limit's declared default applies when none is sent)."""
+    limit = _integer(params.get(listing.limit_param)) if listing.limit_param else None
+    if limit is None:
+        limit = listing.default_limit
+    start = 0
+    if listing.offset_param and params.get(listing.offset_param) is not None:
+        start = _integer(params.get(listing.offset_param)) or 0
+    elif listing.page_param and params.get(listing.page_param) is not None and limit:
+        start = max((_integer(params.get(listing.page_param)) or 1) - 1, 0) * limit
+    start = max(start, 0)
+    end = len(records) if limit is None or limit < 0 else start + limit
+    chosen = records[start:end]
+    more = end < len(records)
+    return Page(chosen, len(records), end if more else None, listing, schema, now)
+
+
+def _integer(value: t.Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _nullable(schema: t.Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    types = schema.get("type")
+    branches = [*schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return (
+        schema.get("nullable") is True
+        or types == "null"
+        or (isinstance(types, list) and "null" in types)
+        or any(isinstance(b, dict) and b.get("type") == "null" for b in branches)
+    )
+
+
+def _cursor(schema: t.Any, offset: int | None, now: str) -> t.Any:
+    """Where the next page starts, in the shape the contract gives its cursor (a string, a
+    number, or an object such as Asana's ``{offset, path, uri}``); ``None`` on the last page."""
+    if offset is None:
+        return None
+    flat = flatten(schema or {}) if isinstance(schema, dict) else {}
+    kind = flat.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if kind in ("integer", "number"):
+        return offset
+    if kind == "object" or "properties" in flat:
+        properties = flat.get("properties", {})
+        key = next((n for n in ("offset", "cursor", "token", "next", "starting_after") if n in properties), None)
+        return complete({key: str(offset)} if key else {}, flat, now)
+    return str(offset)

@@ -27,8 +27,20 @@ import uuid
 
 import anyio
 
-from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
-from timbrix_sandbox.contract.records import apply_body, complete, copy_json, projector, record_key, stored_doc
+from timbrix_sandbox.contract.model import Operation, Profile, Resource
+from timbrix_sandbox.contract.records import (
+    apply_body,
+    complete,
+    copy_json,
+    field_aliases,
+    page_of,
+    projector,
+    record_key,
+    stored_doc,
+    wrap_record,
+)
+from timbrix_sandbox.contract.shapes import fitting_id
+from timbrix_sandbox.engine.answers import ContractAnswer
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
@@ -58,7 +70,12 @@ class IdGenerator:
                     start = max((int(i) for i in existing() if str(i).isdigit()), default=0) + 1
                     counter = self._counters[resource.name] = itertools.count(start)
                 return next(counter)
-        return new_object_id()
+        entropy = new_object_id()
+        schema = resource.id_schema or {}
+        if "pattern" in schema or int(schema.get("minLength", 0)) > len(entropy) or "maxLength" in schema:
+            # Twilio's sids: a prefix and 32 hex digits; fill the pattern from fresh entropy.
+            return fitting_id(schema, entropy + uuid.uuid4().hex) or entropy
+        return entropy
 
 
 class Engine:
@@ -87,6 +104,8 @@ class Engine:
         for op_id, operation in self.profile.operations.items():
             if op_id in own:
                 served[op_id] = _PluginOperation(own[op_id])
+            elif operation.action == "answer":
+                served[op_id] = ContractAnswer(operation)
             else:
                 served[op_id] = CrudOperation(operation, self)
         for op_id, handler in own.items():
@@ -117,7 +136,14 @@ class CrudOperation:
         self.name = self.resource.name
         # The collection path's parameters a record declares (Timbrix's organizationId).
         declared = self.resource.schema.get("properties", {})
-        self.tenant_fields = tuple(p for p in scope_params(self.resource) if p in declared)
+        self.tenant_fields = tuple(p for p in (self.resource.tenant_param,) if p and p in declared)
+        # Parent path parameters a record declares by the same name (its owner's id).
+        self.parent_fields = tuple(
+            (param, mine)
+            for param, mine in zip(self.resource.parent_params, operation.parent_params, strict=False)
+            if param in declared
+        )
+        self.aliases = field_aliases(operation.body_schema, self.resource.schema)
         self.not_found = engine.plugin.not_found(self.name)
         self.project = projector(self.resource.schema)
         self.action = getattr(self, operation.action)
@@ -130,15 +156,38 @@ class CrudOperation:
         status = self.operation.status
         if status == 204 or self.operation.response_schema is None:
             return Reply(status)
+        if self.operation.record_path:
+            data = wrap_record(data, self.operation.record_path, self._inner_schema(), utc_now())
         if self.profile.envelope is None:
             return Reply(status, data)
         return Reply(status, self.profile.wrap(data, utc_now(), new_request_id()))
+
+    def _inner_schema(self) -> dict | None:
+        """The success body's schema inside the x-sandbox envelope."""
+        schema = self.operation.response_schema
+        for key in self.profile.data_path:
+            schema = (schema or {}).get("properties", {}).get(key)
+        return schema
 
     def _view(self, record: Record) -> Record:
         return self.project(record)
 
     def _key(self, params: t.Mapping[str, t.Any]) -> str:
-        return record_key(params[self.resource.id_param])
+        return record_key(params[self.operation.id_param])
+
+    def _scope(self, tenant: str, params: t.Mapping[str, t.Any]) -> str:
+        """The partition a record lives in: its tenant, and under a nested collection its
+        parents' path values (an issue of ``octocat/hello`` is not one of ``someone/else``)."""
+        if not self.operation.parent_params:
+            return tenant
+        parents = "/".join(record_key(params.get(name, "")) for name in self.operation.parent_params)
+        return f"{tenant}/{parents}"
+
+    def _unwrapped(self, body: t.Any) -> dict:
+        """The record fields of a request body (inside its wrapper, Conduit's ``article``)."""
+        if self.operation.body_key is not None and isinstance(body, dict):
+            body = body.get(self.operation.body_key)
+        return body if isinstance(body, dict) else {}
 
     # -- actions --------------------------------------------------------------------------------
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
@@ -146,11 +195,17 @@ class CrudOperation:
         if self.engine.behaviours.lists_across_tenants():
             docs = [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
         else:
-            docs = store.peek_all(self.name, tenant)
-        return self._answer([self._view(doc["data"]) for doc in docs])
+            docs = store.peek_all(self.name, self._scope(tenant, params))
+        records = [doc["data"] for doc in docs]
+        listing = self.operation.listing
+        if listing is None or (not listing.items_path and not _pages(listing, params)):
+            return self._answer([self._view(record) for record in records])
+        page = page_of(records, listing, params, self._inner_schema(), utc_now())
+        return self._answer(page(self._view))
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
+        tenant = self._scope(tenant, params)
         doc = store.peek(self.name, tenant, key)
         if doc is None and self.engine.behaviours.reads_across_tenants():
             doc = next((d for s in store.scopes(self.name) if (d := store.peek(self.name, s, key))), None)
@@ -158,25 +213,42 @@ class CrudOperation:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(doc["data"]))
 
-    def _fresh(self, tenant: str, now: str, keep: Record | None = None) -> Record:
-        """A record as a create starts it: the plug-in's initial fields, the tenant, ``keep``."""
+    def _fresh(self, tenant: str, now: str, keep: Record | None = None, params: t.Mapping | None = None) -> Record:
+        """A record as a create starts it: the plug-in's initial fields, the tenant, its
+        parents' ids, ``keep``."""
         record = copy_json(self.engine.plugin.initial(self.name))
         for field in self.tenant_fields:
             record[field] = tenant
+        for field, param in self.parent_fields:
+            if params is not None and param in params:
+                record[field] = params[param]
         record.update(keep or {})
         return record
 
     async def create(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         engine, resource = self.engine, self.resource
-        body = body or {}
+        body = self._unwrapped(body)
         now = utc_now()
-        record = apply_body(self._fresh(tenant, now), body, self.operation.body_schema, skip=resource.id_field)
+        owner, tenant = tenant, self._scope(tenant, params)
+        record = apply_body(
+            self._fresh(owner, now, params=params),
+            body,
+            self.operation.body_schema,
+            skip=resource.id_field,
+            aliases=self.aliases,
+        )
         store = engine.store
 
         def existing() -> t.Iterable[str]:
             return (d["id"] for s in store.scopes(self.name) for d in store.list(self.name, s))
 
-        record[resource.id_field] = engine.ids.new(resource, existing)
+        chosen = body.get(resource.id_field) if resource.client_ids else None
+        if chosen is not None:
+            if store.peek(self.name, tenant, record_key(chosen)) is not None:
+                raise Refusal(409, f"{resource.id_field} {record_key(chosen)} already exists")
+            record[resource.id_field] = chosen
+        else:
+            record[resource.id_field] = engine.ids.new(resource, existing)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
@@ -197,7 +269,15 @@ class CrudOperation:
 
     async def update(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         engine, resource = self.engine, self.resource
-        body = {k: v for k, v in (body or {}).items() if k != resource.id_field}
+        body = self._unwrapped(body)
+        if self.operation.id_in_body:
+            if body.get(resource.id_field) is None:
+                raise Refusal(400, f"the body names no {resource.id_field}")
+            key = record_key(body[resource.id_field])
+        else:
+            key = self._key(params)
+        owner, tenant = tenant, self._scope(tenant, params)
+        body = {k: v for k, v in body.items() if k != resource.id_field}
         behaviours = engine.behaviours
         unsaved: list[Record] = []
 
@@ -208,10 +288,10 @@ class CrudOperation:
 
             def fresh() -> Record:
                 kept = {k: current[k] for k in (resource.id_field, resource.created_field) if k and k in current}
-                return complete(self._fresh(tenant, utc_now(), kept), resource.schema, utc_now())
+                return complete(self._fresh(owner, utc_now(), kept, params), resource.schema, utc_now())
 
             base = behaviours.update_base(current, fresh()) if behaviours else current
-            updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field)
+            updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field, aliases=self.aliases)
             engine.plugin.check(
                 self.name, updated, body.keys(), creating=False, behaviours=behaviours, options=engine.options
             )
@@ -225,13 +305,14 @@ class CrudOperation:
                 return None
             return {"id": doc["id"], "data": updated}
 
-        doc = await anyio.to_thread.run_sync(engine.store.update, self.name, tenant, self._key(params), change)
+        doc = await anyio.to_thread.run_sync(engine.store.update, self.name, tenant, key, change)
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(unsaved[-1] if unsaved else doc["data"]))
 
     async def delete(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
+        tenant = self._scope(tenant, params)
         doc = store.get(self.name, tenant, key)
         if doc is None:
             raise Refusal(404, self.not_found)
@@ -239,3 +320,10 @@ class CrudOperation:
             if not await anyio.to_thread.run_sync(store.delete, self.name, tenant, key):
                 raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
         return self._answer(self._view(doc["data"]))
+
+
+def _pages(listing: t.Any, params: t.Mapping[str, t.Any]) -> bool:
+    """A bare-array list answers a page only when asked for one (or a limit is the default)."""
+    return listing.default_limit is not None or any(
+        params.get(p) is not None for p in (listing.limit_param, listing.offset_param, listing.page_param) if p
+    )

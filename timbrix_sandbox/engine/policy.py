@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from timbrix_sandbox.contract.model import Operation, Profile, scope_params
+from timbrix_sandbox.contract.model import Operation, Profile
 from timbrix_sandbox.contract.records import record_key
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures, User
@@ -99,9 +99,8 @@ class AccessPolicy:
         resource = self.profile.resources.get(operation.resource)
         if self.profile.tenant.get("path"):
             return TenantRule(path_param=self.profile.tenant["path"])
-        params = scope_params(resource) if resource is not None else ()
-        if params:
-            return TenantRule(path_param=params[0])
+        if resource is not None and resource.tenant_param:
+            return TenantRule(path_param=resource.tenant_param)
         if self.profile.tenant.get("header"):
             return TenantRule(header=self.profile.tenant["header"])
         return TenantRule()
@@ -124,7 +123,13 @@ class AccessPolicy:
         """The tenant the request acts in (``None`` for an operation outside any tenant, such
         as a public catalog), or a :class:`Refusal` (400 or 403)."""
         if caller is None:
-            return None  # an unsecured operation (a secured one never gets here without a caller)
+            # An open operation (a secured one never gets here without a caller). Where the
+            # key names the tenant, an open read sees the default tenant's records: those a
+            # secured create wrote (Conduit's public GET /articles/{slug}).
+            rule = self.rules.get(operation.operation_id)
+            if rule == TenantRule() and operation.resource in self.profile.resources:
+                return next(iter(self.fixtures.organizations), None)
+            return None
         if operation.required_scopes and caller.scopes is not None:
             if not set(operation.required_scopes) <= caller.scopes:
                 raise Refusal(
