@@ -57,7 +57,8 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fixtures",
-        help="fixture YAML file (default: the shipped contract's own, NAME.fixtures.yaml beside any other contract)",
+        help="fixture YAML file (default: the shipped contract's own, NAME.fixtures.yaml beside any other contract; "
+        "without one, a default tenant and a development user are generated)",
     )
 
 

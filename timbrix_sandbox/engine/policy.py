@@ -1,10 +1,16 @@
 """Who the caller is and what they may reach: the one access policy of the engine.
 
 Both request pipelines (the compiled fast path and the Connexion stack) ask this module, so a
-token, a scope or a membership is judged the same way whichever path serves the request:
+credential, a scope or a membership is judged the same way whichever path serves the request:
 
-* no token or an unknown one -> 401 (the HTTP layer's security step, from :meth:`caller`);
-* a token without a scope the operation's security requirement lists -> 403;
+* :meth:`AccessPolicy.authenticate` reads the credentials each of the operation's security
+  requirements names (``contract/security.py``: a bearer token, Basic user and password, an API
+  key in a header, query parameter or cookie), through a reader each pipeline supplies;
+  none presented, or an unknown one -> 401; a credential sent the way no requirement of the
+  operation names (a Bearer token to a Basic-only operation) is not presented at all;
+* a caller without a scope the satisfied requirement lists -> 403;
+* an open operation (no security, ``security: []``, or ``{}`` among the alternatives and no
+  credentials) has no caller: it acts in the tenant the request names, else the default one;
 * the tenant the request acts in, named by a path parameter (Timbrix's ``organizationId``),
   a header (the bookkeeping API's ``organization-id``) or implied by the key (BeeL), must be
   one of the caller's organizations -> else 403. A record of another tenant is never looked
@@ -13,17 +19,28 @@ token, a scope or a membership is judged the same way whichever path serves the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import typing as t
 
 from timbrix_sandbox.contract.model import Operation, Profile
 from timbrix_sandbox.contract.records import record_key
+from timbrix_sandbox.contract.security import ContractSecurity, Requirement, Scheme
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.fixtures import Fixtures, User
 
 # The wording each way of naming a tenant has always answered with (kept byte for byte).
 NOT_A_MEMBER_PATH = "User is not a member of this organization"
 NOT_A_MEMBER = "Not a member of this organization"
+NO_CREDENTIALS = "No authorization token provided"
+MALFORMED_AUTHORIZATION = "Invalid authorization header"
+NOT_VALID = {"basic": "Provided authorization is not valid", "apiKey": "Provided apikey is not valid"}
+TOKEN_NOT_VALID = "Provided token is not valid"
+
+CredentialReader = t.Callable[[str, str], "str | None"]
+"""``(location, name) -> value``: how a pipeline reads one credential of a request (location
+``header`` - case-insensitive -, ``query`` or ``cookie``); ``None`` when absent."""
 
 
 class Refusal(Exception):
@@ -86,27 +103,167 @@ class TenantRule:
     """A header naming the tenant; may be omitted by a caller of exactly one organization."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """How one user authenticates with one of the contract's schemes (``GET
+    /__sandbox/credentials``, the ``serve`` banner)."""
+
+    scheme: str
+    type: str
+    location: str
+    name: str
+    value: str
+    """What the scheme carries: the token after ``Bearer`` (http bearer, oauth2,
+    openIdConnect), ``user:password`` for http basic (base64 it after ``Basic``), the key
+    itself for an API key."""
+    tenant: str | None
+    user: str
+    tenants: tuple[str, ...]
+
+    def as_json(self) -> dict[str, t.Any]:
+        return {
+            "scheme": self.scheme,
+            "type": self.type,
+            "in": self.location,
+            "name": self.name,
+            "value": self.value,
+            "tenant": self.tenant,
+            "user": self.user,
+            "tenants": list(self.tenants),
+        }
+
+
+_ABSENT = object()
+
+
+class _Invalid(t.NamedTuple):
+    message: str
+
+
 class AccessPolicy:
-    def __init__(self, profile: Profile, fixtures: Fixtures, behaviours: Behaviours) -> None:
+    def __init__(
+        self, profile: Profile, fixtures: Fixtures, behaviours: Behaviours, security: ContractSecurity
+    ) -> None:
         self.profile = profile
         self.fixtures = fixtures
         self.behaviours = behaviours
+        self.security = security
         self.rules = {op_id: self._rule(op) for op_id, op in profile.operations.items()}
         # Fixture users never change while a sandbox runs: one Caller each, not one per request.
         self._callers = {user.token: Caller.of(user) for user in fixtures.users}
+        self._basic = {(user.id, user.token): self._callers[user.token] for user in fixtures.users}
+        widest = max(fixtures.users, key=lambda user: len(user.organizations), default=None)
+        self._stand_in = None if widest is None else self._callers[widest.token]
+        """Who a missing or unknown credential becomes under the ``auth-ignored`` fault."""
+
+    def credentials(self) -> list[Credential]:
+        """Every fixture user's credential for every scheme the contract declares."""
+        out = []
+        for user in self.fixtures.users:
+            tenants = tuple(sorted(user.organizations))
+            for scheme in self.security.schemes.values():
+                value = f"{user.id}:{user.token}" if scheme.basic else user.token
+                out.append(
+                    Credential(
+                        scheme.name, scheme.type, scheme.location, scheme.field, value,
+                        tenants[0] if tenants else None, user.id, tenants,
+                    )
+                )
+        return out
+
+    def authenticate(self, operation_id: str, read: CredentialReader) -> Caller | None:
+        """The caller the request's credentials name (``None``: an open operation, or one whose
+        alternatives include ``{}``, called without credentials), or a :class:`Refusal`: 401
+        (none of the alternatives presented, or presented but unknown) or 403 (a known caller
+        without the scopes of any alternative it met). As OpenAPI defines it, the first
+        alternative met wins; the schemes of one alternative must all name the same user."""
+        requirements = self.security.of(operation_id)
+        if not requirements:
+            return None
+        invalid: _Invalid | None = None
+        short_of_scopes: Refusal | None = None
+        optional = False
+        for requirement in requirements:
+            if not requirement:
+                optional = True
+                continue
+            met = self._meet(requirement, read)
+            if met is _ABSENT:
+                continue
+            if isinstance(met, _Invalid):
+                invalid = invalid or met
+                continue
+            caller = t.cast(Caller, met)
+            scopes = sorted({s for _, wanted in requirement for s in wanted})
+            if scopes and caller.scopes is not None and not set(scopes) <= caller.scopes:
+                short_of_scopes = short_of_scopes or Refusal(
+                    403,
+                    "Provided token does not have the required scopes. "
+                    f"Provided: {sorted(caller.scopes)}; Required: {scopes}",
+                )
+                continue
+            return caller
+        if short_of_scopes is not None:
+            raise short_of_scopes
+        if optional and invalid is None:
+            return None
+        if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
+            return self._stand_in
+        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS)
+
+    def _meet(self, requirement: Requirement, read: CredentialReader) -> t.Any:
+        """The caller all of ``requirement``'s schemes name, ``_ABSENT`` if one of them is
+        not presented, or ``_Invalid``."""
+        callers = []
+        for name, _scopes in requirement:
+            scheme = self.security.schemes.get(name)
+            if scheme is None:
+                return _ABSENT  # a scheme the contract does not declare usably: never met
+            found = self._identify(scheme, read)
+            if found is _ABSENT or isinstance(found, _Invalid):
+                return found
+            callers.append(found)
+        if any(caller.id != callers[0].id for caller in callers[1:]):
+            return _Invalid("The credentials name different users")
+        return callers[0]
+
+    def _identify(self, scheme: Scheme, read: CredentialReader) -> t.Any:
+        raw = read(scheme.location, scheme.field)
+        if raw is None:
+            return _ABSENT
+        if scheme.auth_scheme is None:  # an API key: the whole value
+            caller = self._callers.get(raw)
+            return caller if caller is not None else _Invalid(NOT_VALID["apiKey"])
+        parts = raw.split(maxsplit=1)
+        if len(parts) != 2:
+            return _Invalid(MALFORMED_AUTHORIZATION) if raw.strip() else _ABSENT
+        auth_scheme, value = parts
+        if auth_scheme.lower() != scheme.auth_scheme:
+            return _ABSENT  # sent for another scheme
+        if scheme.basic:
+            try:
+                user, _, password = base64.b64decode(value, validate=True).decode("latin-1").partition(":")
+            except (binascii.Error, ValueError):
+                return _Invalid(MALFORMED_AUTHORIZATION)
+            caller = self._basic.get((user, password))
+            return caller if caller is not None else _Invalid(NOT_VALID["basic"])
+        caller = self._callers.get(value)
+        return caller if caller is not None else _Invalid(TOKEN_NOT_VALID)
 
     def _rule(self, operation: Operation) -> TenantRule:
         resource = self.profile.resources.get(operation.resource)
         if self.profile.tenant.get("path"):
             return TenantRule(path_param=self.profile.tenant["path"])
         if resource is not None and resource.tenant_param:
+            # Only a parameter that names a tenant (``organizationId``); the other collection
+            # parameters are parents (``/repos/{owner}/{repo}/issues``), scoping records only.
             return TenantRule(path_param=resource.tenant_param)
         if self.profile.tenant.get("header"):
             return TenantRule(header=self.profile.tenant["header"])
         return TenantRule()
 
     def caller(self, token: str) -> Caller | None:
-        """The caller a bearer token names (``None``: unknown, a 401)."""
+        """The caller a fixture token names (``None``: unknown)."""
         return self._callers.get(token)
 
     def names_tenant_in_path(self, operation_id: str) -> str | None:
@@ -121,25 +278,14 @@ class AccessPolicy:
         headers: t.Mapping[str, str],
     ) -> str | None:
         """The tenant the request acts in (``None`` for an operation outside any tenant, such
-        as a public catalog), or a :class:`Refusal` (400 or 403)."""
-        if caller is None:
-            # An open operation (a secured one never gets here without a caller). Where the
-            # key names the tenant, an open read sees the default tenant's records: those a
-            # secured create wrote (Conduit's public GET /articles/{slug}).
-            rule = self.rules.get(operation.operation_id)
-            if rule == TenantRule() and operation.resource in self.profile.resources:
-                return next(iter(self.fixtures.organizations), None)
-            return None
-        if operation.required_scopes and caller.scopes is not None:
-            if not set(operation.required_scopes) <= caller.scopes:
-                raise Refusal(
-                    403,
-                    "Provided token does not have the required scopes. "
-                    f"Provided: {sorted(caller.scopes)}; Required: {list(operation.required_scopes)}",
-                )
+        as a public catalog), or a :class:`Refusal` (400 or 403). ``caller`` is what
+        :meth:`authenticate` answered (``None``: an open operation, which acts in the tenant the
+        request names, else in the default one)."""
         if operation.resource not in self.profile.resources:
             return None
         rule = self.rules[operation.operation_id]
+        if caller is None:
+            return self._open_tenant(rule, path_values, headers)
         memberships = caller.organizations
         message = NOT_A_MEMBER
         if rule.path_param is not None:
@@ -161,6 +307,18 @@ class AccessPolicy:
         if tenant not in memberships and not self.behaviours.ignores_membership():
             raise Refusal(403, message)
         return tenant
+
+
+    def _open_tenant(
+        self, rule: TenantRule, path_values: t.Mapping[str, t.Any], headers: t.Mapping[str, str]
+    ) -> str | None:
+        if rule.path_param is not None and rule.path_param in path_values:
+            return record_key(path_values[rule.path_param])
+        if rule.header is not None:
+            named = _header(headers, rule.header)
+            if named is not None:
+                return named
+        return self.fixtures.default_organization
 
 
 def _header(headers: t.Mapping[str, str], name: str) -> str | None:

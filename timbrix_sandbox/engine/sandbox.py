@@ -11,6 +11,7 @@ from pathlib import Path
 
 from timbrix_sandbox.contract.model import Profile
 from timbrix_sandbox.contract.records import complete, stored_doc
+from timbrix_sandbox.contract.security import ContractSecurity
 from timbrix_sandbox.engine.clock import utc_now
 from timbrix_sandbox.engine.crud import Engine, EngineOperation
 from timbrix_sandbox.engine.faults import Behaviours
@@ -39,6 +40,9 @@ class Sandbox:
     options: frozenset[str] = frozenset()
     """Domain options the plug-in understands (Timbrix: ``strict-rfc``)."""
 
+    security: ContractSecurity = dataclasses.field(default_factory=lambda: ContractSecurity({}, {}))
+    """The contract's security schemes and what each operation requires (default: none, open)."""
+
     fast_path_served: int = 0
     """Requests answered by the compiled fast path (see ``http/fastpath.py``), for health/tests."""
 
@@ -46,7 +50,7 @@ class Sandbox:
         self.collections: tuple[str, ...] = tuple(sorted(self.profile.resources))
         """The store collections the contract's resources live in."""
         self.engine = Engine(self.profile, self.store, self.plugin, self.behaviours, self.options)
-        self.policy = AccessPolicy(self.profile, self.fixtures, self.behaviours)
+        self.policy = AccessPolicy(self.profile, self.fixtures, self.behaviours, self.security)
         self.operations: dict[str, EngineOperation] = self.engine.operations()
 
     @property

@@ -1,8 +1,14 @@
 """Authentication and access on the Connexion pipeline, asking the engine's one access policy
-(``engine/policy.py``), as the fast path does.
+(``engine/policy.py``), as the fast path does, with the same credential reader
+(:func:`credential_reader`).
 
-* no token / unknown token -> 401 (Connexion's security layer, via :func:`bearer_info`);
-* a token without an operation's scope, or not a member of the tenant the request names
+Connexion's own security layer is left out of the stack (``app.py``): it binds one handler per
+scheme type through ``x-*InfoFunc`` strings, has no handler for ``openIdConnect`` (a
+requirement naming one is silently dropped, so the operation answers 401 to everyone), and
+hands AND-ed schemes over as a dict per scheme. The policy reads every scheme type itself.
+
+* no credentials / unknown ones / ones sent for another scheme -> 401;
+* a caller without an operation's scope, or not a member of the tenant the request names
   -> 403, checked by :class:`AccessMiddleware` *before* request validation, as a NestJS-style
   guard would: an outsider learns nothing about the body rules from 400s;
 * a record of another tenant -> 404 (the engine only ever looks inside the caller's tenant,
@@ -11,36 +17,53 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from connexion.exceptions import ProblemException
-from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from timbrix_sandbox.engine.policy import Caller, Refusal
+from timbrix_sandbox.engine.policy import CredentialReader, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
-from timbrix_sandbox.http.context import sandbox_of
+from timbrix_sandbox.http.errors import CONTROL_BASE_PATH
 
 CONTEXT = "connexion_context"
 
 
-def bearer_info(token: str, request: ConnexionRequest) -> dict | None:
-    """Token -> ``token_info`` (``None`` -> 401). A dict lookup: it runs on the event loop,
-    so it must never block. Named by ``x-bearerInfoFunc`` in the contract (added to bearer
-    schemes that lack one)."""
-    caller = sandbox_of(request.scope).policy.caller(token)
-    return None if caller is None else caller.token_info()
+def credential_reader(scope: Scope) -> CredentialReader:
+    """How the policy reads a request's credentials, for both pipelines: headers by
+    case-insensitive name, the query string's first value, cookies (parsed only when a scheme
+    asks for one)."""
+
+    def read(location: str, name: str) -> str | None:
+        if location == "header":
+            wanted = name.lower().encode("latin-1")
+            return next((v.decode("latin-1") for k, v in scope["headers"] if k == wanted), None)
+        if location == "query":
+            query = scope.get("query_string", b"").decode("latin-1")
+            return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), None)
+        if location == "cookie":
+            raw = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"), None)
+            return None if raw is None else cookie_parser(raw).get(name)
+        return None
+
+    return read
 
 
 class Refused(ProblemException):
     """A policy refusal on its way to the error handler (which renders it in the contract's format)."""
 
     def __init__(self, refusal: Refusal) -> None:
-        super().__init__(status=refusal.status, title="Forbidden", detail=refusal.message)
+        title = "Unauthorized" if refusal.status == 401 else "Forbidden"
+        super().__init__(status=refusal.status, title=title, detail=refusal.message)
         self.ext = {"kind": refusal.kind, "details": refusal.details}
 
 
 class AccessMiddleware:
-    """The access policy, between Connexion's security and its request validation."""
+    """The access policy, between Connexion's routing and its request validation: who the
+    caller is (carried on as Connexion's ``token_info``, which the handler reads), then
+    whether they may act in the tenant the request names."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
@@ -48,15 +71,18 @@ class AccessMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            extensions = scope.get("extensions", {})
-            operation_id = extensions.get("connexion_routing", {}).get("operation_id")
-            operation = self.sandbox.profile.operations.get(operation_id)
-            info = extensions.get(CONTEXT, {}).get("token_info")
-            if operation is not None and info is not None:
+            routing = scope.get("extensions", {}).get("connexion_routing", {})
+            operation_id = routing.get("operation_id")
+            if operation_id is not None and routing.get("api_base_path") != CONTROL_BASE_PATH:
+                policy = self.sandbox.policy
                 try:
-                    self.sandbox.policy.authorize(
-                        operation, Caller.from_token_info(info), scope.get("path_params", {}), Headers(scope=scope)
-                    )
+                    caller = policy.authenticate(operation_id, credential_reader(scope))
+                    if caller is not None:
+                        context = scope["extensions"].setdefault(CONTEXT, {})
+                        context.update({"user": caller.id, "token_info": caller.token_info()})
+                    operation = self.sandbox.profile.operations.get(operation_id)
+                    if operation is not None:
+                        policy.authorize(operation, caller, scope.get("path_params", {}), Headers(scope=scope))
                 except Refusal as refusal:
                     raise Refused(refusal) from None
         await self.app(scope, receive, send)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import connexion
 from connexion.exceptions import ProblemException
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
@@ -35,7 +36,7 @@ from timbrix_sandbox.http.errors import (
     unexpected_error_handler,
 )
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
-from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyResponseMiddleware
+from timbrix_sandbox.http.fault_responses import FaultyResponseMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
@@ -60,13 +61,9 @@ def fast_path_enabled() -> bool:
     return os.environ.get("TIMBRIX_SANDBOX_FASTPATH", "1") != "0"
 
 
-def _bind_security(spec: dict) -> dict:
-    """Point every bearer scheme at the fixture tokens, so a contract written for the real API
-    needs no sandbox-specific ``x-bearerInfoFunc``."""
-    for scheme in spec.get("components", {}).get("securitySchemes", {}).values():
-        if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "bearer":
-            scheme.setdefault("x-bearerInfoFunc", "timbrix_sandbox.http.access.bearer_info")
-    return spec
+CONNEXION_LAYERS = [m for m in ConnexionMiddleware.default_middlewares if m is not SecurityMiddleware]
+"""Connexion's layers without its security one: the engine's access policy authenticates every
+scheme type, on both pipelines (``access.py`` says why Connexion's cannot)."""
 
 
 def _path_methods(spec: dict) -> PathMethods:
@@ -99,14 +96,14 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
         yield
         sandbox.store.close()  # compact journals into snapshots on a clean shutdown
 
-    app = connexion.AsyncApp(__name__, lifespan=lifespan)
+    app = connexion.AsyncApp(__name__, lifespan=lifespan, middlewares=list(CONNEXION_LAYERS))
     options = dict(
         validate_responses=True,
         strict_validation=True,
         validator_map=oas31.VALIDATOR_MAP,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
     )
-    api, control = _bind_security(load_contract(sandbox.contract)), load_contract(CONTROL_CONTRACT)
+    api, control = load_contract(sandbox.contract), load_contract(CONTROL_CONTRACT)
     allowed = AllowedMethods()
     allowed.add_spec(API_BASE_PATH, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
@@ -128,7 +125,7 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
 
     [ServerError] > SandboxState > LocalSecurity > BodyLimit > FaultyResponse (faults only)
     > [Exception] > TrailingSlash > FastPath (no faults) > [SwaggerUI] > [Routing]
-    > AuthIgnored (that fault only) > [Security] > Access > [RequestValidation]
+    > Access (authentication and access, the policy's) > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
     Everything that renders an error is given the served contract's format; nothing reads it
@@ -156,13 +153,10 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours}))
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {}))
     if not behaviours and fast_path_enabled():
-        operations = compile_operations(load_contract(sandbox.contract), API_BASE_PATH, sandbox.operations)
+        operations = compile_operations(
+            load_contract(sandbox.contract), API_BASE_PATH, sandbox.operations, sandbox.security
+        )
         settings = {"operations": operations, "sandbox": sandbox}
         stack.append((FastPathMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
-    if behaviours.accepts_unknown_tokens():
-        widest = max(sandbox.fixtures.users, key=lambda user: len(user.organizations))
-        known = frozenset(user.token for user in sandbox.fixtures.users)
-        settings = {"member_token": widest.token, "known_tokens": known}
-        stack.append((AuthIgnoredMiddleware, MiddlewarePosition.BEFORE_SECURITY, settings))
     stack.append((AccessMiddleware, MiddlewarePosition.BEFORE_VALIDATION, {"sandbox": sandbox}))
     return stack

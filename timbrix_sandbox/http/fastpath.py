@@ -8,8 +8,9 @@ security requirement and the response validators - and serves a request directly
 *fully valid*:
 
 * a known method and path, no undeclared or repeated query parameter, valid parameters;
-* a bearer token the fixtures know, whose user is a member of ``{organizationId}`` and holds
-  the operation's scopes;
+* credentials the access policy accepts for one of the operation's security requirements
+  (any scheme type, read by the same reader the Connexion path uses), whose user is a member
+  of ``{organizationId}`` and holds the requirement's scopes, or an open operation;
 * for a body, ``Content-Type: application/json`` and a body that parses and validates.
 
 Anything else - every error case, every ambiguity - is handed, untouched (the body replayed),
@@ -39,8 +40,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from timbrix_sandbox.contract.model import ErrorFormat
 from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.contract.security import ContractSecurity
 from timbrix_sandbox.engine.policy import Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
+from timbrix_sandbox.http.access import credential_reader
 from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
 from timbrix_sandbox.http.errors import error_body
 from timbrix_sandbox.http.oas31 import first_error, parse_json_body
@@ -57,8 +60,8 @@ class Operation:
     operation_id: str
     path_params: dict[str, dict]
     query_params: dict[str, dict]
-    needs_token: bool
-    scopes: frozenset[str]
+    credential_query: frozenset[str]
+    """Query parameters carrying an API key: read by the policy, not handed to the handler."""
     body_schema: dict | None
     body_required: bool
     responses: dict[int | str, dict | None] = field(default_factory=dict)
@@ -74,9 +77,10 @@ class Operation:
         return None
 
 
-def compile_operations(contract: dict, base_path: str, served: t.Container[str]) -> list[Operation]:
+def compile_operations(
+    contract: dict, base_path: str, served: t.Container[str], security: ContractSecurity
+) -> list[Operation]:
     spec = resolve_refs(contract)
-    global_security = spec.get("security", [])
     operations = []
     for path, item in spec.get("paths", {}).items():
         shared = {(p["in"], p["name"]): p for p in item.get("parameters", [])}
@@ -114,10 +118,7 @@ def compile_operations(contract: dict, base_path: str, served: t.Container[str])
                     operation_id=op["operationId"],
                     path_params={name: p for (loc, name), p in params.items() if loc == "path"},
                     query_params={name: p for (loc, name), p in params.items() if loc == "query"},
-                    needs_token=bool(op.get("security", global_security)),
-                    scopes=frozenset(
-                        s for req in op.get("security", global_security) for values in req.values() for s in values
-                    ),
+                    credential_query=security.query_fields(op["operationId"]),
                     body_schema=body_schema,
                     body_required=bool(body and body.get("required")),
                     responses=responses,
@@ -181,21 +182,14 @@ class FastPathMiddleware:
             return None
         params: dict[str, t.Any] = dict(path_values)
         for name, value in query:
+            if name in operation.credential_query:
+                continue
             param = operation.query_params.get(name)
             if param is None or first_error(param.get("schema", {}), value) is not None:
                 return None
             params[name] = value
-        caller = None
-        if operation.needs_token:
-            for header, value in scope["headers"]:
-                if header == b"authorization":
-                    scheme, _, token = value.decode("latin-1").partition(" ")
-                    if scheme.lower() == "bearer":
-                        caller = self.policy.caller(token)
-                    break
-            if caller is None:
-                return None
         try:
+            caller = self.policy.authenticate(operation.operation_id, credential_reader(scope))
             headers = Headers(scope=scope) if self.tenant_header else _NO_HEADERS
             tenant = authorize(self.sandbox, operation.operation_id, caller, params, headers)
         except Refusal:

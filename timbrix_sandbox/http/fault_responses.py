@@ -1,4 +1,5 @@
-"""Faults that corrupt responses on their way out, and the auth-ignoring one, as ASGI middleware.
+"""Faults that corrupt responses on their way out, as ASGI middleware (the auth-ignoring fault
+lives in the access policy, which asks for it).
 
 They act *after* the sandbox's own response validation, so the broken body reaches the client
 exactly as a buggy production build would send it (see ``engine/faults.py`` for the registry).
@@ -67,21 +68,3 @@ class FaultyResponseMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
-
-
-class AuthIgnoredMiddleware:
-    """Before security: a missing or unknown token becomes a member's token."""
-
-    def __init__(self, app: ASGIApp, member_token: str, known_tokens: frozenset[str]) -> None:
-        self.app = app
-        self.member_token = member_token.encode()
-        self.known = known_tokens
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = [(k, v) for k, v in scope.get("headers", []) if k != b"authorization"]
-            given = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
-            token = given[7:] if given.lower().startswith("bearer ") else ""
-            if token not in self.known:
-                scope = {**scope, "headers": [*headers, (b"authorization", b"Bearer " + self.member_token)]}
-        await self.app(scope, receive, send)

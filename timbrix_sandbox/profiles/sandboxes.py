@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import typing as t
+from pathlib import Path
 
 from timbrix_sandbox.contract.loading import load_contract
-from timbrix_sandbox.contract.model import load_profile, scope_params
+from timbrix_sandbox.contract.model import Profile, load_profile, scope_params
+from timbrix_sandbox.contract.security import read_security
 from timbrix_sandbox.engine.faults import Behaviours
-from timbrix_sandbox.engine.fixtures import load_fixtures
+from timbrix_sandbox.engine.fixtures import Fixtures, development_fixtures, load_fixtures
 from timbrix_sandbox.engine.sandbox import RECORD_LAYOUT, Sandbox
 from timbrix_sandbox.engine.store import Store
 from timbrix_sandbox.profiles import DEFAULT_CONTRACT, contract_path, default_fixtures
@@ -32,20 +34,17 @@ def make_sandbox(
 ) -> Sandbox:
     """A sandbox for ``contract`` (a path or a shipped name) over ``data_dir`` (``None``: in
     memory), seeded from fixtures when empty. A damaged data directory raises
-    ``DamagedStore`` unless ``discard_damaged`` (then its damaged files are moved aside)."""
+    ``DamagedStore`` unless ``discard_damaged`` (then its damaged files are moved aside).
+
+    Fixtures: ``fixtures_path`` (which must exist), else the contract's own fixtures file
+    (``NAME.fixtures.yaml`` beside it; the shipped profiles have theirs), else, for a contract
+    that has none, generated development fixtures: one default tenant and one user whose
+    credentials work for every security scheme the contract declares."""
     contract = contract_path(contract)
-    profile = load_profile(load_contract(contract))
+    spec = load_contract(contract)
+    profile = load_profile(spec)
     plugin = plugin_for(profile.plugin)
-    fixtures = load_fixtures(
-        fixtures_path or default_fixtures(contract),
-        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
-        scope_field={
-            name: param
-            for name, r in profile.resources.items()
-            for param in scope_params(r)[:1]
-            if param in r.schema.get("properties", {})
-        },
-    )
+    fixtures = _fixtures(profile, contract, fixtures_path)
     options = frozenset({"strict-rfc"} if strict_rfc else ())
     sandbox = Sandbox(
         contract,
@@ -55,6 +54,7 @@ def make_sandbox(
         plugin,
         Behaviours(faults, profile),
         options & plugin.options,
+        read_security(spec),
     )
     layout = sandbox.store.claim(profile.title, unmarked_owner=_timbrix_title(), layout=RECORD_LAYOUT)
     if reset:
@@ -66,6 +66,22 @@ def make_sandbox(
     for collection in sandbox.collections:
         sandbox.store.open_all(collection)
     return sandbox
+
+
+def _fixtures(profile: Profile, contract: Path, explicit: str | os.PathLike[str] | None) -> Fixtures:
+    beside = default_fixtures(contract)
+    if explicit is None and not beside.exists():
+        return development_fixtures(profile.title)
+    return load_fixtures(
+        explicit or beside,
+        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
+        scope_field={
+            name: param
+            for name, r in profile.resources.items()
+            for param in scope_params(r)[:1]
+            if param in r.schema.get("properties", {})
+        },
+    )
 
 
 @functools.lru_cache(maxsize=1)
