@@ -292,6 +292,10 @@ def declared_status(declared: t.Collection[str], status: int) -> int:
     for candidate in _PREFERRED_STAND_INS.get(status, ()):
         if candidate in errors:
             return candidate
+    if status // 100 == 4:
+        for candidate in (400, 422):
+            if candidate in errors:
+                return candidate
     same_class = [code for code in errors if code // 100 == status // 100]
     if same_class:
         return min(same_class, key=lambda code: abs(code - status))
@@ -786,6 +790,8 @@ def load_profile(spec: dict) -> Profile:
         item_draft = next((d for d in group if d.role in ("read", "update", "delete") and _item_param(d)), None)
         id_param = _item_param(item_draft) if item_draft else None
         id_field = infer_id_field(schema, id_param)
+        if not any(d.forced for d in group) and not _names_records(roles.get("create"), schema, id_field, data_path):
+            continue  # what the create answers is not a record that names itself (a job, a status)
         id_schema = schema.get("properties", {}).get(id_field) or (
             item_draft.params.get(id_param, {}).get("schema") if item_draft and id_param else None
         )
@@ -932,6 +938,20 @@ def _create_ok(draft: _Draft, data_path: tuple[str, ...]) -> bool:
     return response is None or _objectish(response)
 
 
+def _names_records(create: _Draft | None, schema: dict, id_field: str, data_path: tuple[str, ...]) -> bool:
+    """The record has its id field, and the create (if it answers a body) answers a record
+    with it: Discourse's ``POST /admin/backups.json`` answers ``{success: "OK"}``, a job
+    started, not a backup to read back."""
+    if id_field not in schema.get("properties", {}):
+        return False
+    body = _success_body(create, data_path) if create is not None else None
+    if body is None:
+        return True
+    key = _wrapper_key(body, id_field)
+    answered = flatten(_sub_schema(body, (key,)) if key else body)
+    return not answered.get("properties") or id_field in answered["properties"]
+
+
 def _body_properties(draft: _Draft, record: dict) -> dict:
     body = _json_schema(draft.operation.get("requestBody"))
     key = _body_key(body, record)
@@ -948,7 +968,7 @@ class _Shape:
 def _resource_shape(group: list[_Draft], data_path: tuple[str, ...]) -> tuple[dict, _Shape]:
     """The record schema of a resource (a read's or create's answer wins over a list's items)
     and its collection path (the create's or list's own path, else the item path's parent)."""
-    schema = None
+    found: list[dict] = []
     collection = next((d.collection for d in group if d.role in ("create", "list")), group[0].collection)
     for preferred in (("read",), ("create",), ("update",), ("list",)):
         for draft in group:
@@ -965,11 +985,23 @@ def _resource_shape(group: list[_Draft], data_path: tuple[str, ...]) -> tuple[di
                 body = _sub_schema(body, (key,)) if key else body
             record = _record_schema(body)
             if record is not None and _objectish(record):
-                schema = record
-                break
-        if schema is not None:
-            break
-    return (schema or {"type": "object"}), _Shape(collection)
+                found.append(record)
+    if not found:
+        return {"type": "object"}, _Shape(collection)
+    # One record answers every operation: the read's shape first, with every property and
+    # required field the others show (a create that answers fewer fields than the list
+    # requires would otherwise store records the list cannot answer).
+    schema = dict(found[0])
+    properties = dict(schema.get("properties", {}))
+    required = list(schema.get("required", []))
+    for other in found[1:]:
+        for name, sub in other.get("properties", {}).items():
+            properties.setdefault(name, sub)
+        required += [name for name in other.get("required", []) if name not in required]
+    schema["properties"] = properties
+    if required:
+        schema["required"] = required
+    return schema, _Shape(collection)
 
 
 def describe_operation(operation: Operation) -> str:

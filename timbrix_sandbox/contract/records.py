@@ -237,9 +237,12 @@ class Page(t.NamedTuple):
         for name in listing.count_fields:
             body[name] = self.total
         if listing.next_field:
-            body[listing.next_field] = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
-            if body[listing.next_field] is None and not _nullable(properties.get(listing.next_field)):
-                del body[listing.next_field]
+            cursor = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
+            required = listing.next_field in flatten(self.schema or {}).get("required", [])
+            if cursor is not None or (required and _nullable(properties.get(listing.next_field))):
+                body[listing.next_field] = cursor
+            else:
+                body.pop(listing.next_field, None)  # the last page: no cursor
         return body
 
 
@@ -300,3 +303,79 @@ def _cursor(schema: t.Any, offset: int | None, now: str) -> t.Any:
         key = next((n for n in ("offset", "cursor", "token", "next", "starting_after") if n in properties), None)
         return complete({key: str(offset)} if key else {}, flat, now)
     return str(offset)
+
+
+_JSON_TYPES: dict[type, tuple[str, ...]] = {
+    dict: ("object",),
+    list: ("array",),
+    str: ("string",),
+    bool: ("boolean",),
+    int: ("integer", "number"),
+    float: ("number",),
+    type(None): ("null",),
+}
+_REFERENCE_KEYS = ("gid", "id", "sid", "uuid", "key", "slug", "name")
+_DROP = object()
+
+
+def conform(
+    record: dict, sent: t.Iterable[str], schema: dict | None, now: str, before: t.Mapping[str, t.Any] | None = None
+) -> dict:
+    """``record`` with each field just written (``sent``, stored names) made to fit the record
+    schema, where the request spells a value otherwise than responses do: Asana takes
+    ``workspace: "123"`` and answers ``workspace: {gid: "123", ...}``, takes ``followers:
+    "a,b"`` and answers a list of users. A value that cannot be made to fit is not stored (the
+    record keeps what it had), so every answer stays valid against the contract."""
+    properties = _properties(schema)
+    out = record
+    for name in sent:
+        if name not in record or name not in properties:
+            continue
+        fitted = _fit(record[name], properties[name], now)
+        if fitted is record[name]:
+            continue
+        if out is record:
+            out = dict(record)
+        if fitted is _DROP and before is not None and name in before:
+            out[name] = before[name]
+        elif fitted is _DROP:
+            out.pop(name, None)
+        else:
+            out[name] = fitted
+    return out
+
+
+def _types(schema: dict) -> tuple[str, ...] | None:
+    flat = flatten(schema)
+    kind = flat.get("type")
+    if kind is None:
+        return None
+    kinds = tuple(kind) if isinstance(kind, list) else (kind,)
+    if flat.get("nullable"):
+        kinds = (*kinds, "null")
+    return kinds
+
+
+def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
+    if not isinstance(schema, dict):
+        return value
+    kinds = _types(schema)
+    if kinds is None or any(k in kinds for k in _JSON_TYPES.get(type(value), ())):
+        return value
+    flat = flatten(schema)
+    if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):
+        key = next((k for k in _REFERENCE_KEYS if k in flat.get("properties", {})), None)
+        return complete({key: value}, flat, now) if key else _DROP
+    if "array" in kinds:
+        items = flat.get("items") if isinstance(flat.get("items"), dict) else {}
+        values = value.split(",") if isinstance(value, str) else [value]
+        fitted = [_fit(v.strip() if isinstance(v, str) else v, items, now) for v in values if v != ""]
+        return _DROP if any(v is _DROP for v in fitted) else fitted
+    if "string" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if ("integer" in kinds or "number" in kinds) and isinstance(value, str):
+        try:
+            return int(value) if "integer" in kinds else float(value)
+        except ValueError:
+            return _DROP
+    return _DROP

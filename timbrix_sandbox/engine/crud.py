@@ -31,6 +31,7 @@ from timbrix_sandbox.contract.model import Operation, Profile, Resource
 from timbrix_sandbox.contract.records import (
     apply_body,
     complete,
+    conform,
     copy_json,
     field_aliases,
     page_of,
@@ -39,7 +40,7 @@ from timbrix_sandbox.contract.records import (
     stored_doc,
     wrap_record,
 )
-from timbrix_sandbox.contract.shapes import fitting_id
+from timbrix_sandbox.contract.shapes import fitting_id, flatten
 from timbrix_sandbox.engine.answers import ContractAnswer
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
@@ -145,7 +146,7 @@ class CrudOperation:
         )
         self.aliases = field_aliases(operation.body_schema, self.resource.schema)
         self.not_found = engine.plugin.not_found(self.name)
-        self.project = projector(self.resource.schema)
+        self.project = projector(self._record_schema())
         self.action = getattr(self, operation.action)
 
     def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
@@ -168,6 +169,30 @@ class CrudOperation:
         for key in self.profile.data_path:
             schema = (schema or {}).get("properties", {}).get(key)
         return schema
+
+    def _record_schema(self) -> dict:
+        """The record as this operation answers it (an update may answer fewer fields than a
+        read); the resource's shape when the operation's own says nothing more."""
+        schema = self._inner_schema() if self.operation.response_schema is not None else None
+        path = self.operation.listing.items_path if self.operation.listing else self.operation.record_path
+        for key in path:
+            schema = flatten(schema or {}).get("properties", {}).get(key)
+        if isinstance(schema, dict):
+            schema = flatten(schema)
+            if schema.get("type") == "array" or "items" in schema:
+                schema = flatten(schema.get("items") or {})
+        if isinstance(schema, dict) and schema.get("properties"):
+            return schema
+        return self.resource.schema
+
+    def _sent(self, body: t.Mapping[str, t.Any]) -> list[str]:
+        """The record fields a body writes (stored names, top level)."""
+        properties = (self.operation.body_schema or {}).get("properties", {})
+        names = []
+        for name in body:
+            stored = properties.get(name, {}).get("x-sandbox-stored-as", self.aliases.get(name, name))
+            names.append(stored.split(".")[0])
+        return names
 
     def _view(self, record: Record) -> Record:
         return self.project(record)
@@ -252,7 +277,7 @@ class CrudOperation:
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
-        record = complete(record, resource.schema, now)
+        record = complete(conform(record, self._sent(body), resource.schema, now), resource.schema, now)
         engine.plugin.check(
             self.name, record, body.keys(), creating=True, behaviours=engine.behaviours, options=engine.options
         )
@@ -292,6 +317,7 @@ class CrudOperation:
 
             base = behaviours.update_base(current, fresh()) if behaviours else current
             updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field, aliases=self.aliases)
+            updated = conform(updated, self._sent(body), resource.schema, utc_now(), before=base)
             engine.plugin.check(
                 self.name, updated, body.keys(), creating=False, behaviours=behaviours, options=engine.options
             )

@@ -243,7 +243,8 @@ async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Rece
 
 
 async def _respond(operation: Operation, result: t.Any, send: Send, errors: ErrorFormat) -> None:
-    if isinstance(result, ConnexionResponse):
+    refused = isinstance(result, ConnexionResponse)
+    if refused:
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
         data = json.loads(payload) if payload else None
@@ -255,7 +256,9 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
             data = None
     if status != 204:
         schema = operation.schema_for(status)
-        if not operation.declared(status):
+        if not operation.declared(status) and not refused:
+            # (a refusal's status is already the declared one nearest to it, or, for an
+            # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
             payload = json.dumps(data).encode()
