@@ -230,6 +230,9 @@ class Operation:
     """The response key the success status answers under (``"default"`` when no 2xx is)."""
     body_media: tuple[str, ...] = ()
     """The request body's media types."""
+    response_media: tuple[str, ...] = ()
+    """Every media type any of its responses declares (Connexion needs to be told which one
+    an answer is in as soon as there are several, even across statuses)."""
     examples: tuple[tuple[str, t.Any], ...] = ()
     """``(media type, example)`` for each success media type that offers one (the response's
     ``example``, its first ``examples`` value, or its schema's example)."""
@@ -292,6 +295,8 @@ def declared_status(declared: t.Collection[str], status: int) -> int:
     for candidate in _PREFERRED_STAND_INS.get(status, ()):
         if candidate in errors:
             return candidate
+    if status >= 500:
+        return status  # the sandbox's own failure: never passed off as the client's
     if status // 100 == 4:
         for candidate in (400, 422):
             if candidate in errors:
@@ -888,6 +893,14 @@ def load_profile(spec: dict) -> Profile:
             success_key=success_key or "",
             body_media=media_types(request_body.get("content")),
             examples=_examples(success.get("content")),
+            response_media=tuple(
+                dict.fromkeys(
+                    m
+                    for response in (operation.get("responses") or {}).values()
+                    if isinstance(response, dict)
+                    for m in media_types(response.get("content"))
+                )
+            ),
         )
     return Profile(
         title=str((spec.get("info") or {}).get("title", "API")),

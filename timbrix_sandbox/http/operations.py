@@ -95,7 +95,7 @@ async def answer(
     if reply.body is None:
         return NoContent, reply.status
     media = negotiate(operation, accept)
-    if media is None or (media == "application/json" and len(operation.media_types) == 1):
+    if media is None or (media == "application/json" and len(operation.response_media) == 1):
         return reply.body, reply.status
     if is_json_media(media):
         payload = json.dumps(reply.body, ensure_ascii=False).encode()
