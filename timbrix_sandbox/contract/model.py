@@ -33,6 +33,9 @@ import dataclasses
 import re
 import typing as t
 
+# Both lived here before loading grew; imported from here by the HTTP layer and the suite.
+from .errors import ContractError
+from .refs import resolve_refs
 from .shapes import flatten, instance, valid
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
@@ -66,10 +69,6 @@ DEFAULT_MESSAGES: dict[int, str] = {
     500: "Internal server error",
 }
 MAX_MESSAGE_LENGTH = 500
-
-
-class ContractError(ValueError):
-    """The contract cannot be served statefully; the message says where."""
 
 
 def render(template: t.Any, values: t.Mapping[str, t.Any]) -> t.Any:
@@ -308,23 +307,6 @@ def declared_status(declared: t.Collection[str], status: int) -> int:
     if ranges:
         return ranges[0]
     return errors[0] if errors else status
-
-
-def resolve_refs(node: t.Any, spec: dict, depth: int = 0) -> t.Any:
-    """``node`` with every local ``$ref`` inlined (sibling keywords kept, as 3.1 allows)."""
-    if depth > 50:
-        raise ContractError("$ref nesting deeper than 50 (recursive schemas are not supported)")
-    if isinstance(node, dict):
-        if "$ref" in node and isinstance(node["$ref"], str) and node["$ref"].startswith("#/"):
-            target: t.Any = spec
-            for part in node["$ref"][2:].split("/"):
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            merged = {**resolve_refs(target, spec, depth + 1), **{k: v for k, v in node.items() if k != "$ref"}}
-            return resolve_refs(merged, spec, depth + 1)
-        return {key: resolve_refs(value, spec, depth + 1) for key, value in node.items()}
-    if isinstance(node, list):
-        return [resolve_refs(item, spec, depth + 1) for item in node]
-    return node
 
 
 def _segments(path: str) -> list[str]:
