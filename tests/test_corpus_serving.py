@@ -107,6 +107,11 @@ class Client:
         for name, value in path_values.items():
             path = path.replace("{" + name + "}", str(value))
         headers, query, cookies = self.credentials(operation)
+        item = self.spec["paths"][operation.path]
+        for param in [*item.get("parameters", []), *item[operation.method.lower()].get("parameters", [])]:
+            schema = param.get("schema") or {}
+            if param.get("in") == "header" and (param.get("required") or "enum" in schema):  # DigitalOcean's Accept
+                headers.setdefault(param["name"], str(instance(flatten(schema))))
         kwargs: dict[str, t.Any] = {"headers": headers, "params": query, "cookies": cookies}
         if body is not None:
             media = operation.body_media[0] if operation.body_media else "application/json"

@@ -183,8 +183,9 @@ class Listing:
     """Where the array sits in the body (``()``: the body is the array; ``("data",)``)."""
     page_schema: dict | None = None
     """The body's schema around the array (``None`` for a bare array)."""
-    count_fields: tuple[str, ...] = ()
-    """Integer properties beside the array that say how many records there are in all."""
+    count_fields: tuple[tuple[str, ...], ...] = ()
+    """Integer properties beside the array (or one object down: DigitalOcean's ``meta.total``)
+    that say how many records there are in all."""
     next_field: str | None = None
     """A property beside the array that says where the next page starts (a cursor)."""
     limit_param: str | None = None
@@ -318,6 +319,7 @@ _SUFFIX = re.compile(r"^(.*[^.])(\.[A-Za-z0-9]+)$")
 _TENANT_PARAM = re.compile(r"^(organization|org|tenant)[_-]?id$", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ID_NAMES = ("id", "gid", "sid", "uuid", "guid", "uid", "key", "slug", "code", "name")
+_META_NAMES = ("links", "_links", "meta", "_meta", "pagination", "paging", "error", "errors", "metadata")
 _LIST_KEYS = ("data", "items", "results", "records", "entries", "values", "elements", "content")
 _COUNT_NAMES = re.compile(r"^(total|count|total_?count|total_?results|total_?items|\w+Count|\w+_count)$", re.I)
 _NEXT_NAMES = ("next_page", "nextPage", "next", "next_cursor", "nextCursor", "next_page_token", "nextPageToken",
@@ -472,7 +474,9 @@ def _arrayish(schema: t.Any) -> bool:
 def _looks_like_record(schema: dict, id_hint: str | None) -> bool:
     """Has an id-like scalar of its own: the body is the record, not a wrapper around it."""
     properties = flatten(schema).get("properties", {})
-    names = {n.lower() for n in properties}
+    # Only scalar properties name a record: ``{floating_ip: {...}}`` wraps one, even though
+    # its item parameter is ``{floating_ip}`` too.
+    names = {n.lower() for n, sub in properties.items() if not _objectish(sub) and not _arrayish(sub)}
     if id_hint and id_hint.lower() in names:
         return True
     return any(n in names for n in _ID_NAMES[:7])
@@ -488,7 +492,11 @@ def _wrapper_key(schema: dict | None, id_hint: str | None) -> str | None:
     properties = flat.get("properties") or {}
     if not properties or len(properties) > 4 or _looks_like_record(flat, id_hint):
         return None
-    objects = [name for name, sub in properties.items() if _objectish(sub) and not _arrayish(sub)]
+    objects = [
+        name
+        for name, sub in properties.items()
+        if _objectish(sub) and not _arrayish(sub) and name.lower() not in _META_NAMES
+    ]
     if len(objects) == 1:
         return objects[0]
     preferred = [name for name in objects if name in _LIST_KEYS]
@@ -535,13 +543,20 @@ def _listing(response: dict | None, params: dict[str, dict]) -> Listing | None:
         return None
     page_schema = flatten(response)
     properties = page_schema.get("properties", {})
-    counts = tuple(
-        name
-        for name, sub in properties.items()
-        if name != key and _COUNT_NAMES.match(name) and flatten(sub).get("type") in ("integer", "number")
-    )
+    counts: list[tuple[str, ...]] = []
+    for name, sub in properties.items():
+        if name == key:
+            continue
+        flat = flatten(sub) if isinstance(sub, dict) else {}
+        if _COUNT_NAMES.match(name) and flat.get("type") in ("integer", "number"):
+            counts.append((name,))
+        for inner, deeper in (flat.get("properties") or {}).items():
+            if _COUNT_NAMES.match(inner) and flatten(deeper).get("type") in ("integer", "number"):
+                counts.append((name, inner))
     next_field = next((n for n in _NEXT_NAMES if n in properties and n != key), None)
-    return Listing(items_path=(key,), page_schema=page_schema, count_fields=counts, next_field=next_field, **paging)
+    return Listing(
+        items_path=(key,), page_schema=page_schema, count_fields=tuple(counts), next_field=next_field, **paging
+    )
 
 
 def _body_key(schema: dict | None, record: dict | None) -> str | None:
@@ -779,9 +794,13 @@ def load_profile(spec: dict) -> Profile:
         id_field = infer_id_field(schema, id_param)
         if not any(d.forced for d in group) and not _names_records(roles.get("create"), schema, id_field, data_path):
             continue  # what the create answers is not a record that names itself (a job, a status)
-        id_schema = schema.get("properties", {}).get(id_field) or (
-            item_draft.params.get(id_param, {}).get("schema") if item_draft and id_param else None
-        )
+        param_schema = item_draft.params.get(id_param, {}).get("schema") if item_draft and id_param else None
+        id_schema = schema.get("properties", {}).get(id_field) or param_schema
+        for draft in group:
+            own = _item_param(draft) if draft.role in ("read", "update", "delete") else None
+            path_schema = draft.params.get(own, {}).get("schema") if own else None
+            if path_schema and id_kind(path_schema) != "string" and id_kind(id_schema) == "string":
+                id_schema = path_schema  # a path says more (DigitalOcean's resource_uuid: format uuid)
         collection = shape.collection
         params = [p for p in (_param_name(s) for s in _segments(collection)) if p]
         tenant_param = _tenant_param(params, tenant)

@@ -234,8 +234,13 @@ class Page(t.NamedTuple):
             return items
         body = wrap_record(items, listing.items_path, self.schema, self.now)
         properties = _properties(self.schema)
-        for name in listing.count_fields:
-            body[name] = self.total
+        for path in listing.count_fields:
+            target = body
+            for key in path[:-1]:
+                sub = target.get(key)
+                target[key] = sub = dict(sub) if isinstance(sub, dict) else {}
+                target = sub
+            target[path[-1]] = self.total
         if listing.next_field:
             cursor = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
             required = listing.next_field in flatten(self.schema or {}).get("required", [])

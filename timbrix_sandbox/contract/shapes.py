@@ -30,6 +30,7 @@ def _is_objectish(schema: t.Any) -> bool:
         schema.get("type") == "object"
         or (isinstance(schema.get("type"), list) and "object" in schema["type"])
         or "properties" in schema
+        or ("required" in schema and "type" not in schema)
         or any(_is_objectish(b) for key in _COMPOSED for b in schema.get(key, []) or [])
     )
 
@@ -87,7 +88,7 @@ def instance(schema: t.Any, depth: int = 0) -> t.Any:
         return examples[0]
     if schema.get("enum"):
         return schema["enum"][0]
-    if "allOf" in schema or (not _declared_type(schema) and any(k in schema for k in ("oneOf", "anyOf"))):
+    if any(k in schema for k in _COMPOSED):
         flat = flatten(schema)
         if "allOf" in schema or _is_objectish(flat):
             return instance({k: v for k, v in flat.items() if k not in _COMPOSED}, depth + 1)
@@ -222,6 +223,18 @@ def fitting_id(schema: dict | None, entropy: str) -> str | None:
     flat = flatten(schema or {})
     pattern = flat.get("pattern")
     low, high = int(flat.get("minLength", 0)), flat.get("maxLength")
+    number = int(entropy[-6:], 16) if re.fullmatch(r"[0-9a-fA-F]{6,}", entropy) else 0
+    fmt = flat.get("format")
+    if fmt == "ipv4":  # DigitalOcean's floating IPs are named by their address
+        return f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
+    if fmt == "ipv6":
+        return f"fd00::{number:x}"
+    if fmt == "email":
+        return f"user{number}@example.com"
+    if fmt in ("uri", "url"):
+        return f"https://example.com/{entropy}"
+    if fmt == "hostname":
+        return f"h{entropy}.example.com"
     if not isinstance(pattern, str):
         candidate = entropy if len(entropy) >= low else entropy.ljust(low, "0")
         return candidate if high is None or len(candidate) <= int(high) else candidate[: int(high)]

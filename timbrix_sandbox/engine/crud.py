@@ -49,6 +49,7 @@ from timbrix_sandbox.engine.policy import Refusal
 from timbrix_sandbox.engine.store import Store
 
 Record = dict[str, t.Any]
+_FITTED_FORMATS = ("ipv4", "ipv6", "email", "uri", "url", "hostname")
 
 
 class IdGenerator:
@@ -73,7 +74,8 @@ class IdGenerator:
                 return next(counter)
         entropy = new_object_id()
         schema = resource.id_schema or {}
-        if "pattern" in schema or int(schema.get("minLength", 0)) > len(entropy) or "maxLength" in schema:
+        constrained = ("pattern" in schema or "maxLength" in schema or schema.get("format") in _FITTED_FORMATS)
+        if constrained or int(schema.get("minLength", 0)) > len(entropy):
             # Twilio's sids: a prefix and 32 hex digits; fill the pattern from fresh entropy.
             return fitting_id(schema, entropy + uuid.uuid4().hex) or entropy
         return entropy
