@@ -1,17 +1,53 @@
 """What the sandbox infers from a contract: its resources, their operations, ids, tenants,
-envelopes and error format.
+envelopes, lists and error format.
 
 Pure (dicts in, dataclasses out, no web imports), so the server and the conformance suite
-read a contract the same way. Inference follows REST conventions; where a contract cannot say
-what the sandbox needs, the ``x-sandbox`` extensions below do (all optional):
+read a contract the same way. Inference follows REST conventions, so that a public contract
+nobody wrote for the sandbox is served unmodified:
+
+* **Every operation** gets an :class:`Operation`. A *resource* is a collection path (keyed with
+  its parameter names erased and a ``.json`` suffix dropped) that has a create and a read or a
+  list, whose records name themselves by their id; its operations are ``list | create | read |
+  update | delete`` (an update is ``PUT``/``PATCH``/``POST`` on the item path, or ``PUT`` on
+  the collection with the id in the body, Petstore 3's ``PUT /pet``). Every other operation
+  (actions, form posts, logins, searches, ``GET /``, a ``default``-only answer) is
+  ``answer``: answered from its examples or its schema (``engine/answers.py``). Nothing an
+  operation declares stops a contract from loading.
+* **Names.** A resource is named by its last fixed segment (``customers``), with the segments
+  before it when that name is taken (``articles_comments``): two ``.../comments`` collections
+  are two resources.
+* **Scope.** The collection path's tenant parameter (``organizationId``, ``orgId``,
+  ``tenant_id``; or ``x-sandbox.tenant.path``) names the tenant; its other parameters are
+  *parents*: a record created under ``/repos/octocat/hello/issues`` lives there only.
+  Suffixed item paths (``/Calls/{Sid}.json``) belong to their suffixed collection.
+* **Record shape.** The union of what the read, create, update and list answer, with
+  ``allOf`` merged and the object branch of ``oneOf``/``anyOf`` (``shapes.flatten``). The id
+  field: ``x-sandbox-id``; else the item parameter when the record has it (``eventId``,
+  ``slug``, ``username``); else the property the parameter ends with (``project_gid`` ->
+  ``gid``, ``petId`` -> ``id``); else ``id``/``gid``/``sid``... Its kind (uuid, integer,
+  24-hex, a pattern such as Twilio's ``^CH[0-9a-f]{32}$``, ipv4) from the property or any item
+  path parameter. A create may name the id when its body declares it (``username``).
+* **Wrappers.** A request body of one object property the record lacks is a wrapper
+  (Asana's ``{data: ...}``, Conduit's ``{article: ...}``); a response body whose one object
+  property (beside ``links``/``meta``) is not itself a record is an envelope around it.
+* **Lists.** A bare array, or an object whose array of objects (``data``, ``items``,
+  ``results``, Conduit's ``articles``) holds the records, with counts beside it or one level
+  down (``articlesCount``, ``meta.total``) and a cursor (``next_page``); ``limit``/``per_page``,
+  ``offset``/cursor and ``page`` query parameters page it (:class:`Listing`).
+* **Errors.** Without ``x-sandbox.errors``, the error schema the contract declares most
+  (petstore-expanded's ``Error {code, message}``) gives the error body, unless the default
+  body already fits it; statuses are mapped onto declared ones (:func:`declared_status`).
+
+Where a contract cannot say what the sandbox needs, the ``x-sandbox`` extensions below do
+(all optional):
 
 Top level ``x-sandbox``:
 
 * ``plugin``: the name of a domain plug-in (Timbrix: ``timbrix``, its CFDI rules and field
   mapping); the plug-in is looked up in the engine's registry, never imported by name.
 * ``tenant``: ``{header: NAME}`` or ``{path: NAME}``: what scopes records to an organization.
-  Default: the path parameters of the collection path (Timbrix's ``organizationId``); with
-  none, the caller's own organization (a key bound to one account).
+  Default: a tenant-named parameter of the collection path (Timbrix's ``organizationId``);
+  with none, the caller's own organization (a key bound to one account).
 * ``envelope``: a template wrapping every successful body, e.g. BeeL's
   ``{success: true, data: "{{data}}", meta: {timestamp: "{{now}}", request_id: "{{request_id}}"}}``.
 * ``errors``: ``{body: TEMPLATE, codes: {STATUS|kind: CODE}, messages: {STATUS: TEXT}}``: the
@@ -22,8 +58,10 @@ Per operation: ``x-sandbox-resource`` (the collection name) and ``x-sandbox-acti
 (``list|create|read|update|delete``) override inference. Per schema property:
 ``x-sandbox-stored-as: NAME`` stores a request field under another name (the bookkeeping API
 takes ``billingAddressZipcode`` and answers ``billingAddressPostcode``), or under a dotted path
-into a nested object (Timbrix's flat ``addressZip`` is the record's ``address.zip``). Per resource schema:
-``x-sandbox-id: FIELD`` names the id field (default ``id``).
+into a nested object (Timbrix's flat ``addressZip`` is the record's ``address.zip``); without
+it, a request field the record spells otherwise is stored under the record's spelling
+(Twilio's ``FriendlyName`` is ``friendly_name``, ``records.field_aliases``). Per resource
+schema: ``x-sandbox-id: FIELD`` names the id field.
 """
 
 from __future__ import annotations
