@@ -10,6 +10,8 @@ For each spec and each tool this prints:
 
 * **starts**: ``y``, or ``n`` and the first line of the error (a traceback's last line); a server
   that gives no HTTP answer within ``--start-timeout`` seconds did not start;
+* **load**: ``load_contract`` alone, cold, in a fresh process of the served checkout: wall and
+  CPU seconds (CPU time is the steadier figure on a shared machine) and peak RSS;
 * **first answer**: seconds from launching the process to its first HTTP answer to ``GET /``
   (any status: the server is up and routing);
 * **RSS**: the peak resident memory of the server process and its children (``VmHWM``, MiB),
@@ -273,7 +275,7 @@ def _plan(spec: dict, item_path: str, collection: str, id_param: str, actions: d
     if "update" in operations:
         method, update = operations["update"]
         schema, _ = _json_schema((update.get("requestBody") or {}).get("content"))
-        change = request_body(update) if method in ("PUT", "POST") else {}
+        change = request_body(update, optional=method == "PUT")
         plan.update_body = change if isinstance(change, dict) else {}
         plan.change_path = _changeable(schema, plan.update_body or plan.create_body, {id_param})
     return plan
@@ -323,7 +325,7 @@ def sample(schema: dict, hint: str = "bench", depth: int = 0, optional: bool = T
         for name, sub in properties.items():
             if sub.get("readOnly"):
                 continue
-            plain = sub.get("type") in ("string", "integer", "number", "boolean") and not sub.get("x-sandbox-recursive")
+            plain = sub.get("type") in ("string", "integer", "number", "boolean") and "pattern" not in sub
             if name in required or (optional and (plain or wrapper)):
                 out[name] = sample(sub, name, depth + 1, optional=optional and wrapper)
         return out
@@ -374,16 +376,18 @@ def body_media(operation: dict) -> str:
     return next((m for m in content if "json" in m), FORM if FORM in content else "application/json")
 
 
-def request_body(operation: dict) -> object:
+def request_body(operation: dict, optional: bool = True) -> object:
+    """A body for the operation; with ``optional``, also its plain optional fields (a create
+    or a PUT), else only what is required (a partial update)."""
     schema, example = _json_schema((operation.get("requestBody") or {}).get("content"))
     if schema is None:
         return None
-    generated = sample(schema)
+    generated = sample(schema, optional=optional)
     try:
         validator = jsonschema_rs.validator_for(schema)
     except Exception:  # noqa: BLE001 - a schema jsonschema-rs cannot compile: send what we made
         return generated
-    if validator.is_valid(generated) or example is None or not validator.is_valid(example):
+    if validator.is_valid(generated) or not optional or example is None or not validator.is_valid(example):
         return generated
     return example
 
@@ -571,7 +575,7 @@ def sandbox_facts(root: str) -> tuple[str, list[dict] | None]:
     base_path = health.body.get("basePath") if isinstance(health.body, dict) else None
     listed = call("GET", root + "/__sandbox/credentials")
     credentials = listed.body if listed.status == 200 and isinstance(listed.body, list) else None
-    return root + (base_path if base_path is not None else "/api"), credentials
+    return root + (base_path if base_path is not None else "/api").rstrip("/"), credentials
 
 
 def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_root: Path, args) -> dict:
@@ -596,7 +600,8 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         except subprocess.TimeoutExpired:
             return {"error": f"no result within {args.conformance_timeout:.0f} s"}
         if not report.exists():
-            return {"error": _first_error_line(done.stderr or done.stdout), "exit_code": done.returncode}
+            said = (done.stderr or done.stdout).strip()
+            return {"error": " ".join(said.split())[-300:] or "no report", "exit_code": done.returncode}
         data = json.loads(report.read_text())
     return {
         "cases": data.get("cases"),
@@ -605,6 +610,32 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         "exit_code": done.returncode,
         "first_violations": [f"{v['operation']}: {v['check']}: {v['message'][:100]}" for v in data["violations"][:5]],
     }
+
+
+LOAD_PROBE = """
+import json, resource, sys, time
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started, cpu = time.perf_counter(), time.process_time()
+from timbrix_sandbox.contract.loading import load_contract
+document = load_contract(sys.argv[1])
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+added = round((peak - base) / 1024, 1)
+figures = {"seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "peak_mib": round(peak / 1024, 1)}
+print(json.dumps({**figures, "added_mib": added}))
+"""
+
+
+def measure_loading(spec: Path, sandbox_root: Path) -> dict:
+    """Seconds and peak memory of ``load_contract`` alone, cold, in a fresh process of the
+    sandbox checkout (parse, bundle, normalise; no Connexion, no model)."""
+    env = {**os.environ, "PYTHONPATH": str(sandbox_root)}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, str(spec)], cwd=sandbox_root, capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        return {"error": _first_error_line(done.stderr)}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- one spec, both tools -------------------------------------------------------------------------
@@ -650,16 +681,25 @@ def read_manifest(corpus: Path) -> list[tuple[str, Path]]:
         return [(row["name"], corpus / row["file"]) for row in csv.DictReader(handle, delimiter="\t")]
 
 
+def _short(text: str, width: int) -> str:
+    """An error for a table cell: no program prefix, files by their base name."""
+    text = re.sub(r"^timbrix-sandbox: ", "", text)
+    text = re.sub(r"(?<![\w:/])(/[^\s'\"/]+)+/([^/\s'\"]+)", r"\2", text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _cell(result: dict | None) -> list[str]:
     if result is None:
         return ["-", "-", "-", "-"]
     if not result["starts"]:
-        return [f"n: {result['error'][:60]}", "-", "-", "-"]
-    return ["y", f"{result['first_answer_s']:.2f}", f"{result.get('rss_mib') or 0:.0f}", result.get("crud", "-")[:48]]
+        return [f"n: {_short(result['error'], 60)}", "-", "-", "-"]
+    crud = _short(result.get("crud", "-"), 48)
+    return ["y", f"{result['first_answer_s']:.2f}", f"{result.get('rss_mib') or 0:.0f}", crud]
 
 
 def print_table(rows: list[dict], title: str) -> None:
-    header = ["spec", "sandbox starts", "1st s", "MiB", "CRUD", "conformance", "prism starts", "1st s", "MiB", "CRUD"]
+    header = ["spec", "load s", "sandbox starts", "1st s", "MiB", "CRUD", "conformance"]
+    header += ["prism starts", "1st s", "MiB", "CRUD"]
     lines = [header]
     for row in rows:
         sandbox = row["tools"].get("sandbox")
@@ -667,10 +707,14 @@ def print_table(rows: list[dict], title: str) -> None:
         if conf is None:
             conf_cell = "-"
         elif "error" in conf:
-            conf_cell = f"error: {conf['error'][:40]}"
+            conf_cell = f"error: {_short(conf['error'], 40)}"
         else:
             conf_cell = f"{conf['cases']} cases, {conf['violations']} violations"
-        lines.append([row["name"], *_cell(sandbox), conf_cell, *_cell(row["tools"].get("prism"))])
+        loading = row.get("loading") or {}
+        load_cell = f"{loading['seconds']:.2f}" if "seconds" in loading else "-"
+        if "error" in loading:
+            load_cell = f"n: {_short(loading['error'], 30)}"
+        lines.append([row["name"], load_cell, *_cell(sandbox), conf_cell, *_cell(row["tools"].get("prism"))])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     print(f"\n{title}")
     for index, line in enumerate(lines):
@@ -698,7 +742,13 @@ def main() -> int:
         metavar="SCHEME=VALUE",
         help="a credential for a security scheme when the sandbox lists none (e.g. a fixtures file's token)",
     )
+    parser.add_argument("--table", type=Path, metavar="RESULT.json", help="print the table of an earlier run and stop")
     args = parser.parse_args()
+    if args.table:
+        earlier = json.loads(args.table.read_text(encoding="utf-8"))
+        title = f"Corpus run {earlier['date']} (sandbox {earlier['sandbox_commit']} from {earlier['sandbox_root']})"
+        print_table(earlier["specs"], title)
+        return 0
     args.sandbox_root = args.sandbox_root.resolve()
     prism = prism_binary(args.prism) if args.prism_enabled else None
     specs = [(n, p) for n, p in read_manifest(args.corpus) if not args.only or n in args.only]
@@ -723,6 +773,7 @@ def main() -> int:
             spec, plan = None, None
             print(f"  planning failed: {error}")
         row = {"name": name, "file": str(path), "resource": plan.item if plan else None, "tools": {}}
+        row["loading"] = measure_loading(path, args.sandbox_root)
         for tool in ("sandbox", "prism") if prism else ("sandbox",):
             row["tools"][tool] = run_tool(tool, path, spec, plan, args, prism)
             print(f"  {tool}: {json.dumps(row['tools'][tool])[:300]}", flush=True)

@@ -22,7 +22,7 @@ from connexion.resolver import Resolution, Resolver
 
 from timbrix_sandbox.contract.loading import load_contract, loaded_contract
 from timbrix_sandbox.contract.model import ContractError, resolve_refs
-from timbrix_sandbox.contract.refs import RECURSIVE
+from timbrix_sandbox.contract.refs import MAX_INLINED_NODES, MAX_REF_DEPTH, RECURSIVE
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.profiles import CONTRACTS
 
@@ -225,7 +225,7 @@ components:
 
 def test_a_recursive_schema_loads_and_is_cut_where_it_re_enters_itself(tmp_path):
     loaded = loaded_contract(_write(tmp_path, "api.yaml", RECURSIVE_30))
-    assert sorted(set(loaded.cut_refs)) == ["#/components/schemas/Category"]
+    assert sorted(set(loaded.cut_refs)) == ["#/components/schemas/Category (recursive)"]
     category = resolve_refs(loaded.document["components"]["schemas"]["Category"], loaded.document)
     children = category["properties"]["children"]["items"]
     assert children == {RECURSIVE: "#/components/schemas/Category"}
@@ -241,6 +241,61 @@ def test_connexion_serves_a_recursive_schema(tmp_path):
     response = client.post("/api/categories", json=nested)
     assert response.status_code == 201 and response.json() == nested
     assert client.post("/api/categories", json={"children": []}).status_code == 400
+
+
+def _count_objects(node) -> int:
+    if isinstance(node, dict):
+        return 1 + sum(_count_objects(value) for value in node.values())
+    if isinstance(node, list):
+        return 1 + sum(_count_objects(value) for value in node)
+    return 0
+
+
+def test_schemas_that_share_schemas_inline_to_a_bounded_size(tmp_path):
+    """Each level refers to the next twice: inlined whole, level 0 would be 2**40 objects."""
+    schemas = {
+        f"L{i}": {
+            "type": "object",
+            "properties": {
+                "a": {"$ref": f"#/components/schemas/L{i + 1}"},
+                "b": {"$ref": f"#/components/schemas/L{i + 1}"},
+            },
+        }
+        for i in range(40)
+    }
+    schemas["L40"] = {"type": "string"}
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }
+    root = _write(tmp_path, "api.json", json.dumps(document))
+    loaded = loaded_contract(root)
+    inlined = resolve_refs({"$ref": "#/components/schemas/L0"}, loaded.document)
+    assert _count_objects(inlined) <= 2 * MAX_INLINED_NODES
+    assert inlined["properties"]["a"]["properties"]["a"]["type"] == "object"  # exact near the top
+    assert any(cut.endswith("(too large to inline)") for cut in loaded.cut_refs)
+
+
+def test_a_long_chain_of_references_is_cut_where_inliners_would_recurse_too_deep(tmp_path):
+    schemas = {
+        f"C{i}": {"type": "object", "properties": {"next": {"$ref": f"#/components/schemas/C{i + 1}"}}}
+        for i in range(300)
+    }
+    schemas["C300"] = {"type": "string"}
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }
+    loaded = loaded_contract(_write(tmp_path, "api.json", json.dumps(document)))
+    inlined = resolve_refs({"$ref": "#/components/schemas/C0"}, loaded.document)
+    depth = 0
+    while "next" in inlined.get("properties", {}):
+        inlined, depth = inlined["properties"]["next"], depth + 1
+    assert 1 <= depth <= MAX_REF_DEPTH
 
 
 def test_resolve_refs_never_loops_on_a_cyclic_document():

@@ -12,7 +12,8 @@ The steps, each in its own module:
 3. **Normalise** OpenAPI 3.0.x to 3.1 (``normalise.py``): ``nullable``, boolean
    ``exclusiveMinimum``; ``openapi: 3.1.0``.
 4. **Cut reference cycles** (``refs.py``): a recursive schema is cut to ``{}`` where it
-   re-enters itself, so neither the model nor Connexion loops on it.
+   re-enters itself, so neither the model nor Connexion loops on it (and references that
+   would inline too deep or too large are cut the same way).
 
 The model, Connexion's ``add_api`` and the conformance suite are all handed this document, so
 they read the contract the same way.
@@ -57,7 +58,8 @@ class LoadedContract:
     files: tuple[tuple[str, int, int], ...]
     """Every file read, with its mtime and size: the cache entry is stale when one changes."""
     cut_refs: tuple[str, ...]
-    """The recursive references that were cut to ``{}``."""
+    """The references cut to ``{}``, each with why: recursive, nested too deep, or too large to
+    inline (``refs.py``)."""
 
 
 def loaded_contract(path: str | os.PathLike[str]) -> LoadedContract:

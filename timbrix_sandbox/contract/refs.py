@@ -10,6 +10,12 @@ becomes ``{}`` (any value) at that point, keeping its sibling keywords and namin
 ``x-sandbox-recursive``. Validation is exact up to the cycle point and lenient past it, which
 never rejects a valid body. Cutting in the one document means the model, Connexion and the
 conformance suite all read the same acyclic contract.
+
+Acyclic is not enough for inliners: schemas that share schemas (Stripe's objects link to each
+other through expandable fields) inline to a copy per path, exponentially many. The same walk
+therefore also cuts a reference nested deeper than :data:`MAX_REF_DEPTH`, and the largest
+references of a component that would inline to more than :data:`MAX_INLINED_NODES` objects.
+The shared corpus needs none of those; each cut is listed (``LoadedContract.cut_refs``).
 """
 
 from __future__ import annotations
@@ -56,79 +62,163 @@ def _local_target(node: dict) -> str | None:
     return None
 
 
+MAX_REF_DEPTH = 40
+"""References nested inside one another beyond this are cut (inliners recurse once per level)."""
+MAX_INLINED_NODES = 20_000
+"""A component whose references, inlined, would make more objects than this has its largest
+references cut. Inlining a graph of schemas that share schemas copies every shared one once
+per path to it: a contract like Stripe's, whose objects link to each other through expandable
+fields, would otherwise inline to millions of objects per operation."""
+
+
 def cut_cycles(document: dict) -> list[str]:
-    """Make the document's local references acyclic, in place (see the module docstring).
-    Returns the pointers of the references it cut, for ``serve`` to report.
+    """Make the document's local references acyclic and bounded, in place (see the module
+    docstring). Returns the pointers of the references it cut, for ``serve`` to report."""
+    return _Cutter(document).run()
 
-    A depth-first walk over the reference graph, paths first (so a resource keeps its own
-    schema whole and the cut falls on the nested re-entry), then webhooks and components; a
-    reference to a schema that is being expanded, or that contains one being expanded, is a
-    back edge and is cut. Every schema is expanded once."""
-    grey: list[str] = []
-    grey_set: set[str] = set()
-    black: set[str] = set()
-    cut: list[str] = []
 
-    def finished(target: str) -> bool:
-        if target in black:
-            return True
+class _Cutter:
+    """A depth-first walk over the reference graph, paths first (so a resource keeps its own
+    schema whole and the cut falls on the nested re-entry), then webhooks and components.
+
+    * A reference to a schema being expanded, or to one that contains a schema being expanded,
+      is a back edge: cut.
+    * Each schema is walked once; on the way back the walk knows how big and how deep each
+      target inlines, and cuts a reference nested deeper than :data:`MAX_REF_DEPTH`, then, in a
+      component that would inline to more than :data:`MAX_INLINED_NODES` objects, its largest
+      references until it fits."""
+
+    def __init__(self, document: dict) -> None:
+        self.document = document
+        self.grey: list[str] = []
+        self.grey_set: set[str] = set()
+        self.grey_prefixes: dict[str, int] = {}  # proper prefixes of grey pointers -> count
+        self.inlined: dict[str, tuple[int, int]] = {}  # finished target -> (objects, depth)
+        self.cut: list[str] = []
+
+    def run(self) -> list[str]:
+        document = self.document
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))
+        try:
+            for section in ("paths", "webhooks"):
+                for key, item in (document.get(section) or {}).items():
+                    self.visit(f"/{section}/{_escape(key)}", item)
+            for section, entries in (document.get("components") or {}).items():
+                if isinstance(entries, dict):
+                    for key, item in entries.items():
+                        target = f"/components/{_escape(section)}/{_escape(key)}"
+                        if target not in self.inlined:
+                            self.visit(target, item)
+            for key, value in document.items():
+                if key not in ("paths", "webhooks", "components"):
+                    self.scan(value, [], [0])
+        finally:
+            sys.setrecursionlimit(limit)
+        return self.cut
+
+    # -- the walk ------------------------------------------------------------------------------
+    def _finished_region(self, target: str) -> bool:
         parts = target.split("/")
-        return any("/".join(parts[:i]) in black for i in range(2, len(parts)))
+        return any("/".join(parts[:i]) in self.inlined for i in range(2, len(parts)))
 
-    def re_enters(target: str) -> bool:
-        if target in grey_set:
-            return True
-        prefix = target + "/"
-        return any(g.startswith(prefix) for g in grey)
+    def _re_enters(self, target: str) -> bool:
+        return target in self.grey_set or target in self.grey_prefixes
 
-    def visit(target: str, node: t.Any) -> None:
-        grey.append(target)
-        grey_set.add(target)
-        scan(node)
-        grey.pop()
-        grey_set.discard(target)
-        black.add(target)
+    def _push(self, target: str) -> None:
+        self.grey.append(target)
+        self.grey_set.add(target)
+        parts = target.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            self.grey_prefixes[prefix] = self.grey_prefixes.get(prefix, 0) + 1
 
-    def scan(node: t.Any) -> None:
+    def _pop(self) -> None:
+        target = self.grey.pop()
+        self.grey_set.discard(target)
+        parts = target.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            self.grey_prefixes[prefix] -= 1
+            if not self.grey_prefixes[prefix]:
+                del self.grey_prefixes[prefix]
+
+    def _cut(self, node: dict, why: str) -> None:
+        target = node.pop("$ref")
+        node[RECURSIVE] = target
+        self.cut.append(f"{target} ({why})")
+
+    def visit(self, target: str, node: t.Any) -> tuple[int, int]:
+        """Walk ``target``'s subtree; its inlined (objects, depth) once bounded."""
+        self._push(target)
+        refs: list[tuple[dict, int, int]] = []
+        count = [0]
+        self.scan(node, refs, count)
+        self._pop()
+        kept = []
+        for ref, objects, depth in refs:
+            if depth + 1 > MAX_REF_DEPTH:
+                self._cut(ref, "nested too deep")
+            else:
+                kept.append((ref, objects, depth))
+        total = count[0] + sum(objects for _, objects, _ in kept)
+        if total > MAX_INLINED_NODES and target.startswith("/components/"):
+            kept.sort(key=lambda entry: entry[1])
+            while kept and total > MAX_INLINED_NODES:
+                ref, objects, _ = kept.pop()
+                self._cut(ref, "too large to inline")
+                total -= objects - 1
+        result = (total, max((depth + 1 for _, _, depth in kept), default=0))
+        self.inlined[target] = result
+        return result
+
+    def scan(self, node: t.Any, refs: list[tuple[dict, int, int]], count: list[int]) -> None:
+        count[0] += 1
         if isinstance(node, dict):
             target = _local_target(node)
             if target is not None:
-                if re_enters(target):
-                    node.pop("$ref")
-                    node[RECURSIVE] = "#" + target
-                    cut.append("#" + target)
-                elif not finished(target):
-                    try:
-                        resolved = lookup(document, target)
-                    except KeyError:
-                        raise ContractError(f"$ref '#{target}' points to nothing in the contract") from None
-                    visit(target, resolved)
+                if self._re_enters(target) or len(self.grey) >= 4 * MAX_REF_DEPTH:
+                    self._cut(node, "recursive" if self._re_enters(target) else "nested too deep")
+                else:
+                    refs.append((node, *self._inlined(target)))
             for value in node.values():
                 if isinstance(value, (dict, list)):
-                    scan(value)
+                    self.scan(value, refs, count)
         elif isinstance(node, list):
             for value in node:
                 if isinstance(value, (dict, list)):
-                    scan(value)
+                    self.scan(value, refs, count)
 
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
-    try:
-        for section in ("paths", "webhooks"):
-            for key, item in (document.get(section) or {}).items():
-                visit(f"/{section}/{_escape(key)}", item)
-        for section, entries in (document.get("components") or {}).items():
-            if isinstance(entries, dict):
-                for key, item in entries.items():
-                    target = f"/components/{_escape(section)}/{_escape(key)}"
-                    if target not in black:
-                        visit(target, item)
-        for key, value in document.items():
-            if key not in ("paths", "webhooks", "components"):
-                scan(value)
-    finally:
-        sys.setrecursionlimit(limit)
-    return cut
+    def _inlined(self, target: str) -> tuple[int, int]:
+        known = self.inlined.get(target)
+        if known is not None:
+            return known
+        try:
+            resolved = lookup(self.document, target)
+        except KeyError:
+            raise ContractError(f"$ref '#{target}' points to nothing in the contract") from None
+        if self._finished_region(target):  # a part of a walked schema: measure it, no new cuts
+            refs: list[tuple[dict, int, int]] = []
+            count = [0]
+            self._measure(resolved, refs, count)
+            result = (count[0] + sum(o for _, o, _ in refs), max((d + 1 for _, _, d in refs), default=0))
+            self.inlined[target] = result
+            return result
+        return self.visit(target, resolved)
+
+    def _measure(self, node: t.Any, refs: list[tuple[dict, int, int]], count: list[int]) -> None:
+        count[0] += 1
+        if isinstance(node, dict):
+            target = _local_target(node)
+            if target is not None:
+                refs.append((node, *self._inlined(target)))
+            for value in node.values():
+                if isinstance(value, (dict, list)):
+                    self._measure(value, refs, count)
+        elif isinstance(node, list):
+            for value in node:
+                if isinstance(value, (dict, list)):
+                    self._measure(value, refs, count)
 
 
 def _escape(key: t.Any) -> str:
