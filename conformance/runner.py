@@ -41,7 +41,7 @@ def preflight(probe: Probe) -> set[str]:
     if listing is None:
         return set()
     if response.status_code == 404:
-        raise UsageProblem(f"{url} answered 404: is --base-url the API root (e.g. http://127.0.0.1:3001/api)?")
+        raise UsageProblem(f"{url} answered 404: is --base-url the API root? {_api_root_hint(options.api)}")
     if response.status_code != 200:
         raise UsageProblem(f"preflight GET {url} answered {describe(response)}")
     records = target.record(response)
@@ -56,6 +56,20 @@ def preflight(probe: Probe) -> set[str]:
         except (httpx.HTTPError, ValueError):
             pass
     return existing
+
+
+def _api_root_hint(api: str) -> str:
+    """Where a timbrix-sandbox at the same origin serves its contract (its health names the
+    base path, which follows the contract's servers), else the usual shape of an API root."""
+    url = httpx.URL(api)
+    origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
+    try:
+        served = httpx.get(origin + "/__sandbox/health", timeout=5).json().get("basePath")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        served = None
+    if isinstance(served, str):
+        return f"the sandbox at {origin} serves its contract at {served}: --base-url {origin}{served.rstrip('/')}"
+    return "(e.g. http://127.0.0.1:3001/api)"
 
 
 def run(options: Options, progress: Progress | None = None) -> Result:

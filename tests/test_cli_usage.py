@@ -70,6 +70,10 @@ def test_missing_fixtures_file(tmp_path):
     _assert_usage_error(_run("serve", "--in-memory", "--fixtures", str(tmp_path / "nope.yaml")), "nope.yaml")
 
 
+def test_a_base_path_must_be_a_path():
+    _assert_usage_error(_run("serve", "--in-memory", "--base-path", "https://api.example.com/v2"), "--base-path")
+
+
 def test_unknown_fault():
     _assert_usage_error(_run("serve", "--in-memory", "--fault", "no-such-fault"), "no-such-fault")
 

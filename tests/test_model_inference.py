@@ -400,7 +400,7 @@ components:
 def test_media_types_are_negotiated_and_errors_use_the_declared_error_schema(tmp_path) -> None:
     path = tmp_path / "pets.yaml"
     path.write_text(PETSTORE)
-    app = create_app(make_sandbox(contract=path, data_dir=None))
+    app = create_app(make_sandbox(contract=path, data_dir=None), base_path="/api")
     with app.test_client(base_url=LOCAL) as client:
         created = client.post("/api/pets", json={"name": "rex"})
         assert created.status_code == 200 and created.headers["content-type"].startswith("application/json")

@@ -84,13 +84,26 @@ def test_a_contract_without_fixtures_starts_with_a_working_development_user(tmp_
     assert user.organizations == {"default"}
     auth = {"Authorization": f"Bearer {user.token}"}
     with create_app(sandbox).test_client(base_url=LOCAL) as client:
-        created = client.post("/api/notes", json={"text": "hello"}, headers=auth)
+        created = client.post("/notes", json={"text": "hello"}, headers=auth)
         assert created.status_code == 201, created.text
         note = created.json()
-        assert client.get(f"/api/notes/{note['id']}", headers=auth).json() == note
-        assert client.get("/api/notes", headers=auth).json() == [note]
-        assert client.get("/api/notes").status_code == 401
-        assert client.get("/api/notes", headers={"Authorization": "Bearer sk_dev_wrong"}).status_code == 401
+        assert client.get(f"/notes/{note['id']}", headers=auth).json() == note
+        assert client.get("/notes", headers=auth).json() == [note]
+        assert client.get("/notes").status_code == 401
+        assert client.get("/notes", headers={"Authorization": "Bearer sk_dev_wrong"}).status_code == 401
+        listed = client.get("/__sandbox/credentials").json()
+        assert listed == [
+            {
+                "scheme": "bearer",
+                "type": "http",
+                "in": "header",
+                "name": "Authorization",
+                "value": user.token,
+                "tenant": "default",
+                "user": "developer",
+                "tenants": ["default"],
+            }
+        ]
 
 
 def test_the_development_credential_is_the_same_on_every_start_and_differs_per_contract(tmp_path):
@@ -117,3 +130,96 @@ def test_an_explicit_fixtures_file_must_exist(tmp_path):
     contract = notes_contract(tmp_path, schemes=BEARER, security=[{"bearer": []}])
     with pytest.raises(FixtureError, match="No such file"):
         make_sandbox(contract=contract, data_dir=None, fixtures_path=tmp_path / "missing.fixtures.yaml")
+
+
+@pytest.mark.parametrize(
+    ("servers", "base"),
+    [
+        ([{"url": "https://api.example.com/v2"}], "/v2"),
+        ([{"url": "https://api.example.com/v2/"}, {"url": "http://localhost/other"}], "/v2"),
+        ([{"url": "https://{region}.example.com/{version}", "variables": {
+            "region": {"default": "eu"}, "version": {"default": "v3", "enum": ["v3"]}}}], "/v3"),
+        ([{"url": "/relative/v1"}], "/relative/v1"),
+        ([{"url": "https://api.example.com"}], "/"),
+        (None, "/"),
+        ([], "/"),
+    ],
+)
+def test_the_base_path_is_the_first_server_urls_path(tmp_path, servers, base):
+    contract = notes_contract(tmp_path, servers=servers)
+    with create_app(make_sandbox(contract=contract, data_dir=None)).test_client(base_url=LOCAL) as client:
+        assert client.get("/__sandbox/health").json()["basePath"] == base
+        assert client.post(base.rstrip("/") + "/notes", json={"text": "x"}).status_code == 201
+        if base != "/":
+            assert client.get("/notes").status_code == 404
+
+
+def test_the_base_path_can_be_overridden(tmp_path):
+    contract = notes_contract(tmp_path, servers=[{"url": "https://api.example.com/v2"}])
+    app = create_app(make_sandbox(contract=contract, data_dir=None), base_path="mock/")
+    with app.test_client(base_url=LOCAL) as client:
+        assert client.get("/__sandbox/health").json()["basePath"] == "/mock"
+        assert client.post("/mock/notes", json={"text": "x"}).status_code == 201
+        assert client.get("/v2/notes").status_code == 404
+        assert client.get("/mock/openapi.json").json()["info"]["title"] == "Notes"
+
+
+def test_the_shipped_profiles_keep_serving_at_api():
+    for name in ("timbrix", "beel", "bookkeeping"):
+        with create_app(make_sandbox(contract=name, data_dir=None)).test_client(base_url=LOCAL) as client:
+            assert client.get("/__sandbox/health").json()["basePath"] == "/api"
+
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+def test_serve_a_public_spec_unmodified_without_fixtures(live_server_factory):
+    """petstore-expanded (no security, ``servers: https://petstore.swagger.io/v2``) starts with
+    no fixtures file, open, at ``/v2``; ``--base-path`` moves it."""
+    spec = CORPUS / "petstore-expanded.yaml"
+    if not spec.exists():
+        pytest.skip(f"the shared corpus is not beside the repository ({CORPUS})")
+    server = live_server_factory(data_dir=None, extra=["--contract", str(spec)])
+    with server.client() as client:
+        health = client.get("/__sandbox/health").json()
+        assert health["basePath"] == "/v2"
+        assert client.get("/__sandbox/credentials").json() == []
+        listing = client.get("/v2/pets")
+        assert listing.status_code not in (401, 403, 404), listing.text  # routed and open
+        assert client.get("/pets").status_code == 404
+    moved = live_server_factory(data_dir=None, extra=["--contract", str(spec), "--base-path", "/petstore"])
+    with moved.client() as client:
+        assert client.get("/__sandbox/health").json()["basePath"] == "/petstore"
+        assert client.get("/petstore/pets").status_code not in (401, 403, 404)
+        assert client.get("/v2/pets").status_code == 404
+
+
+def test_conformance_names_the_base_path_a_sandbox_serves_at(live_server_factory, tmp_path):
+    from conformance.model import Options, UsageProblem
+    from conformance.runner import run
+
+    contract = notes_contract(tmp_path, servers=[{"url": "https://notes.example.com/v2"}])
+    server = live_server_factory(data_dir=None, extra=["--contract", str(contract)])
+    with pytest.raises(UsageProblem, match=f"--base-url {server.url}/v2"):
+        run(Options(base_url=server.url, token="unused", contract=contract))
+
+
+def test_the_contracts_valid_examples_are_the_default_tenants_first_records(tmp_path):
+    contract = notes_contract(tmp_path)
+    spec = yaml.safe_load(contract.read_text(encoding="utf-8"))
+    read = spec["paths"]["/notes/{noteId}"]["get"]["responses"]["200"]["content"]["application/json"]
+    read["examples"] = {
+        "first": {"value": {"id": "n1", "text": "from the docs"}},
+        "no id": {"value": {"text": "cannot be keyed"}},
+        "invalid": {"value": {"id": "n2", "text": 7}},
+    }
+    listing = spec["paths"]["/notes"]["get"]["responses"]["200"]["content"]["application/json"]
+    listing["example"] = [{"id": "n1", "text": "from the docs"}, {"id": "n3", "text": "second"}]
+    contract.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    with create_app(make_sandbox(contract=contract, data_dir=None)).test_client(base_url=LOCAL) as client:
+        assert client.get("/notes").json() == [{"id": "n1", "text": "from the docs"}, {"id": "n3", "text": "second"}]
+        assert client.get("/notes/n3").json() == {"id": "n3", "text": "second"}
+        assert client.get("/notes/n2").status_code == 404
+        client.post("/notes", json={"text": "mine"})
+        client.post("/__sandbox/reset")
+        assert [note["id"] for note in client.get("/notes").json()] == ["n1", "n3"]

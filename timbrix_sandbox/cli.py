@@ -24,6 +24,11 @@ from timbrix_sandbox.http.server import BindError
 from timbrix_sandbox.profiles import CONTRACTS, DEFAULT_CONTRACT, contract_path, is_default, short_name
 from timbrix_sandbox.profiles.plugins import UnknownPlugin
 
+if t.TYPE_CHECKING:
+    from timbrix_sandbox.contract.security import Scheme
+    from timbrix_sandbox.engine.policy import Credential
+    from timbrix_sandbox.engine.sandbox import Sandbox
+
 DATA_DIR_ENV = "TIMBRIX_SANDBOX_DATA_DIR"
 CONTROL_TOKEN_ENV = "TIMBRIX_SANDBOX_CONTROL_TOKEN"
 DEFAULT_DATA_DIR = ".timbrix-sandbox"
@@ -72,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3001)
     _add_store_options(serve)
     serve.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
+    serve.add_argument(
+        "--base-path",
+        metavar="PATH",
+        help="serve the contract's paths under PATH (default: the path of the contract's first server URL, "
+        "e.g. /v2 for https://api.example.com/v2; / without servers)",
+    )
     serve.add_argument("--reset", action="store_true", help="reset every organization to the fixtures on start")
     serve.add_argument(
         "--strict-rfc",
@@ -131,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         "conformance",
         help="check any implementation of the contract (exit 0 conformant, 1 violations, 2 usage/connection)",
     )
-    check.add_argument("--base-url", required=True, help="API root, e.g. http://127.0.0.1:3001/api")
+    check.add_argument(
+        "--base-url",
+        required=True,
+        help="API root, e.g. http://127.0.0.1:3001/api (a sandbox's: its URL + basePath of GET /__sandbox/health)",
+    )
     check.add_argument("--token", required=True, help="a token that is a member of --organization-id")
     check.add_argument("--organization-id", help="the organization to test in (Timbrix contract: required)")
     check.add_argument(
@@ -203,6 +218,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     data_dir = _data_dir(args)
     security = security_policy(args)
+    if args.base_path is not None and ("://" in args.base_path or "?" in args.base_path or "{" in args.base_path):
+        raise UsageError(f"--base-path {args.base_path!r}: give a path such as /v2, not a URL or a template")
     sandbox = make_sandbox(
         contract=args.contract,
         data_dir=data_dir,
@@ -211,13 +228,14 @@ def serve(args: argparse.Namespace) -> int:
         strict_rfc=args.strict_rfc,
         faults=args.fault,
     )
-    app = create_app(sandbox, security)
+    app = create_app(sandbox, security, base_path=args.base_path)
     sock = bind(args.host, args.port)  # before the banner: a taken port is an error, not a lie
     base = f"http://{args.host}:{args.port}"
-    print(f"timbrix-sandbox serving {sandbox.profile.title} at {base}/api  (data: {data_dir or 'in memory'})")
-    print(f"  Swagger UI   {base}/api/ui/")
-    print(f"  contract     {base}/api/openapi.json")
-    print(f"  control      {base}/__sandbox/health, POST {base}/__sandbox/reset")
+    api = base + app.base_path.rstrip("/")
+    print(f"timbrix-sandbox serving {sandbox.profile.title} at {api}/  (data: {data_dir or 'in memory'})")
+    print(f"  Swagger UI   {api}/ui/")
+    print(f"  contract     {api}/openapi.json")
+    print(f"  control      {base}/__sandbox/health, {base}/__sandbox/credentials, POST {base}/__sandbox/reset")
     _print_operations(sandbox.profile, args.operations)
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
@@ -229,13 +247,41 @@ def serve(args: argparse.Namespace) -> int:
             "tokens. The control API needs the control token above.",
             file=sys.stderr,
         )
-    print("  tokens:")
-    for user in sandbox.fixtures.users:
-        orgs = ", ".join(sandbox.fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
-        print(f"    {user.token:<20} {user.name} ({orgs})")
+    _print_credentials(sandbox)
     sys.stdout.flush()
     run_server(app, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
+
+
+def _print_credentials(sandbox: Sandbox) -> None:
+    """The banner's credentials: every fixture user's, per security scheme of the contract
+    (``GET /__sandbox/credentials`` lists the same)."""
+    fixtures = sandbox.fixtures
+    if fixtures.source is None:
+        tenant = fixtures.default_organization
+        print(f"  no fixtures file: generated tenant {tenant!r} and user {fixtures.users[0].id!r}")
+    credentials = sandbox.policy.credentials()
+    if not sandbox.security.schemes:
+        print(f"  security     none: the contract is open (requests act in tenant {fixtures.default_organization!r})")
+        return
+    print("  credentials  per security scheme (also at GET /__sandbox/credentials):")
+    for credential in credentials:
+        user = next(u for u in fixtures.users if u.id == credential.user)
+        orgs = ", ".join(fixtures.organizations[o] for o in sorted(user.organizations)) or "no organization"
+        scheme = sandbox.security.schemes[credential.scheme]
+        print(f"    {credential.scheme}: {_how_to_send(credential, scheme)}  ({user.name}; {orgs})")
+
+
+def _how_to_send(credential: Credential, scheme: Scheme) -> str:
+    if scheme.auth_scheme is None:  # an API key
+        if credential.location == "query":
+            return f"?{credential.name}={credential.value}"
+        if credential.location == "cookie":
+            return f"Cookie: {credential.name}={credential.value}"
+        return f"{credential.name}: {credential.value}"
+    if scheme.basic:
+        return f"Authorization: Basic base64(user:password), curl -u {credential.value}"
+    return f"Authorization: {scheme.auth_scheme.capitalize()} {credential.value}"
 
 
 def reset(args: argparse.Namespace) -> int:

@@ -55,9 +55,14 @@ class ContractSecurity:
     schemes: dict[str, Scheme]
     requirements: dict[str, tuple[Requirement, ...]]
     """operationId -> its alternatives; ``()`` for an open operation."""
+    default: tuple[Requirement, ...] = ()
+    """The document's own ``security``: what an operation this table does not name requires
+    (fail closed: an id the router made up is not an open door)."""
 
-    def of(self, operation_id: str) -> tuple[Requirement, ...]:
-        return self.requirements.get(operation_id, ())
+    def of(self, operation_id: str | None) -> tuple[Requirement, ...]:
+        if operation_id is None:
+            return self.default
+        return self.requirements.get(operation_id, self.default)
 
     def query_fields(self, operation_id: str) -> frozenset[str]:
         """Query parameters that carry an operation's API keys (not parameters of the operation)."""
@@ -108,7 +113,7 @@ def read_security(spec: t.Mapping[str, t.Any]) -> ContractSecurity:
             operation_id = operation.get("operationId") or f"{method}_{path}"
             own = operation.get("security")
             requirements[operation_id] = default if own is None else _requirements(own)
-    return ContractSecurity(schemes, requirements)
+    return ContractSecurity(schemes, requirements, default)
 
 
 def _requirements(raw: t.Any) -> tuple[Requirement, ...]:

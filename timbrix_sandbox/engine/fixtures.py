@@ -72,11 +72,24 @@ def development_token(title: str) -> str:
     return f"sk_dev_{digest[:24]}"
 
 
-def development_fixtures(title: str) -> Fixtures:
+def development_fixtures(
+    title: str,
+    examples: t.Mapping[str, t.Sequence[dict[str, t.Any]]] | None = None,
+    ids: t.Mapping[str, tuple[str, str]] | None = None,
+) -> Fixtures:
     """What a contract served without a fixtures file starts with: one tenant
-    (``default``), one user who belongs to it and holds every scope, no records."""
+    (``default``), one user who belongs to it and holds every scope, and the records of
+    ``examples`` (collection -> records, from ``contract/examples.py``) whose id the
+    collection's id kind accepts (``ids``: collection -> ``(id field, id kind)``)."""
     user = User(DEVELOPER, "Development user", development_token(title), frozenset({DEFAULT_ORGANIZATION}))
-    return Fixtures({DEFAULT_ORGANIZATION: f"{title} (default tenant)"}, (user,), {}, None)
+    records: dict[str, dict[str, list[dict[str, t.Any]]]] = {}
+    for collection, rows in (examples or {}).items():
+        id_field, kind = (ids or {}).get(collection, ("id", "string"))
+        pattern = ID_PATTERNS.get(kind)
+        kept = [dict(r) for r in rows if pattern is None or pattern.match(str(r.get(id_field, "")))]
+        if kept:
+            records[collection] = {DEFAULT_ORGANIZATION: kept}
+    return Fixtures({DEFAULT_ORGANIZATION: f"{title} (default tenant)"}, (user,), records, None)
 ID_PATTERNS = {
     "objectid": re.compile(r"^[0-9a-f]{24}$"),
     "uuid": re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),

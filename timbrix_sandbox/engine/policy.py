@@ -47,12 +47,22 @@ class Refusal(Exception):
     """A request the engine will not carry out: the HTTP layer renders it in the contract's
     error format (``kind`` and ``details`` feed formats that distinguish them)."""
 
-    def __init__(self, status: int, message: str, *, kind: str | None = None, details: t.Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        details: t.Any = None,
+        challenge: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
         self.details = details
+        self.challenge = challenge
+        """A 401's auth-scheme to name in ``WWW-Authenticate`` (``Basic``; ``None``: Bearer)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +150,15 @@ class _Invalid(t.NamedTuple):
     message: str
 
 
+class _Alternative(t.NamedTuple):
+    """One security requirement, compiled once per operation: its schemes (``None``: it names
+    one the contract does not declare usably, so it is never met) and the scopes it lists."""
+
+    schemes: tuple[Scheme, ...] | None
+    scopes: tuple[str, ...]
+    needed: frozenset[str]
+
+
 class AccessPolicy:
     def __init__(
         self, profile: Profile, fixtures: Fixtures, behaviours: Behaviours, security: ContractSecurity
@@ -149,6 +168,9 @@ class AccessPolicy:
         self.behaviours = behaviours
         self.security = security
         self.rules = {op_id: self._rule(op) for op_id, op in profile.operations.items()}
+        self._alternatives = {op_id: self._compile(reqs) for op_id, reqs in security.requirements.items()}
+        self._challenges = {op_id: self._challenge(reqs) for op_id, reqs in security.requirements.items()}
+        self._default = (self._compile(security.default), self._challenge(security.default))
         # Fixture users never change while a sandbox runs: one Caller each, not one per request.
         self._callers = {user.token: Caller.of(user) for user in fixtures.users}
         self._basic = {(user.id, user.token): self._callers[user.token] for user in fixtures.users}
@@ -171,35 +193,37 @@ class AccessPolicy:
                 )
         return out
 
-    def authenticate(self, operation_id: str, read: CredentialReader) -> Caller | None:
+    def authenticate(self, operation_id: str | None, read: CredentialReader) -> Caller | None:
         """The caller the request's credentials name (``None``: an open operation, or one whose
         alternatives include ``{}``, called without credentials), or a :class:`Refusal`: 401
         (none of the alternatives presented, or presented but unknown) or 403 (a known caller
         without the scopes of any alternative it met). As OpenAPI defines it, the first
         alternative met wins; the schemes of one alternative must all name the same user."""
-        requirements = self.security.of(operation_id)
-        if not requirements:
+        alternatives = self._alternatives.get(operation_id) if operation_id is not None else None
+        challenge = self._challenges.get(operation_id) if operation_id is not None else None
+        if alternatives is None:  # not in the contract's table: its document-level security
+            alternatives, challenge = self._default
+        if not alternatives:
             return None
         invalid: _Invalid | None = None
         short_of_scopes: Refusal | None = None
         optional = False
-        for requirement in requirements:
-            if not requirement:
+        for alternative in alternatives:
+            if alternative.schemes == ():
                 optional = True
                 continue
-            met = self._meet(requirement, read)
+            met = self._meet(alternative, read)
             if met is _ABSENT:
                 continue
             if isinstance(met, _Invalid):
                 invalid = invalid or met
                 continue
-            caller = t.cast(Caller, met)
-            scopes = sorted({s for _, wanted in requirement for s in wanted})
-            if scopes and caller.scopes is not None and not set(scopes) <= caller.scopes:
+            caller: Caller = met
+            if alternative.needed and caller.scopes is not None and not alternative.needed <= caller.scopes:
                 short_of_scopes = short_of_scopes or Refusal(
                     403,
                     "Provided token does not have the required scopes. "
-                    f"Provided: {sorted(caller.scopes)}; Required: {scopes}",
+                    f"Provided: {sorted(caller.scopes)}; Required: {list(alternative.scopes)}",
                 )
                 continue
             return caller
@@ -209,23 +233,41 @@ class AccessPolicy:
             return None
         if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
             return self._stand_in
-        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS)
+        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=challenge)
 
-    def _meet(self, requirement: Requirement, read: CredentialReader) -> t.Any:
-        """The caller all of ``requirement``'s schemes name, ``_ABSENT`` if one of them is
+    def _compile(self, requirements: tuple[Requirement, ...]) -> tuple[_Alternative, ...]:
+        out = []
+        for requirement in requirements:
+            schemes = tuple(self.security.schemes.get(name) for name, _ in requirement)
+            scopes = tuple(sorted({s for _, wanted in requirement for s in wanted}))
+            usable = None if any(scheme is None for scheme in schemes) else t.cast(tuple[Scheme, ...], schemes)
+            out.append(_Alternative(usable, scopes, frozenset(scopes)))
+        return tuple(out)
+
+    def _challenge(self, requirements: tuple[Requirement, ...]) -> str | None:
+        """The auth-scheme of the first scheme the operation asks for, if it is an http one."""
+        for requirement in requirements:
+            for name, _ in requirement:
+                scheme = self.security.schemes.get(name)
+                if scheme is not None and scheme.auth_scheme is not None:
+                    return scheme.auth_scheme.capitalize()
+        return None
+
+    def _meet(self, alternative: _Alternative, read: CredentialReader) -> t.Any:
+        """The caller all of the alternative's schemes name, ``_ABSENT`` if one of them is
         not presented, or ``_Invalid``."""
-        callers = []
-        for name, _scopes in requirement:
-            scheme = self.security.schemes.get(name)
-            if scheme is None:
-                return _ABSENT  # a scheme the contract does not declare usably: never met
+        if alternative.schemes is None:
+            return _ABSENT  # a scheme the contract does not declare usably: never met
+        first = None
+        for scheme in alternative.schemes:
             found = self._identify(scheme, read)
             if found is _ABSENT or isinstance(found, _Invalid):
                 return found
-            callers.append(found)
-        if any(caller.id != callers[0].id for caller in callers[1:]):
-            return _Invalid("The credentials name different users")
-        return callers[0]
+            if first is None:
+                first = found
+            elif found.id != first.id:
+                return _Invalid("The credentials name different users")
+        return first
 
     def _identify(self, scheme: Scheme, read: CredentialReader) -> t.Any:
         raw = read(scheme.location, scheme.field)
@@ -307,7 +349,6 @@ class AccessPolicy:
         if tenant not in memberships and not self.behaviours.ignores_membership():
             raise Refusal(403, message)
         return tenant
-
 
     def _open_tenant(
         self, rule: TenantRule, path_values: t.Mapping[str, t.Any], headers: t.Mapping[str, str]

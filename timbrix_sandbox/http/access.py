@@ -39,7 +39,10 @@ def credential_reader(scope: Scope) -> CredentialReader:
     def read(location: str, name: str) -> str | None:
         if location == "header":
             wanted = name.lower().encode("latin-1")
-            return next((v.decode("latin-1") for k, v in scope["headers"] if k == wanted), None)
+            for key, value in scope["headers"]:
+                if key == wanted:
+                    return value.decode("latin-1")
+            return None
         if location == "query":
             query = scope.get("query_string", b"").decode("latin-1")
             return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), None)
@@ -56,7 +59,8 @@ class Refused(ProblemException):
 
     def __init__(self, refusal: Refusal) -> None:
         title = "Unauthorized" if refusal.status == 401 else "Forbidden"
-        super().__init__(status=refusal.status, title=title, detail=refusal.message)
+        headers = {"WWW-Authenticate": f'{refusal.challenge} realm="timbrix-sandbox"'} if refusal.challenge else None
+        super().__init__(status=refusal.status, title=title, detail=refusal.message, headers=headers)
         self.ext = {"kind": refusal.kind, "details": refusal.details}
 
 
@@ -73,7 +77,7 @@ class AccessMiddleware:
         if scope["type"] == "http":
             routing = scope.get("extensions", {}).get("connexion_routing", {})
             operation_id = routing.get("operation_id")
-            if operation_id is not None and routing.get("api_base_path") != CONTROL_BASE_PATH:
+            if routing and routing.get("api_base_path") != CONTROL_BASE_PATH:
                 policy = self.sandbox.policy
                 try:
                     caller = policy.authenticate(operation_id, credential_reader(scope))

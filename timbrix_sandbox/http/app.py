@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException
 
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.contract.servers import base_path as served_base_path
+from timbrix_sandbox.contract.servers import mount_prefix, normalise
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
@@ -42,14 +44,13 @@ from timbrix_sandbox.http.operations import connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
 
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
-API_BASE_PATH = "/api"
 
 
-def _operations_declaring(spec: dict, status: int) -> t.Callable[[str, str], bool]:
+def _operations_declaring(spec: dict, prefix: str, status: int) -> t.Callable[[str, str], bool]:
     """``(method, path) -> bool``: does the contract operation at that path declare ``status``."""
     routes = []
     for path, item in spec.get("paths", {}).items():
-        pattern = template_pattern(API_BASE_PATH + path)
+        pattern = template_pattern(prefix + path)
         for method, operation in item.items():
             if isinstance(operation, dict) and str(status) in operation.get("responses", {}):
                 routes.append((method.upper(), pattern))
@@ -66,12 +67,12 @@ CONNEXION_LAYERS = [m for m in ConnexionMiddleware.default_middlewares if m is n
 scheme type, on both pipelines (``access.py`` says why Connexion's cannot)."""
 
 
-def _path_methods(spec: dict) -> PathMethods:
+def _path_methods(spec: dict, prefix: str) -> PathMethods:
     """The contract API's methods per path, for CORS preflights."""
     return PathMethods(
         [
             (
-                template_pattern(API_BASE_PATH + path),
+                template_pattern(prefix + path),
                 tuple(sorted(m.upper() for m in item if m in ("get", "put", "post", "delete", "patch"))),
             )
             for path, item in spec.get("paths", {}).items()
@@ -79,10 +80,12 @@ def _path_methods(spec: dict) -> PathMethods:
     )
 
 
-def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
+def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None, base_path: str | None = None):
     """Build the ASGI app for the sandbox's contract (``profiles.sandboxes.make_sandbox`` builds
     one). ``security`` is the local server's policy (Host allowlist,
-    control API protection, CORS; see ``local_security.py``); by default, loopback only."""
+    control API protection, CORS; see ``local_security.py``); by default, loopback only.
+    ``base_path`` is where the contract's paths are served (default: the path of its first
+    server URL, ``contract/servers.py``; Timbrix, BeeL and bookkeeping say ``/api``)."""
     compat.install()
     security = security or SecurityPolicy()
 
@@ -104,22 +107,28 @@ def create_app(sandbox: Sandbox, security: SecurityPolicy | None = None):
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
     )
     api, control = load_contract(sandbox.contract), load_contract(CONTROL_CONTRACT)
+    served_at = served_base_path(api) if base_path is None else normalise(base_path)
+    prefix = mount_prefix(served_at)
     allowed = AllowedMethods()
-    allowed.add_spec(API_BASE_PATH, api)
+    allowed.add_spec(prefix, api)
     allowed.add_spec(CONTROL_BASE_PATH, control)
-    app.add_api(api, base_path=API_BASE_PATH, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
-    control_resolver = FunctionResolver(control_operations(sandbox).__getitem__)
+    # The control API first: a contract served at / would otherwise route /__sandbox too.
+    control_resolver = FunctionResolver(control_operations(sandbox, served_at).__getitem__)
     app.add_api(control, base_path=CONTROL_BASE_PATH, resolver=control_resolver, **options)
+    app.add_api(api, base_path=prefix, resolver=FunctionResolver(connexion_handlers(sandbox)), **options)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
-    for middleware, position, settings in _stack(sandbox, security, api):
+    for middleware, position, settings in _stack(sandbox, security, api, prefix):
         app.add_middleware(middleware, position=position, **settings)
     app.sandbox = sandbox  # type: ignore[attr-defined]
+    app.base_path = served_at  # type: ignore[attr-defined]
     return app
 
 
-def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[type, MiddlewarePosition, dict]]:
+def _stack(
+    sandbox: Sandbox, security: SecurityPolicy, api: dict, prefix: str
+) -> list[tuple[type, MiddlewarePosition, dict]]:
     """The sandbox's middleware, outermost first, each placed among Connexion's own layers
     (in brackets below; within one position the order of this list is kept):
 
@@ -141,20 +150,21 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
                 "policy": security,
                 "errors": errors,
                 "control_errors": CONTROL_ERRORS,
-                "api_prefix": API_BASE_PATH,
+                "api_prefix": prefix,
                 "control_prefix": CONTROL_BASE_PATH,
-                "api_paths": _path_methods(api),
+                "api_paths": _path_methods(api, prefix),
             },
         ),
-        (BodyLimitMiddleware, outer, {"limited": _operations_declaring(api, 413), "errors": errors}),
+        (BodyLimitMiddleware, outer, {"limited": _operations_declaring(api, prefix, 413), "errors": errors}),
     ]
     behaviours = sandbox.behaviours
     if behaviours.corrupts_responses():
-        stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours}))
-    stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {}))
+        stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours, "api_prefix": prefix}))
+    ui = (prefix + "/ui", CONTROL_BASE_PATH + "/ui")
+    stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {"ui_prefixes": ui}))
     if not behaviours and fast_path_enabled():
         operations = compile_operations(
-            load_contract(sandbox.contract), API_BASE_PATH, sandbox.operations, sandbox.security
+            load_contract(sandbox.contract), prefix, sandbox.operations, sandbox.security
         )
         settings = {"operations": operations, "sandbox": sandbox}
         stack.append((FastPathMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))

@@ -2,8 +2,7 @@
 relies on, in one place and against exact versions.
 
 **Patches** (changes to a library's own objects) are applied by :func:`install`, explicitly and
-once (a second call does nothing). There are two, both on Connexion 3.3.0, and neither has a
-public hook:
+once (a second call does nothing). There is one, on Connexion 3.3.0, without a public hook:
 
 * ``OpenAPISpecification._validate_spec``: Connexion checks every document against its bundled
   OpenAPI **3.0** meta-schema, which refuses ``openapi: 3.1.x`` outright (upstream work is open:
@@ -11,13 +10,10 @@ public hook:
   ``AsyncApp.add_api`` calls it, so no subclass can be passed in. The patch checks 3.1
   documents against the OpenAPI 3.1 meta-schema (openapi-spec-validator's copy, with
   jsonschema-rs) and hands every other document to the original.
-* ``AbstractSecurityHandler._accepts_kwarg``: the security layer runs ``inspect.signature`` on
-  the bearer-info function twice per request to decide which keywords to pass. The answer
-  never changes for a function, so it is memoised: about 10% of a request that goes through
-  Connexion's stack (GET by id 285 -> 255 us in process). Every error answer and every request
-  to a sandbox with faults takes that stack.
-
-Dropped: ``AsyncOperation.fn`` was patched to decorate each handler once instead of per
+Dropped: ``AbstractSecurityHandler._accepts_kwarg`` was memoised (the security layer ran
+``inspect.signature`` twice per request); Connexion's security layer is no longer in the stack
+(the engine's access policy authenticates, see ``access.py``), so there is nothing to speed up.
+``AsyncOperation.fn`` was patched to decorate each handler once instead of per
 request. On Connexion 3.3.0 re-decorating costs about 2 us of a 255 us request (measured the
 same way), so it is not worth owning a patch of a library property.
 
@@ -111,10 +107,6 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(
         "connexion.spec:Specification.__init__", "relied on", "compat", "self, raw_spec, base_uri", "e19490c866da0755",
         "calls cls._validate_spec(raw_spec) on every document",
-    ),
-    Internal(
-        "connexion.security:AbstractSecurityHandler._accepts_kwarg", "patched", "compat", "func, keyword",
-        "e99d83a344492776",
     ),
     Internal(
         "connexion.validators.abstract:AbstractRequestBodyValidator.__init__", "relied on", "oas31",
@@ -303,16 +295,12 @@ def install() -> None:
         return
     check_versions()
 
-    from connexion.security import AbstractSecurityHandler
     from connexion.spec import OpenAPISpecification, Specification
 
     _originals["connexion.spec:Specification._validate_spec"] = Specification._validate_spec.__func__
     # Set on the OpenAPI 3 subclass only: Swagger 2 documents keep the inherited original.
     OpenAPISpecification._validate_spec = classmethod(_validate_spec)
 
-    accepts = AbstractSecurityHandler._accepts_kwarg
-    _originals["connexion.security:AbstractSecurityHandler._accepts_kwarg"] = accepts
-    AbstractSecurityHandler._accepts_kwarg = staticmethod(functools.lru_cache(maxsize=256)(accepts))
     _installed = True
 
 

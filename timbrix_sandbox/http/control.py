@@ -1,4 +1,4 @@
-"""The sandbox control API (``/__sandbox``): health and reset-to-fixtures."""
+"""The sandbox control API (``/__sandbox``): health, credentials and reset-to-fixtures."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import CONTROL_ERRORS, error_response
 
 
-def control_operations(sandbox: Sandbox) -> dict[str, t.Callable[..., t.Awaitable[t.Any]]]:
-    """operationId (``control.yaml``) -> handler, bound to ``sandbox``."""
+def control_operations(sandbox: Sandbox, base_path: str) -> dict[str, t.Callable[..., t.Awaitable[t.Any]]]:
+    """operationId (``control.yaml``) -> handler, bound to ``sandbox`` served at ``base_path``."""
 
     async def health():
         store = sandbox.store
@@ -27,7 +27,11 @@ def control_operations(sandbox: Sandbox) -> dict[str, t.Callable[..., t.Awaitabl
             "faults": sorted(sandbox.faults),
             "pid": os.getpid(),
             "fastPathServed": sandbox.fast_path_served,
+            "basePath": base_path,
         }, 200
+
+    async def credentials():
+        return [credential.as_json() for credential in sandbox.policy.credentials()], 200
 
     async def reset_all():
         return await anyio.to_thread.run_sync(sandbox.reset), 200
@@ -39,6 +43,7 @@ def control_operations(sandbox: Sandbox) -> dict[str, t.Callable[..., t.Awaitabl
 
     return {
         "SandboxController_health": health,
+        "SandboxController_credentials": credentials,
         "SandboxController_reset_all": reset_all,
         "SandboxController_reset_organization": reset_organization,
     }

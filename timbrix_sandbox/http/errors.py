@@ -198,7 +198,7 @@ class TrailingSlashMiddleware:
     """``/customers/`` is not ``/customers``: a vendor-format 404, not Starlette's bodiless
     307 redirect (which the contract does not declare). Swagger UI keeps its own routes."""
 
-    def __init__(self, app, ui_prefixes: tuple[str, ...] = ("/api/ui", "/__sandbox/ui")) -> None:
+    def __init__(self, app, ui_prefixes: tuple[str, ...]) -> None:
         self.app = app
         self.ui_prefixes = ui_prefixes
 

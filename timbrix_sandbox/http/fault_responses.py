@@ -38,12 +38,14 @@ def _rewrite(
 class FaultyResponseMiddleware:
     """Outermost: rewrites finished responses according to the active response faults."""
 
-    def __init__(self, app: ASGIApp, behaviours: Behaviours) -> None:
+    def __init__(self, app: ASGIApp, behaviours: Behaviours, api_prefix: str) -> None:
         self.app = app
         self.behaviours = behaviours
+        self.api_prefix = api_prefix + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.api_prefix) or path.startswith("/__sandbox/"):
             await self.app(scope, receive, send)
             return
         start: Message = {}

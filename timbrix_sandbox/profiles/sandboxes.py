@@ -11,6 +11,7 @@ import os
 import typing as t
 from pathlib import Path
 
+from timbrix_sandbox.contract.examples import resource_examples
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.contract.model import Profile, load_profile, scope_params
 from timbrix_sandbox.contract.security import read_security
@@ -44,7 +45,7 @@ def make_sandbox(
     spec = load_contract(contract)
     profile = load_profile(spec)
     plugin = plugin_for(profile.plugin)
-    fixtures = _fixtures(profile, contract, fixtures_path)
+    fixtures = _fixtures(spec, profile, contract, fixtures_path)
     options = frozenset({"strict-rfc"} if strict_rfc else ())
     sandbox = Sandbox(
         contract,
@@ -68,13 +69,14 @@ def make_sandbox(
     return sandbox
 
 
-def _fixtures(profile: Profile, contract: Path, explicit: str | os.PathLike[str] | None) -> Fixtures:
+def _fixtures(spec: dict, profile: Profile, contract: Path, explicit: str | os.PathLike[str] | None) -> Fixtures:
     beside = default_fixtures(contract)
+    ids = {name: (r.id_field, r.id_kind) for name, r in profile.resources.items()}
     if explicit is None and not beside.exists():
-        return development_fixtures(profile.title)
+        return development_fixtures(profile.title, resource_examples(spec, profile), ids)
     return load_fixtures(
         explicit or beside,
-        ids={name: (r.id_field, r.id_kind) for name, r in profile.resources.items()},
+        ids=ids,
         scope_field={
             name: param
             for name, r in profile.resources.items()
