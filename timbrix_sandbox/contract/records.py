@@ -115,12 +115,16 @@ def _compile(schema: dict | None) -> Projector:
         return copy_json
     items = projector(schema["items"]) if isinstance(schema.get("items"), dict) else copy_json
     objects = schema
+    branches: list[dict] = []
     for key in ("anyOf", "oneOf"):
-        branch = next((b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b), None)
-        if branch is not None:
-            objects = branch
+        found = [b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b]
+        if found:
+            objects, branches = found[0], found
     properties = objects.get("properties")
     fields = None if properties is None else [(name, projector(sub)) for name, sub in properties.items()]
+    # Several object branches (DigitalOcean's static or dynamic autoscale config): each value is
+    # projected onto the branch that declares most of its fields.
+    alternatives = [[(name, projector(sub)) for name, sub in b["properties"].items()] for b in branches[1:]]
 
     def project_one(value: t.Any) -> t.Any:
         kind = type(value)
@@ -130,7 +134,10 @@ def _compile(schema: dict | None) -> Projector:
             return value
         if fields is None:
             return copy_json(value)
-        return {name: field(value[name]) for name, field in fields if name in value}
+        chosen = fields
+        if alternatives:
+            chosen = max([fields, *alternatives], key=lambda option: sum(1 for name, _ in option if name in value))
+        return {name: field(value[name]) for name, field in chosen if name in value}
 
     return project_one
 
@@ -361,6 +368,11 @@ def _types(schema: dict) -> tuple[str, ...] | None:
     return kinds
 
 
+def _accepts_type(schema: t.Any, value: t.Any) -> bool:
+    kinds = _types(schema) if isinstance(schema, dict) else None
+    return kinds is None or any(k in kinds for k in _JSON_TYPES.get(type(value), ()))
+
+
 def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
     if not isinstance(schema, dict):
         return value
@@ -369,7 +381,13 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
         return value
     flat = flatten(schema)
     if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):
-        key = next((k for k in _REFERENCE_KEYS if k in flat.get("properties", {})), None)
+        properties = flat.get("properties", {})
+        # The reference property that can hold the value: DigitalOcean's image ``"ubuntu-20-04"``
+        # is the image's ``slug``, not its integer ``id``.
+        key = next(
+            (k for k in _REFERENCE_KEYS if k in properties and _accepts_type(properties[k], value)),
+            None,
+        )
         return complete({key: value}, flat, now) if key else _DROP
     if "array" in kinds:
         items = flat.get("items") if isinstance(flat.get("items"), dict) else {}
