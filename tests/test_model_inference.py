@@ -418,3 +418,22 @@ def test_media_types_are_negotiated_and_errors_use_the_declared_error_schema(tmp
         invalid = client.post("/api/pets", json={})
         assert invalid.status_code == 400 and set(invalid.json()) == {"code", "message"}
     assert yaml.safe_load(PETSTORE)["openapi"] == "3.0.3"
+
+
+def test_a_read_only_collection_is_served_from_the_store_and_its_minimum_from_the_example() -> None:
+    user = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}
+    users = {"type": "array", "minItems": 1, "items": user}
+    hours = {"type": "array", "items": {"type": "object", "properties": {"date": {"type": "string"}}}}
+    paths = {
+        "/users": {"get": {"operationId": "listUsers", "responses": json_response(users, example=[{"id": 7}])}},
+        "/hours": {"get": {"operationId": "hours", "responses": json_response(hours, example=[{"date": "mon"}])}},
+    }
+    spec = contract(paths)
+    profile = load_profile(spec)
+    assert profile.operations["listUsers"].action == "list" and "users" in profile.resources
+    assert profile.operations["hours"].action == "answer"  # records without an id: the example
+    engine = engine_for(spec)
+    assert run(engine.operations()["listUsers"]("t", {}, None)).body == [{"id": 7}]  # empty store: minItems 1
+    engine.store.insert("users", "t", {"id": "1", "data": {"id": 1, "name": "Ann"}})
+    assert run(engine.operations()["listUsers"]("t", {}, None)).body == [{"id": 1, "name": "Ann"}]
+    assert run(engine.operations()["hours"]("t", {}, None)).body == [{"date": "mon"}]

@@ -823,8 +823,12 @@ def load_profile(spec: dict) -> Profile:
         has_item = any(_param_name(_segments(d.path)[-1] or "") for d in group if _segments(d.path))
         has_create = "create" in roles and _create_ok(roles["create"], data_path)
         has_list = "list" in roles and _listing(_success_body(roles["list"], data_path), roles["list"].params)
-        stateful = any(d.forced for d in group) or (has_create and (has_list or has_item))
-        if not stateful:
+        # Writable (a create, and a list or item path to see the records again), or read-only
+        # (a list or a read, served from what the fixtures or the contract's examples seed);
+        # either way its records must name themselves by an id (checked below).
+        writable = has_create and (has_list or has_item)
+        read_only = "create" not in roles and ("list" in roles or "read" in roles)
+        if not (any(d.forced for d in group) or writable or read_only):
             continue
         schema, shape = _resource_shape(group, data_path)
         item_draft = next((d for d in group if d.role in ("read", "update", "delete") and _item_param(d)), None)
@@ -1029,9 +1033,8 @@ def _resource_shape(group: list[_Draft], data_path: tuple[str, ...]) -> tuple[di
             body = _success_body(draft, data_path)
             if draft.role == "list":
                 listing = _listing(body, draft.params)
-                if listing is None:
-                    continue
-                body = _sub_schema(body, listing.items_path) if listing.items_path else body
+                if listing is not None:
+                    body = _sub_schema(body, listing.items_path) if listing.items_path else body
             else:
                 key = _wrapper_key(body, _item_param(draft))
                 body = _sub_schema(body, (key,)) if key else body
