@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests the journal keeps (GET /__sandbox/requests; default 1000; 0 turns it off)",
     )
+    serve.add_argument(
+        "--operations",
+        action="store_true",
+        help=f"list what the sandbox made of every operation (always listed up to {OPERATION_LINES} operations)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument(
         "--allow-host",
@@ -230,6 +235,21 @@ def security_policy(args: argparse.Namespace) -> SecurityPolicy:
     return security
 
 
+OPERATION_LINES = 40
+"""Up to this many operations, ``serve`` lists each; beyond it (Asana has 247), a summary."""
+
+
+def _print_operations(profile: t.Any, every: bool) -> None:
+    from timbrix_sandbox.contract.model import describe_operation, describe_profile
+
+    print(f"  operations   {describe_profile(profile)}")
+    if every or len(profile.operations) <= OPERATION_LINES:
+        for operation in profile.operations.values():
+            print(f"    {describe_operation(operation)}")
+    else:
+        print("               (serve --operations lists what was made of each)")
+
+
 def serve(args: argparse.Namespace) -> int:
     from timbrix_sandbox.http.app import create_app
     from timbrix_sandbox.http.server import bind
@@ -275,6 +295,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  contract     {api}/openapi.json")
     print(f"  control      {base}/__sandbox/health, {base}/__sandbox/credentials, POST {base}/__sandbox/reset")
     print(f"  requests     {base}/__sandbox/requests.html, behaviours {base}/__sandbox/behaviours")
+    _print_operations(sandbox.profile, args.operations)
     if sandbox.faults:
         print(f"  INJECTED FAULTS: {', '.join(sorted(sandbox.faults))}")
     if security.control_token:

@@ -1,17 +1,53 @@
 """What the sandbox infers from a contract: its resources, their operations, ids, tenants,
-envelopes and error format.
+envelopes, lists and error format.
 
 Pure (dicts in, dataclasses out, no web imports), so the server and the conformance suite
-read a contract the same way. Inference follows REST conventions; where a contract cannot say
-what the sandbox needs, the ``x-sandbox`` extensions below do (all optional):
+read a contract the same way. Inference follows REST conventions, so that a public contract
+nobody wrote for the sandbox is served unmodified:
+
+* **Every operation** gets an :class:`Operation`. A *resource* is a collection path (keyed with
+  its parameter names erased and a ``.json`` suffix dropped) that has a create and a read or a
+  list, whose records name themselves by their id; its operations are ``list | create | read |
+  update | delete`` (an update is ``PUT``/``PATCH``/``POST`` on the item path, or ``PUT`` on
+  the collection with the id in the body, Petstore 3's ``PUT /pet``). Every other operation
+  (actions, form posts, logins, searches, ``GET /``, a ``default``-only answer) is
+  ``answer``: answered from its examples or its schema (``engine/answers.py``). Nothing an
+  operation declares stops a contract from loading.
+* **Names.** A resource is named by its last fixed segment (``customers``), with the segments
+  before it when that name is taken (``articles_comments``): two ``.../comments`` collections
+  are two resources.
+* **Scope.** The collection path's tenant parameter (``organizationId``, ``orgId``,
+  ``tenant_id``; or ``x-sandbox.tenant.path``) names the tenant; its other parameters are
+  *parents*: a record created under ``/repos/octocat/hello/issues`` lives there only.
+  Suffixed item paths (``/Calls/{Sid}.json``) belong to their suffixed collection.
+* **Record shape.** The union of what the read, create, update and list answer, with
+  ``allOf`` merged and the object branch of ``oneOf``/``anyOf`` (``shapes.flatten``). The id
+  field: ``x-sandbox-id``; else the item parameter when the record has it (``eventId``,
+  ``slug``, ``username``); else the property the parameter ends with (``project_gid`` ->
+  ``gid``, ``petId`` -> ``id``); else ``id``/``gid``/``sid``... Its kind (uuid, integer,
+  24-hex, a pattern such as Twilio's ``^CH[0-9a-f]{32}$``, ipv4) from the property or any item
+  path parameter. A create may name the id when its body declares it (``username``).
+* **Wrappers.** A request body of one object property the record lacks is a wrapper
+  (Asana's ``{data: ...}``, Conduit's ``{article: ...}``); a response body whose one object
+  property (beside ``links``/``meta``) is not itself a record is an envelope around it.
+* **Lists.** A bare array, or an object whose array of objects (``data``, ``items``,
+  ``results``, Conduit's ``articles``) holds the records, with counts beside it or one level
+  down (``articlesCount``, ``meta.total``) and a cursor (``next_page``); ``limit``/``per_page``,
+  ``offset``/cursor and ``page`` query parameters page it (:class:`Listing`).
+* **Errors.** Without ``x-sandbox.errors``, the error schema the contract declares most
+  (petstore-expanded's ``Error {code, message}``) gives the error body, unless the default
+  body already fits it; statuses are mapped onto declared ones (:func:`declared_status`).
+
+Where a contract cannot say what the sandbox needs, the ``x-sandbox`` extensions below do
+(all optional):
 
 Top level ``x-sandbox``:
 
 * ``plugin``: the name of a domain plug-in (Timbrix: ``timbrix``, its CFDI rules and field
   mapping); the plug-in is looked up in the engine's registry, never imported by name.
 * ``tenant``: ``{header: NAME}`` or ``{path: NAME}``: what scopes records to an organization.
-  Default: the path parameters of the collection path (Timbrix's ``organizationId``); with
-  none, the caller's own organization (a key bound to one account).
+  Default: a tenant-named parameter of the collection path (Timbrix's ``organizationId``);
+  with none, the caller's own organization (a key bound to one account).
 * ``envelope``: a template wrapping every successful body, e.g. BeeL's
   ``{success: true, data: "{{data}}", meta: {timestamp: "{{now}}", request_id: "{{request_id}}"}}``.
 * ``errors``: ``{body: TEMPLATE, codes: {STATUS|kind: CODE}, messages: {STATUS: TEXT}}``: the
@@ -22,8 +58,10 @@ Per operation: ``x-sandbox-resource`` (the collection name) and ``x-sandbox-acti
 (``list|create|read|update|delete``) override inference. Per schema property:
 ``x-sandbox-stored-as: NAME`` stores a request field under another name (the bookkeeping API
 takes ``billingAddressZipcode`` and answers ``billingAddressPostcode``), or under a dotted path
-into a nested object (Timbrix's flat ``addressZip`` is the record's ``address.zip``). Per resource schema:
-``x-sandbox-id: FIELD`` names the id field (default ``id``).
+into a nested object (Timbrix's flat ``addressZip`` is the record's ``address.zip``); without
+it, a request field the record spells otherwise is stored under the record's spelling
+(Twilio's ``FriendlyName`` is ``friendly_name``, ``records.field_aliases``). Per resource
+schema: ``x-sandbox-id: FIELD`` names the id field.
 """
 
 from __future__ import annotations
@@ -36,11 +74,11 @@ import typing as t
 # Both lived here before loading grew; imported from here by the HTTP layer and the suite.
 from .errors import ContractError
 from .refs import resolve_refs
+from .shapes import flatten, instance, valid
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 ACTIONS = ("list", "create", "read", "update", "delete")
 PLACEHOLDER = re.compile(r"^\{\{(\w+)\}\}$")
-_PARAM = re.compile(r"^\{([^}]+)\}$")
 
 DEFAULT_ERROR_BODY = {"statusCode": "{{status}}", "message": "{{message}}", "error": "{{code}}"}
 DEFAULT_ERROR_CODES: dict[str, str] = {
@@ -160,9 +198,41 @@ class Resource:
     id_param: str | None
     id_field: str
     id_kind: str  # "uuid" | "integer" | "objectid" | "string"
-    schema: dict  # the record as responses show it (resolved, envelope removed)
+    schema: dict  # the record as responses show it (resolved, composition merged, envelope removed)
     created_field: str | None
     updated_field: str | None
+    tenant_param: str | None = None
+    """The collection path parameter that names the tenant (Timbrix's ``organizationId``)."""
+    parent_params: tuple[str, ...] = ()
+    """The other collection path parameters: a record lives under its parents' values
+    (``/repos/{owner}/{repo}/issues``), positions as in ``collection_path``."""
+    client_ids: bool = False
+    """A create may name the record's id (a natural key such as Petstore's ``username``)."""
+    id_schema: dict | None = None
+    """The id's schema, for ids of kind ``string`` that must fit a pattern or length."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """How a list answer is built from the response schema: where the records go, what else
+    the page says, and which query parameters page it."""
+
+    items_path: tuple[str, ...] = ()
+    """Where the array sits in the body (``()``: the body is the array; ``("data",)``)."""
+    page_schema: dict | None = None
+    """The body's schema around the array (``None`` for a bare array)."""
+    count_fields: tuple[tuple[str, ...], ...] = ()
+    """Integer properties beside the array (or one object down: DigitalOcean's ``meta.total``)
+    that say how many records there are in all."""
+    next_field: str | None = None
+    """A property beside the array that says where the next page starts (a cursor)."""
+    limit_param: str | None = None
+    offset_param: str | None = None
+    page_param: str | None = None
+    offset_is_token: bool = False
+    """The offset parameter is an opaque cursor string (Asana's ``offset``): the sandbox's
+    cursors are the decimal position."""
+    default_limit: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +240,40 @@ class Operation:
     operation_id: str
     method: str
     path: str
-    action: str
-    resource: str
+    action: str  # one of ACTIONS, or "answer": answered from the contract, not the store
+    resource: str  # "" for an answered operation
     status: int  # the declared success status
-    body_schema: dict | None  # resolved request body schema (without the envelope)
+    body_schema: dict | None  # resolved request body schema (without the envelope or wrapper)
     response_schema: dict | None  # resolved success body schema (with the envelope)
     required_scopes: tuple[str, ...]
     secured: bool  # a token is required
+    id_param: str | None = None
+    """This operation's item path parameter (names differ between paths of one resource)."""
+    parent_params: tuple[str, ...] = ()
+    """This operation's parent path parameters, in the resource's order."""
+    body_key: str | None = None
+    """The request wraps the record under this key (Conduit's ``{article: {...}}``)."""
+    record_path: tuple[str, ...] = ()
+    """Where the record (or the list page) sits in the success body beyond the x-sandbox
+    envelope (Asana's ``("data",)``); siblings are completed from the schema."""
+    listing: Listing | None = None
+    id_in_body: bool = False
+    """An update on the collection path that names the record by the id in its body
+    (Petstore 3's ``PUT /pet``)."""
+    media_types: tuple[str, ...] = ()
+    """The success response's media types, as declared (JSON ones first)."""
+    declared: tuple[str, ...] = ()
+    """The response keys the operation declares (``"200"``, ``"4XX"``, ``"default"``)."""
+    success_key: str = ""
+    """The response key the success status answers under (``"default"`` when no 2xx is)."""
+    body_media: tuple[str, ...] = ()
+    """The request body's media types."""
+    response_media: tuple[str, ...] = ()
+    """Every media type any of its responses declares (Connexion needs to be told which one
+    an answer is in as soon as there are several, even across statuses)."""
+    examples: tuple[tuple[str, t.Any], ...] = ()
+    """``(media type, example)`` for each success media type that offers one (the response's
+    ``example``, its first ``examples`` value, or its schema's example)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,16 +310,73 @@ class Profile:
         return self.resources.get(operation.resource) if operation else None
 
 
+_PREFERRED_STAND_INS: dict[int, tuple[int, ...]] = {
+    400: (400, 422),
+    401: (401, 403),
+    403: (403, 401, 404),
+    404: (404, 410, 400, 422),
+    409: (409, 400, 422),
+    422: (422, 400),
+}
+
+
+def declared_status(declared: t.Collection[str], status: int) -> int:
+    """The status to send for ``status`` among the responses an operation declares: itself
+    when declared, or covered by ``4XX`` or ``default``; else the declared error status that
+    means most nearly the same (a missing record under a contract declaring only ``422`` is a
+    422: a client can only be expected to handle what the contract lists); with no declared
+    error status at all, ``status`` itself."""
+    keys = {str(k).upper() for k in declared}
+    if not keys or str(status) in keys or "DEFAULT" in keys or f"{status // 100}XX" in keys:
+        return status
+    errors = sorted(int(k) for k in keys if k.isdigit() and 400 <= int(k) < 600)
+    for candidate in _PREFERRED_STAND_INS.get(status, ()):
+        if candidate in errors:
+            return candidate
+    if status >= 500:
+        return status  # the sandbox's own failure: never passed off as the client's
+    if status // 100 == 4:
+        for candidate in (400, 422):
+            if candidate in errors:
+                return candidate
+    same_class = [code for code in errors if code // 100 == status // 100]
+    if same_class:
+        return min(same_class, key=lambda code: abs(code - status))
+    ranges = sorted(int(k[0]) * 100 for k in keys if len(k) == 3 and k[0] in "45" and k.endswith("XX"))
+    if ranges:
+        return ranges[0]
+    return errors[0] if errors else status
+
+
 def _segments(path: str) -> list[str]:
     return [s for s in path.split("/") if s]
 
 
+_ITEM_SEGMENT = re.compile(r"^\{([^}]+)\}(\.[A-Za-z0-9]+)?$")
+_SUFFIX = re.compile(r"^(.*[^.])(\.[A-Za-z0-9]+)$")
+_TENANT_PARAM = re.compile(r"^(organization|org|tenant)[_-]?id$", re.IGNORECASE)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_ID_NAMES = ("id", "gid", "sid", "uuid", "guid", "uid", "key", "slug", "code", "name")
+_META_NAMES = ("links", "_links", "meta", "_meta", "pagination", "paging", "error", "errors", "metadata")
+_LIST_KEYS = ("data", "items", "results", "records", "entries", "values", "elements", "content")
+_COUNT_NAMES = re.compile(r"^(total|count|total_?count|total_?results|total_?items|\w+Count|\w+_count)$", re.I)
+_NEXT_NAMES = ("next_page", "nextPage", "next", "next_cursor", "nextCursor", "next_page_token", "nextPageToken",
+               "cursor")
+_LIMIT_PARAMS = ("limit", "per_page", "perPage", "page_size", "pageSize", "PageSize", "max_results", "maxResults",
+                 "size", "count", "top", "$top")
+_OFFSET_PARAMS = ("offset", "skip", "start", "$skip", "starting_after", "after", "cursor", "page_token",
+                  "pageToken")
+_PAGE_PARAMS = ("page", "Page", "page_number", "pageNumber", "PageNumber")
+
+
 def _param_name(segment: str) -> str | None:
-    match = _PARAM.match(segment)
+    match = _ITEM_SEGMENT.match(segment)
     return match[1] if match else None
 
 
 def _infer_action(method: str, path: str) -> str | None:
+    """The CRUD role a method and path shape suggest (whether the resource really is stateful
+    is decided once all its operations are known, see :func:`load_profile`)."""
     last = _segments(path)[-1] if _segments(path) else ""
     item = _param_name(last) is not None
     return {
@@ -231,57 +385,236 @@ def _infer_action(method: str, path: str) -> str | None:
         ("get", True): "read",
         ("put", True): "update",
         ("patch", True): "update",
+        ("post", True): "update",
         ("delete", True): "delete",
+        ("put", False): "update",
+        ("patch", False): "update",
     }.get((method, item))
 
 
 def _collection_of(path: str, action: str) -> str:
+    """The collection path an operation works on: its path, or its item path's parent (the
+    item segment's suffix moves to the parent: ``/Calls/{Sid}.json`` -> ``/Calls.json``)."""
     segments = _segments(path)
-    return "/" + "/".join(segments[:-1] if action in ("read", "update", "delete") else segments)
+    if not segments or _param_name(segments[-1]) is None:
+        return "/" + "/".join(segments)
+    suffix = _ITEM_SEGMENT.match(segments[-1])[2] or ""
+    parent = segments[:-1]
+    if parent and suffix:
+        parent = [*parent[:-1], parent[-1] + suffix]
+    return "/" + "/".join(parent)
 
 
-def _success(operation: dict) -> tuple[int, dict | None]:
-    for code in sorted(str(c) for c in operation.get("responses", {})):
-        if code.startswith("2"):
-            content = operation["responses"][code].get("content", {})
-            media = next((m for m in content if "json" in m), None)
-            return int(code), (content[media].get("schema") if media else None)
-    raise ContractError(f"operation {operation.get('operationId')} declares no 2xx response")
+def _collection_key(collection: str) -> str:
+    """What two paths of one resource share: parameter names erased, a suffix (``.json``)
+    dropped, so ``/c/{slug}/x.json`` and ``/c/{id}/x`` are one collection."""
+    segments = ["{}" if _param_name(s) else s for s in _segments(collection)]
+    if segments and (match := _SUFFIX.match(segments[-1])) and segments[-1] != "{}":
+        segments[-1] = match[1]
+    return "/" + "/".join(segments)
+
+
+def _status_keys(operation: dict) -> list[str]:
+    return [str(code) for code in (operation.get("responses") or {})]
+
+
+def _success_key(operation: dict) -> str | None:
+    """The response a successful call answers with: the lowest 2xx, else ``2XX``, else
+    ``default``, else the lowest declared status (a 301-only operation)."""
+    keys = _status_keys(operation)
+    twos = sorted(k for k in keys if k.isdigit() and k.startswith("2"))
+    if twos:
+        return twos[0]
+    for key in ("2XX", "2xx", "default"):
+        if key in keys:
+            return key
+    numbers = sorted(k for k in keys if k.isdigit())
+    return numbers[0] if numbers else None
+
+
+def _status_of(key: str | None) -> int:
+    if key is None or not key[:1].isdigit():
+        return 200
+    return int(key) if key.isdigit() else int(key[0]) * 100
+
+
+def _response(operation: dict, key: str | None) -> dict:
+    responses = operation.get("responses") or {}
+    for code, response in responses.items():
+        if str(code) == key and isinstance(response, dict):
+            return response
+    return {}
+
+
+def is_json_media(media: str) -> bool:
+    """``application/json``, ``application/problem+json``, ``*/*``: the sandbox answers JSON."""
+    media = media.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json") or media == "*/*" or "json" in media
+
+
+_is_json = is_json_media
+
+
+def media_types(content: t.Any) -> tuple[str, ...]:
+    """The media types of a ``content`` map, JSON ones first (the sandbox prefers JSON)."""
+    if not isinstance(content, dict):
+        return ()
+    names = [str(m) for m in content]
+    return tuple(sorted(names, key=lambda m: not _is_json(m)))
 
 
 def _json_schema(body: dict | None) -> dict | None:
-    if not body:
+    if not isinstance(body, dict):
         return None
-    content = body.get("content", {})
-    media = next((m for m in content if "json" in m), None)
-    return content[media].get("schema") if media else None
+    content = body.get("content") or {}
+    media = next((m for m in media_types(content) if _is_json(m)), None)
+    if media is None:
+        # Form posts (Twilio's) carry the same fields: their schema describes the record too.
+        media = next((m for m in content if "form" in m), None)
+    schema = content[media].get("schema") if media and isinstance(content[media], dict) else None
+    return schema if isinstance(schema, dict) else None
 
 
 def _sub_schema(schema: dict | None, path: tuple[str, ...]) -> dict | None:
     for key in path:
         if not isinstance(schema, dict):
             return None
-        schema = schema.get("properties", {}).get(key)
+        schema = flatten(schema).get("properties", {}).get(key)
     return schema
 
 
 def _record_schema(schema: dict | None) -> dict | None:
-    """The record shape from a list or item body (arrays give their items; a nullable
-    ``anyOf``/``oneOf`` gives its object branch)."""
+    """The record shape from a list or item body (arrays give their items; composition is
+    merged, see ``shapes.flatten``)."""
     if not isinstance(schema, dict):
         return None
+    schema = flatten(schema)
     if schema.get("type") == "array" or "items" in schema:
         return _record_schema(schema.get("items"))
-    for key in ("anyOf", "oneOf", "allOf"):
-        for branch in schema.get(key, []):
-            if isinstance(branch, dict) and (branch.get("type") == "object" or "properties" in branch):
-                return branch
     return schema
+
+
+def _objectish(schema: t.Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    flat = flatten(schema)
+    return bool(flat.get("properties")) or flat.get("type") == "object"
+
+
+def _arrayish(schema: t.Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    flat = flatten(schema)
+    types = flat.get("type")
+    return types == "array" or (isinstance(types, list) and "array" in types) or "items" in flat
+
+
+def _looks_like_record(schema: dict, id_hint: str | None) -> bool:
+    """Has an id-like scalar of its own: the body is the record, not a wrapper around it."""
+    properties = flatten(schema).get("properties", {})
+    # Only scalar properties name a record: ``{floating_ip: {...}}`` wraps one, even though
+    # its item parameter is ``{floating_ip}`` too.
+    names = {n.lower() for n, sub in properties.items() if not _objectish(sub) and not _arrayish(sub)}
+    if id_hint and id_hint.lower() in names:
+        return True
+    return any(n in names for n in _ID_NAMES[:7])
+
+
+def _wrapper_key(schema: dict | None, id_hint: str | None) -> str | None:
+    """The property an item body wraps its record in (Asana's ``data``, Conduit's ``article``,
+    DigitalOcean's ``droplet``): the one object-valued property of a body that is not itself a
+    record (other properties, such as ``links``, may sit beside it)."""
+    if not isinstance(schema, dict):
+        return None
+    flat = flatten(schema)
+    properties = flat.get("properties") or {}
+    if not properties or len(properties) > 4 or _looks_like_record(flat, id_hint):
+        return None
+    objects = [
+        name
+        for name, sub in properties.items()
+        if _objectish(sub) and not _arrayish(sub) and name.lower() not in _META_NAMES
+    ]
+    if len(objects) == 1:
+        return objects[0]
+    preferred = [name for name in objects if name in _LIST_KEYS]
+    return preferred[0] if len(preferred) == 1 else None
+
+
+def _list_key(schema: dict | None) -> str | None:
+    """The property of a list body holding the records (``data``, ``items``, ``results``,
+    Conduit's ``articles``): the one array of objects, or the conventional name among several."""
+    if not isinstance(schema, dict):
+        return None
+    properties = flatten(schema).get("properties") or {}
+    arrays = [name for name, sub in properties.items() if _arrayish(sub) and _objectish(flatten(sub).get("items"))]
+    if not arrays:
+        arrays = [name for name, sub in properties.items() if _arrayish(sub)]
+    if len(arrays) == 1:
+        return arrays[0]
+    preferred = [name for name in arrays if name in _LIST_KEYS]
+    return preferred[0] if preferred else None
+
+
+def _listing(response: dict | None, params: dict[str, dict]) -> Listing | None:
+    """How a list answer is shaped and paged (``None``: the body holds no list)."""
+    if not isinstance(response, dict):
+        return None
+    query = {name: p for name, p in params.items() if p.get("in") == "query"}
+    limit = next((n for n in _LIMIT_PARAMS if n in query), None)
+    offset = next((n for n in _OFFSET_PARAMS if n in query), None)
+    page = next((n for n in _PAGE_PARAMS if n in query), None)
+    offset_schema = flatten(query[offset].get("schema") or {}) if offset else {}
+    limit_schema = flatten(query[limit].get("schema") or {}) if limit else {}
+    default_limit = limit_schema.get("default") if isinstance(limit_schema.get("default"), int) else None
+    paging = dict(
+        limit_param=limit,
+        offset_param=offset,
+        page_param=page,
+        offset_is_token=offset_schema.get("type") not in ("integer", "number"),
+        default_limit=default_limit,
+    )
+    if _arrayish(response):
+        return Listing(**paging)
+    key = _list_key(response)
+    if key is None:
+        return None
+    page_schema = flatten(response)
+    properties = page_schema.get("properties", {})
+    counts: list[tuple[str, ...]] = []
+    for name, sub in properties.items():
+        if name == key:
+            continue
+        flat = flatten(sub) if isinstance(sub, dict) else {}
+        if _COUNT_NAMES.match(name) and flat.get("type") in ("integer", "number"):
+            counts.append((name,))
+        for inner, deeper in (flat.get("properties") or {}).items():
+            if _COUNT_NAMES.match(inner) and flatten(deeper).get("type") in ("integer", "number"):
+                counts.append((name, inner))
+    next_field = next((n for n in _NEXT_NAMES if n in properties and n != key), None)
+    return Listing(
+        items_path=(key,), page_schema=page_schema, count_fields=tuple(counts), next_field=next_field, **paging
+    )
+
+
+def _body_key(schema: dict | None, record: dict | None) -> str | None:
+    """The key a request body wraps its record in (Asana's ``{data: {...}}``, Conduit's
+    ``{article: {...}}``): a body of one object-valued property the record does not have."""
+    if not isinstance(schema, dict):
+        return None
+    properties = flatten(schema).get("properties") or {}
+    if len(properties) != 1:
+        return None
+    (name, sub), = properties.items()
+    record_properties = (record or {}).get("properties", {})
+    if name in record_properties or not _objectish(sub):
+        return None
+    return name
 
 
 def id_kind(schema: dict | None) -> str:
     """Which id generator the schema asks for."""
-    schema = schema or {}
+    schema = flatten(schema or {})
     types = schema.get("type")
     types = types if isinstance(types, list) else [types]
     if "integer" in types or "number" in types:
@@ -293,85 +626,467 @@ def id_kind(schema: dict | None) -> str:
     return "string"
 
 
+def infer_id_field(schema: dict, id_param: str | None) -> str:
+    """The record's id property: ``x-sandbox-id``; the item path parameter itself when the
+    record has it (Museum's ``eventId``, Conduit's ``slug``, Petstore's ``username``); the
+    property the parameter ends with (``project_gid`` -> ``gid``, ``petId`` -> ``id``,
+    ``ChannelSid`` -> ``sid``); else ``id``, ``gid``, ``sid``... whichever the record has."""
+    if schema.get("x-sandbox-id"):
+        return str(schema["x-sandbox-id"])
+    properties = schema.get("properties", {}) or {}
+    if id_param:
+        if id_param in properties:
+            return id_param
+        lowered = {name.lower(): name for name in properties}
+        if id_param.lower() in lowered:
+            return lowered[id_param.lower()]
+        for name in sorted(properties, key=len, reverse=True):
+            if len(name) >= 2 and id_param.lower().endswith(name.lower()):
+                return name
+    return next((name for name in _ID_NAMES[:7] if name in properties), "id")
+
+
 def _timestamp_field(schema: dict, names: tuple[str, ...]) -> str | None:
     properties = schema.get("properties", {})
     return next((n for n in names if n in properties), None)
 
 
-def load_profile(spec: dict) -> Profile:
-    """Infer the profile of a contract (``spec`` is the parsed document, refs unresolved)."""
-    extension = spec.get("x-sandbox", {}) or {}
-    envelope = extension.get("envelope")
-    data_path = (placeholder_path(envelope, "data") or ()) if envelope else ()
-    errors = extension.get("errors", {}) or {}
-    error_format = ErrorFormat(
+def _error_format(spec: dict, extension: dict) -> ErrorFormat:
+    errors = extension.get("errors")
+    if errors is None:
+        inferred = infer_error_body(spec)
+        return ErrorFormat(body=inferred) if inferred is not None else ErrorFormat()
+    errors = errors or {}
+    return ErrorFormat(
         body=errors.get("body", dict(DEFAULT_ERROR_BODY)),
         codes={**DEFAULT_ERROR_CODES, **{str(k): str(v) for k, v in (errors.get("codes") or {}).items()}},
         messages={str(k): (None if v is None else str(v)) for k, v in (errors.get("messages") or {}).items()},
     )
+
+
+_MESSAGE_NAMES = ("message", "detail", "error_description", "description", "title", "msg", "reason", "error")
+_CODE_NAMES = ("code", "error_code", "errorCode", "type", "error", "status")
+
+
+def infer_error_body(spec: dict) -> dict | None:
+    """An error template from the error schema the contract declares most (petstore-expanded's
+    ``Error {code: int32, message}``, Conduit's ``{errors: {body: [string]}}``), so a contract
+    without ``x-sandbox.errors`` gets errors its own schema accepts. ``None``: no JSON error
+    schema is declared (the default format is used)."""
+    counts: dict[str, tuple[int, dict]] = {}
+    for item in (spec.get("paths") or {}).values():
+        if not isinstance(item, dict):
+            continue
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            for code, response in (operation.get("responses") or {}).items():
+                code = str(code)
+                if not (code == "default" or code[:1] in ("4", "5")):
+                    continue
+                response = resolve_refs(response, spec) if isinstance(response, dict) else {}
+                schema = _json_schema(response)
+                if not _objectish(schema):
+                    continue
+                key = repr(sorted(flatten(schema).get("properties", {})))
+                seen, _ = counts.get(key, (0, schema))
+                counts[key] = (seen + 1, schema)
+    if not counts:
+        return None
+    schema = max(counts.values(), key=lambda entry: entry[0])[1]
+    if valid(schema, ErrorFormat().render(404)):
+        return None  # the default format already fits (Timbrix's own contract)
+    template = _error_template(schema, 0)
+    if not isinstance(template, dict) or not template or not valid(schema, ErrorFormat(body=template).render(404)):
+        return None
+    return template
+
+
+def _error_template(schema: dict, depth: int) -> t.Any:
+    flat = flatten(schema)
+    if depth > 4:
+        return instance(flat)
+    kind = flat.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if kind == "array" or "items" in flat:
+        items = flat.get("items") if isinstance(flat.get("items"), dict) else {}
+        return [_error_template(items, depth + 1)]
+    if kind == "string" or (kind is None and "properties" not in flat):
+        return "{{message}}" if not flat.get("enum") and not flat.get("format") else instance(flat)
+    if kind != "object" and "properties" not in flat:
+        return instance(flat)
+    properties = flat.get("properties", {}) or {}
+    required = set(flat.get("required", []) or [])
+    out: dict[str, t.Any] = {}
+    message = next((n for n in _MESSAGE_NAMES if n in properties and _scalar(properties[n]) == "string"), None)
+    for name, sub in properties.items():
+        scalar = _scalar(sub)
+        if name == message:
+            out[name] = "{{message}}"
+        elif scalar in ("integer", "number") and name.lower() in ("code", "status", "statuscode", "status_code"):
+            out[name] = "{{status}}"
+        elif scalar == "string" and name in _CODE_NAMES and not flatten(sub).get("enum"):
+            out[name] = "{{code}}"
+        elif name in required or (message is None and scalar is None):
+            out[name] = _error_template(sub, depth + 1)
+    return out
+
+
+def _scalar(schema: t.Any) -> str | None:
+    flat = flatten(schema) if isinstance(schema, dict) else {}
+    kind = flat.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    return kind if kind in ("string", "integer", "number", "boolean") else None
+
+
+def _resource_name(collection: str, taken: set[str]) -> str:
+    """A store collection name for a collection path: its last fixed segment (``customers``),
+    with the fixed segments before it when another collection already took that name
+    (``articles_comments``); safe as a directory name."""
+    fixed = [_SUFFIX.sub(r"\1", s) if _SUFFIX.match(s) else s for s in _segments(collection) if not _param_name(s)]
+    fixed = [_SAFE_NAME.sub("-", s).strip("-.") or "x" for s in fixed] or ["root"]
+    for size in range(1, len(fixed) + 1):
+        name = "_".join(fixed[-size:])
+        if name not in taken:
+            return name
+    base, number = "_".join(fixed), 2
+    while f"{base}_{number}" in taken:
+        number += 1
+    return f"{base}_{number}"
+
+
+def _tenant_param(params: list[str], tenant: dict[str, str]) -> str | None:
+    if tenant.get("path"):
+        return tenant["path"] if tenant["path"] in params else None
+    if tenant.get("header"):
+        return None
+    return next((p for p in params if _TENANT_PARAM.match(p)), None)
+
+
+@dataclasses.dataclass
+class _Draft:
+    """One operation as read, before its resource is known to be stateful."""
+
+    operation_id: str
+    method: str
+    path: str
+    role: str | None
+    key: str
+    collection: str
+    operation: dict
+    params: dict[str, dict]
+    forced: bool
+
+
+def load_profile(spec: dict) -> Profile:
+    """Infer the profile of a contract (``spec`` is the parsed document, refs unresolved).
+
+    Every operation gets an :class:`Operation`. Those of a *stateful* resource - a collection
+    with a create and a read or a list (or named by ``x-sandbox-action``) - are CRUD; every
+    other one (actions, form posts, searches, ``GET /``, a collection that cannot be written)
+    is ``answer``: answered from its examples or schema. Nothing an operation declares stops
+    a contract from loading."""
+    extension = spec.get("x-sandbox", {}) or {}
+    envelope = extension.get("envelope")
+    data_path = (placeholder_path(envelope, "data") or ()) if envelope else ()
+    tenant = dict(extension.get("tenant") or {})
     global_security = spec.get("security", [])
-    operations: dict[str, Operation] = {}
-    shapes: dict[str, dict[str, t.Any]] = {}
-    for path, item in spec.get("paths", {}).items():
+    drafts: list[_Draft] = []
+    for path, item in (spec.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        shared = resolve_refs(item.get("parameters", []) or [], spec)
         for method in HTTP_METHODS:
             raw = item.get(method)
             if not isinstance(raw, dict):
                 continue
             operation = resolve_refs(raw, spec)
-            action = operation.get("x-sandbox-action") or _infer_action(method, path)
-            if action is None:
-                continue
-            if action not in ACTIONS:
+            params = {p["name"]: p for p in [*shared, *(operation.get("parameters") or [])] if "name" in p}
+            forced = operation.get("x-sandbox-action")
+            if forced is not None and forced not in ACTIONS:
                 raise ContractError(f"{method.upper()} {path}: x-sandbox-action must be one of {', '.join(ACTIONS)}")
-            collection = _collection_of(path, action)
-            name = operation.get("x-sandbox-resource") or _segments(collection)[-1]
-            status, response = _success(operation)
-            params = {
-                p["name"]: p for p in resolve_refs(item.get("parameters", []), spec) + operation.get("parameters", [])
-            }
-            shape = shapes.setdefault(name, {"collection": collection, "item": None, "id_param": None, "schema": None})
-            if action in ("read", "update", "delete"):
-                shape["item"] = path
-                shape["id_param"] = _param_name(_segments(path)[-1])
-                shape["id_schema"] = params.get(shape["id_param"], {}).get("schema")
-            record = _record_schema(_sub_schema(response, data_path) if data_path else response)
-            if record is not None and (shape["schema"] is None or action in ("read", "create")):
-                shape["schema"] = record
-            body = _json_schema(operation.get("requestBody"))
-            security = operation.get("security", global_security)
-            scopes = tuple(sorted({s for requirement in security for values in requirement.values() for s in values}))
-            operation_id = operation.get("operationId") or f"{method}_{path}"
-            operations[operation_id] = Operation(
-                operation_id, method.upper(), path, action, name, status, body, response, scopes, bool(security)
-            )
-    resources = {}
-    for name, shape in shapes.items():
-        schema = shape["schema"] or {"type": "object"}
-        id_field = schema.get("x-sandbox-id", "id")
-        id_schema = schema.get("properties", {}).get(id_field) or shape.get("id_schema")
+            role = forced or _infer_action(method, path)
+            collection = _collection_of(path, role or "")
+            key = operation.get("x-sandbox-resource") or _collection_key(collection)
+            operation_id = str(operation.get("operationId") or f"{method}_{path}")
+            drafts.append(_Draft(operation_id, method, path, role, key, collection, operation, params, bool(forced)))
+
+    by_key: dict[str, list[_Draft]] = {}
+    for draft in drafts:
+        by_key.setdefault(draft.key, []).append(draft)
+    names: dict[str, str] = {}
+    resources: dict[str, Resource] = {}
+    stateful_roles: dict[int, str] = {}
+    for key, group in by_key.items():
+        roles = {d.role: d for d in group if d.role}
+        has_item = any(_param_name(_segments(d.path)[-1] or "") for d in group if _segments(d.path))
+        has_create = "create" in roles and _create_ok(roles["create"], data_path)
+        has_list = "list" in roles and _listing(_success_body(roles["list"], data_path), roles["list"].params)
+        # Writable (a create, and a list or item path to see the records again), or read-only
+        # (a list or a read, served from what the fixtures or the contract's examples seed);
+        # either way its records must name themselves by an id (checked below).
+        writable = has_create and (has_list or has_item)
+        read_only = "create" not in roles and ("list" in roles or "read" in roles)
+        if not (any(d.forced for d in group) or writable or read_only):
+            continue
+        schema, shape = _resource_shape(group, data_path)
+        item_draft = next((d for d in group if d.role in ("read", "update", "delete") and _item_param(d)), None)
+        id_param = _item_param(item_draft) if item_draft else None
+        id_field = infer_id_field(schema, id_param)
+        if not any(d.forced for d in group) and not _names_records(roles.get("create"), schema, id_field, data_path):
+            continue  # what the create answers is not a record that names itself (a job, a status)
+        param_schema = item_draft.params.get(id_param, {}).get("schema") if item_draft and id_param else None
+        id_schema = schema.get("properties", {}).get(id_field) or param_schema
+        for draft in group:
+            own = _item_param(draft) if draft.role in ("read", "update", "delete") else None
+            path_schema = draft.params.get(own, {}).get("schema") if own else None
+            if path_schema and id_kind(path_schema) != "string" and id_kind(id_schema) == "string":
+                id_schema = path_schema  # a path says more (DigitalOcean's resource_uuid: format uuid)
+        collection = shape.collection
+        params = [p for p in (_param_name(s) for s in _segments(collection)) if p]
+        tenant_param = _tenant_param(params, tenant)
+        name = (
+            group[0].operation.get("x-sandbox-resource")
+            if group[0].operation.get("x-sandbox-resource")
+            else _resource_name(collection, set(resources))
+        )
+        names[key] = name
+        create = roles.get("create")
+        create_body = _json_schema(create.operation.get("requestBody")) if create else None
+        create_record = _sub_schema(create_body, (_body_key(create_body, schema),)) if create_body else None
+        if create_body and _body_key(create_body, schema) is None:
+            create_record = create_body
+        create_properties = flatten(create_record or {}).get("properties", {})
         resources[name] = Resource(
             name=name,
-            collection_path=shape["collection"],
-            item_path=shape["item"],
-            id_param=shape["id_param"],
+            collection_path=collection,
+            item_path=item_draft.path if item_draft else None,
+            id_param=id_param,
             id_field=id_field,
             id_kind=id_kind(id_schema),
             schema=schema,
-            created_field=_timestamp_field(schema, ("createdAt", "created_at")),
-            updated_field=_timestamp_field(schema, ("updatedAt", "updated_at")),
+            created_field=_timestamp_field(schema, ("createdAt", "created_at", "date_created", "dateCreated")),
+            updated_field=_timestamp_field(schema, ("updatedAt", "updated_at", "date_updated", "dateUpdated")),
+            tenant_param=tenant_param,
+            parent_params=tuple(p for p in params if p != tenant_param),
+            client_ids=id_field in create_properties and not flatten(create_properties[id_field]).get("readOnly"),
+            id_schema=id_schema,
         )
-    tenant = dict(extension.get("tenant") or {})
+        for draft in group:
+            if draft.role is None:
+                continue
+            if draft.role == "update" and not _item_param(draft):
+                if not (draft.method in ("put", "patch") and id_field in _body_properties(draft, schema)):
+                    continue
+            if draft.role == "list" and not _listing(_success_body(draft, data_path), draft.params):
+                continue
+            if draft.role == "create" and not has_create:
+                continue
+            stateful_roles[id(draft)] = draft.role
+
+    operations: dict[str, Operation] = {}
+    for draft in drafts:
+        operation = draft.operation
+        action = stateful_roles.get(id(draft), "answer")
+        resource = resources.get(names.get(draft.key, ""))
+        if resource is None:
+            action = "answer"
+        success_key = _success_key(operation)
+        success = _response(operation, success_key)
+        response = _json_schema(success) if success else None
+        record_path: tuple[str, ...] = ()
+        listing = None
+        body = _json_schema(operation.get("requestBody"))
+        body_key = None
+        if action != "answer" and resource is not None:
+            inner = _sub_schema(response, data_path) if data_path else response
+            if action == "list":
+                listing = _listing(inner, draft.params)
+            elif response is not None:
+                key = _wrapper_key(inner, resource.id_field)
+                record_path = (key,) if key else ()
+            body_key = _body_key(body, resource.schema)
+            if body_key is not None:
+                body = _sub_schema(body, (body_key,))
+        segment_params = [p for p in (_param_name(s) for s in _segments(_collection_of(draft.path, draft.role or "")))
+                          if p]
+        security = operation.get("security", global_security) or []
+        scopes = tuple(sorted({s for requirement in security for values in requirement.values() for s in values}))
+        request_body = operation.get("requestBody") if isinstance(operation.get("requestBody"), dict) else {}
+        operations[draft.operation_id] = Operation(
+            operation_id=draft.operation_id,
+            method=draft.method.upper(),
+            path=draft.path,
+            action=action,
+            resource=resource.name if resource is not None and action != "answer" else "",
+            status=_status_of(success_key),
+            body_schema=body,
+            response_schema=response,
+            required_scopes=scopes,
+            secured=bool(security),
+            id_param=_item_param(draft) if action in ("read", "update", "delete") else None,
+            parent_params=tuple(p for p in segment_params if resource is None or p != resource.tenant_param),
+            body_key=body_key,
+            record_path=record_path,
+            listing=listing,
+            id_in_body=action == "update" and not _item_param(draft),
+            media_types=media_types(success.get("content")),
+            declared=tuple(_status_keys(operation)),
+            success_key=success_key or "",
+            body_media=media_types(request_body.get("content")),
+            examples=_examples(success.get("content")),
+            response_media=tuple(
+                dict.fromkeys(
+                    m
+                    for response in (operation.get("responses") or {}).values()
+                    if isinstance(response, dict)
+                    for m in media_types(response.get("content"))
+                )
+            ),
+        )
     return Profile(
-        title=str(spec.get("info", {}).get("title", "API")),
+        title=str((spec.get("info") or {}).get("title", "API")),
         plugin=extension.get("plugin"),
         tenant=tenant,
         envelope=copy.deepcopy(envelope),
-        errors=error_format,
+        errors=_error_format(spec, extension),
         resources=resources,
         operations=operations,
+    )
+
+
+def _examples(content: t.Any) -> tuple[tuple[str, t.Any], ...]:
+    """The examples a success response offers, per media type (refs already inlined)."""
+    found = []
+    for media in media_types(content):
+        entry = content[media] if isinstance(content[media], dict) else {}
+        schema = entry.get("schema") if isinstance(entry.get("schema"), dict) else {}
+        examples = entry.get("examples")
+        if "example" in entry:
+            found.append((media, entry["example"]))
+        elif isinstance(examples, dict) and examples:
+            first = next(iter(examples.values()))
+            if isinstance(first, dict) and "value" in first:
+                found.append((media, first["value"]))
+        elif "example" in schema:
+            found.append((media, schema["example"]))
+        elif isinstance(schema.get("examples"), list) and schema["examples"]:
+            found.append((media, schema["examples"][0]))
+    return tuple(found)
+
+
+def _item_param(draft: _Draft | None) -> str | None:
+    if draft is None or not _segments(draft.path):
+        return None
+    return _param_name(_segments(draft.path)[-1])
+
+
+def _success_body(draft: _Draft, data_path: tuple[str, ...]) -> dict | None:
+    response = _json_schema(_response(draft.operation, _success_key(draft.operation)))
+    return _sub_schema(response, data_path) if data_path else response
+
+
+def _create_ok(draft: _Draft, data_path: tuple[str, ...]) -> bool:
+    """A create answers with a record (or nothing) and takes a body, or at least no other
+    kind of input than a record's."""
+    response = _success_body(draft, data_path)
+    return response is None or _objectish(response)
+
+
+def _names_records(create: _Draft | None, schema: dict, id_field: str, data_path: tuple[str, ...]) -> bool:
+    """The record has its id field, and the create (if it answers a body) answers a record
+    with it: Discourse's ``POST /admin/backups.json`` answers ``{success: "OK"}``, a job
+    started, not a backup to read back."""
+    if id_field not in schema.get("properties", {}):
+        return False
+    body = _success_body(create, data_path) if create is not None else None
+    if body is None:
+        return True
+    key = _wrapper_key(body, id_field)
+    answered = flatten(_sub_schema(body, (key,)) if key else body)
+    return not answered.get("properties") or id_field in answered["properties"]
+
+
+def _body_properties(draft: _Draft, record: dict) -> dict:
+    body = _json_schema(draft.operation.get("requestBody"))
+    key = _body_key(body, record)
+    if key is not None:
+        body = _sub_schema(body, (key,))
+    return flatten(body or {}).get("properties", {})
+
+
+@dataclasses.dataclass
+class _Shape:
+    collection: str
+
+
+def _resource_shape(group: list[_Draft], data_path: tuple[str, ...]) -> tuple[dict, _Shape]:
+    """The record schema of a resource (a read's or create's answer wins over a list's items)
+    and its collection path (the create's or list's own path, else the item path's parent)."""
+    found: list[dict] = []
+    collection = next((d.collection for d in group if d.role in ("create", "list")), group[0].collection)
+    for preferred in (("read",), ("create",), ("update",), ("list",)):
+        for draft in group:
+            if draft.role not in preferred:
+                continue
+            body = _success_body(draft, data_path)
+            if draft.role == "list":
+                listing = _listing(body, draft.params)
+                if listing is not None:
+                    body = _sub_schema(body, listing.items_path) if listing.items_path else body
+            else:
+                key = _wrapper_key(body, _item_param(draft))
+                body = _sub_schema(body, (key,)) if key else body
+            record = _record_schema(body)
+            if record is not None and _objectish(record):
+                found.append(record)
+    if not found:
+        return {"type": "object"}, _Shape(collection)
+    # One record answers every operation: the read's shape first, with every property and
+    # required field the others show (a create that answers fewer fields than the list
+    # requires would otherwise store records the list cannot answer).
+    schema = dict(found[0])
+    properties = dict(schema.get("properties", {}))
+    required = list(schema.get("required", []))
+    for other in found[1:]:
+        for name, sub in other.get("properties", {}).items():
+            properties.setdefault(name, sub)
+        required += [name for name in other.get("required", []) if name not in required]
+    schema["properties"] = properties
+    if required:
+        schema["required"] = required
+    return schema, _Shape(collection)
+
+
+def describe_operation(operation: Operation) -> str:
+    """What the sandbox made of one operation, for ``serve`` (``GET /pets findPets -> list
+    pets``, ``POST /pet/{petId}/uploadImage uploadFile -> example``)."""
+    if operation.action == "answer":
+        made = "example" if operation.examples else ("schema" if operation.response_schema else "no content")
+        made = f"{made} {operation.status}"
+    else:
+        made = f"{operation.action} {operation.resource}"
+    return f"{operation.method} {operation.path} {operation.operation_id} -> {made}"
+
+
+def describe_profile(profile: Profile) -> str:
+    """One line: how many operations are served statefully, on which resources, and how many
+    are answered from the contract."""
+    stateful = [o for o in profile.operations.values() if o.action != "answer"]
+    answered = len(profile.operations) - len(stateful)
+    names = ", ".join(profile.resources) or "none"
+    return (
+        f"{len(profile.operations)} operations: {len(stateful)} stateful on {len(profile.resources)} "
+        f"resources ({names}), {answered} answered from the contract's examples or schemas"
     )
 
 
 def scope_params(resource: Resource) -> tuple[str, ...]:
     """Path parameters of the collection path: they scope records (``organizationId``)."""
     return tuple(p for p in (_param_name(s) for s in _segments(resource.collection_path)) if p)
+
+
+def tenant_param(resource: Resource | None) -> str | None:
+    """The collection path parameter that names the tenant, if any (see :class:`Resource`)."""
+    return resource.tenant_param if resource is not None else None

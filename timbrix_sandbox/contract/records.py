@@ -15,6 +15,7 @@ import uuid
 import orjson
 
 from .model import Resource
+from .shapes import flatten
 
 
 def sample(schema: dict, now: str) -> t.Any:
@@ -128,12 +129,16 @@ def _compile(schema: dict | None) -> Projector:
         return copy_json
     items = projector(schema["items"]) if isinstance(schema.get("items"), dict) else copy_json
     objects = schema
+    branches: list[dict] = []
     for key in ("anyOf", "oneOf"):
-        branch = next((b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b), None)
-        if branch is not None:
-            objects = branch
+        found = [b for b in schema.get(key, []) if isinstance(b, dict) and "properties" in b]
+        if found:
+            objects, branches = found[0], found
     properties = objects.get("properties")
     fields = None if properties is None else [(name, projector(sub)) for name, sub in properties.items()]
+    # Several object branches (DigitalOcean's static or dynamic autoscale config): each value is
+    # projected onto the branch that declares most of its fields.
+    alternatives = [[(name, projector(sub)) for name, sub in b["properties"].items()] for b in branches[1:]]
 
     def project_one(value: t.Any) -> t.Any:
         kind = type(value)
@@ -143,7 +148,10 @@ def _compile(schema: dict | None) -> Projector:
             return value
         if fields is None:
             return copy_json(value)
-        return {name: field(value[name]) for name, field in fields if name in value}
+        chosen = fields
+        if alternatives:
+            chosen = max([fields, *alternatives], key=lambda option: sum(1 for name, _ in option if name in value))
+        return {name: field(value[name]) for name, field in chosen if name in value}
 
     return project_one
 
@@ -175,15 +183,25 @@ class StoredViews:
         return view
 
 
-def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *, skip: str | None = None) -> dict:
+def apply_body(
+    record: dict,
+    body: t.Mapping[str, t.Any],
+    schema: dict | None,
+    *,
+    skip: str | None = None,
+    aliases: t.Mapping[str, str] | None = None,
+) -> dict:
     """``record`` with the request ``body`` merged in: only the fields sent change, each under
     its stored name. ``x-sandbox-stored-as`` may be a dotted path into a nested object
     (Timbrix's flat ``addressZip`` is the record's ``address.zip``); the objects on that path
-    are copied, never shared with ``record``. A field stored as ``skip`` (the id) is ignored."""
+    are copied, never shared with ``record``. ``aliases`` names the record field of a request
+    field spelled otherwise (see :func:`field_aliases`). A field stored as ``skip`` (the id)
+    is ignored."""
     properties = (schema or {}).get("properties", {})
+    aliases = aliases or {}
     merged = dict(record)
     for name, value in body.items():
-        stored = properties.get(name, {}).get("x-sandbox-stored-as", name)
+        stored = properties.get(name, {}).get("x-sandbox-stored-as", aliases.get(name, name))
         if stored == skip:
             continue
         *parents, leaf = stored.split(".")
@@ -194,6 +212,29 @@ def apply_body(record: dict, body: t.Mapping[str, t.Any], schema: dict | None, *
             target = child
         target[leaf] = value
     return merged
+
+
+def _spelling(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def field_aliases(body_schema: dict | None, record_schema: dict | None) -> dict[str, str]:
+    """Request fields the record spells otherwise: Twilio's form field ``FriendlyName`` is the
+    record's ``friendly_name``. A field the record declares as it is sent, or that names
+    ``x-sandbox-stored-as``, is not aliased; neither is one matching two record fields."""
+    sent = flatten(body_schema or {}).get("properties", {}) if isinstance(body_schema, dict) else {}
+    declared = flatten(record_schema or {}).get("properties", {}) if isinstance(record_schema, dict) else {}
+    by_spelling: dict[str, list[str]] = {}
+    for name in declared:
+        by_spelling.setdefault(_spelling(name), []).append(name)
+    aliases = {}
+    for name, sub in sent.items():
+        if name in declared or (isinstance(sub, dict) and "x-sandbox-stored-as" in sub):
+            continue
+        matches = by_spelling.get(_spelling(name), [])
+        if len(matches) == 1:
+            aliases[name] = matches[0]
+    return aliases
 
 
 def record_key(value: t.Any) -> str:
@@ -207,3 +248,198 @@ def stored_doc(record: dict, resource: Resource) -> dict:
     """The store keys documents by a string ``id``; a contract's id may be an integer or have
     another name, so the record is kept whole under ``data`` beside its key."""
     return {"id": record_key(record[resource.id_field]), "data": record}
+
+
+def _properties(schema: dict | None) -> dict:
+    return flatten(schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
+
+
+def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: str) -> t.Any:
+    """``data`` placed at ``path`` of a body shaped by ``schema`` (Asana's ``{data: ...}``),
+    the body's other required properties completed from the schema."""
+    if not path:
+        return data
+    head, *rest = path
+    sub = _properties(schema).get(head)
+    body = complete({head: wrap_record(data, tuple(rest), sub, now)}, flatten(schema or {}), now)
+    return body
+
+
+class Page(t.NamedTuple):
+    """One page of a list: its records and what the body says around them."""
+
+    records: list
+    total: int
+    next_offset: int | None
+    listing: t.Any
+    schema: dict | None
+    now: str
+
+    def __call__(self, view: t.Callable[[t.Any], t.Any]) -> t.Any:
+        items = [view(record) for record in self.records]
+        listing = self.listing
+        if not listing.items_path:
+            return items
+        body = wrap_record(items, listing.items_path, self.schema, self.now)
+        properties = _properties(self.schema)
+        for path in listing.count_fields:
+            target = body
+            for key in path[:-1]:
+                sub = target.get(key)
+                target[key] = sub = dict(sub) if isinstance(sub, dict) else {}
+                target = sub
+            target[path[-1]] = self.total
+        if listing.next_field:
+            cursor = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
+            required = listing.next_field in flatten(self.schema or {}).get("required", [])
+            if cursor is not None or (required and _nullable(properties.get(listing.next_field))):
+                body[listing.next_field] = cursor
+            else:
+                body.pop(listing.next_field, None)  # the last page: no cursor
+        return body
+
+
+def page_of(records: list, listing: t.Any, params: t.Mapping[str, t.Any], schema: dict | None, now: str) -> Page:
+    """The page of ``records`` the request's paging parameters ask for (``limit``/``per_page``,
+    ``offset``/cursor, ``page``; a limit's declared default applies when none is sent)."""
+    limit = _integer(params.get(listing.limit_param)) if listing.limit_param else None
+    if limit is None:
+        limit = listing.default_limit
+    start = 0
+    if listing.offset_param and params.get(listing.offset_param) is not None:
+        start = _integer(params.get(listing.offset_param)) or 0
+    elif listing.page_param and params.get(listing.page_param) is not None and limit:
+        start = max((_integer(params.get(listing.page_param)) or 1) - 1, 0) * limit
+    start = max(start, 0)
+    end = len(records) if limit is None or limit < 0 else start + limit
+    chosen = records[start:end]
+    more = end < len(records)
+    return Page(chosen, len(records), end if more else None, listing, schema, now)
+
+
+def _integer(value: t.Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _nullable(schema: t.Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    types = schema.get("type")
+    branches = [*schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return (
+        schema.get("nullable") is True
+        or types == "null"
+        or (isinstance(types, list) and "null" in types)
+        or any(isinstance(b, dict) and b.get("type") == "null" for b in branches)
+    )
+
+
+def _cursor(schema: t.Any, offset: int | None, now: str) -> t.Any:
+    """Where the next page starts, in the shape the contract gives its cursor (a string, a
+    number, or an object such as Asana's ``{offset, path, uri}``); ``None`` on the last page."""
+    if offset is None:
+        return None
+    flat = flatten(schema or {}) if isinstance(schema, dict) else {}
+    kind = flat.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if kind in ("integer", "number"):
+        return offset
+    if kind == "object" or "properties" in flat:
+        properties = flat.get("properties", {})
+        key = next((n for n in ("offset", "cursor", "token", "next", "starting_after") if n in properties), None)
+        return complete({key: str(offset)} if key else {}, flat, now)
+    return str(offset)
+
+
+_JSON_TYPES: dict[type, tuple[str, ...]] = {
+    dict: ("object",),
+    list: ("array",),
+    str: ("string",),
+    bool: ("boolean",),
+    int: ("integer", "number"),
+    float: ("number",),
+    type(None): ("null",),
+}
+_REFERENCE_KEYS = ("gid", "id", "sid", "uuid", "key", "slug", "name")
+_DROP = object()
+
+
+def conform(
+    record: dict, sent: t.Iterable[str], schema: dict | None, now: str, before: t.Mapping[str, t.Any] | None = None
+) -> dict:
+    """``record`` with each field just written (``sent``, stored names) made to fit the record
+    schema, where the request spells a value otherwise than responses do: Asana takes
+    ``workspace: "123"`` and answers ``workspace: {gid: "123", ...}``, takes ``followers:
+    "a,b"`` and answers a list of users. A value that cannot be made to fit is not stored (the
+    record keeps what it had), so every answer stays valid against the contract."""
+    properties = _properties(schema)
+    out = record
+    for name in sent:
+        if name not in record or name not in properties:
+            continue
+        fitted = _fit(record[name], properties[name], now)
+        if fitted is record[name]:
+            continue
+        if out is record:
+            out = dict(record)
+        if fitted is _DROP and before is not None and name in before:
+            out[name] = before[name]
+        elif fitted is _DROP:
+            out.pop(name, None)
+        else:
+            out[name] = fitted
+    return out
+
+
+def _types(schema: dict) -> tuple[str, ...] | None:
+    flat = flatten(schema)
+    kind = flat.get("type")
+    if kind is None:
+        return None
+    kinds = tuple(kind) if isinstance(kind, list) else (kind,)
+    if flat.get("nullable"):
+        kinds = (*kinds, "null")
+    return kinds
+
+
+def _accepts_type(schema: t.Any, value: t.Any) -> bool:
+    kinds = _types(schema) if isinstance(schema, dict) else None
+    return kinds is None or any(k in kinds for k in _JSON_TYPES.get(type(value), ()))
+
+
+def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
+    if not isinstance(schema, dict):
+        return value
+    kinds = _types(schema)
+    if kinds is None or any(k in kinds for k in _JSON_TYPES.get(type(value), ())):
+        return value
+    flat = flatten(schema)
+    if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):
+        properties = flat.get("properties", {})
+        # The reference property that can hold the value: DigitalOcean's image ``"ubuntu-20-04"``
+        # is the image's ``slug``, not its integer ``id``.
+        key = next(
+            (k for k in _REFERENCE_KEYS if k in properties and _accepts_type(properties[k], value)),
+            None,
+        )
+        return complete({key: value}, flat, now) if key else _DROP
+    if "array" in kinds:
+        items = flat.get("items") if isinstance(flat.get("items"), dict) else {}
+        values = value.split(",") if isinstance(value, str) else [value]
+        fitted = [_fit(v.strip() if isinstance(v, str) else v, items, now) for v in values if v != ""]
+        return _DROP if any(v is _DROP for v in fitted) else fitted
+    if "string" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if ("integer" in kinds or "number" in kinds) and isinstance(value, str):
+        try:
+            return int(value) if "integer" in kinds else float(value)
+        except ValueError:
+            return _DROP
+    return _DROP

@@ -25,16 +25,22 @@ import uuid
 
 import anyio
 
-from timbrix_sandbox.contract.model import Operation, Profile, Resource, scope_params
+from timbrix_sandbox.contract.model import Operation, Profile, Resource
 from timbrix_sandbox.contract.records import (
     StoredViews,
     apply_body,
     complete,
+    conform,
     copy_json,
+    field_aliases,
+    page_of,
     projector,
     record_key,
     stored_doc,
+    wrap_record,
 )
+from timbrix_sandbox.contract.shapes import fitting_id, flatten
+from timbrix_sandbox.engine.answers import ContractAnswer
 from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
@@ -43,6 +49,7 @@ from timbrix_sandbox.engine.stores import RecordStore
 
 Record = dict[str, t.Any]
 _T = t.TypeVar("_T")
+_FITTED_FORMATS = ("ipv4", "ipv6", "email", "uri", "url", "hostname")
 
 
 class IdGenerator:
@@ -60,7 +67,13 @@ class IdGenerator:
             return new_object_id()
         if resource.id_kind == "integer":
             return self.store.next_integer_id(resource.name)
-        return new_object_id()
+        entropy = new_object_id()
+        schema = resource.id_schema or {}
+        constrained = "pattern" in schema or "maxLength" in schema or schema.get("format") in _FITTED_FORMATS
+        if constrained or int(schema.get("minLength", 0)) > len(entropy):
+            # Twilio's sids: a prefix and 32 hex digits; fill the pattern from fresh entropy.
+            return fitting_id(schema, entropy + uuid.uuid4().hex) or entropy
+        return entropy
 
 
 class Engine:
@@ -89,6 +102,8 @@ class Engine:
         for op_id, operation in self.profile.operations.items():
             if op_id in own:
                 served[op_id] = _PluginOperation(own[op_id])
+            elif operation.action == "answer":
+                served[op_id] = ContractAnswer(operation)
             else:
                 served[op_id] = CrudOperation(operation, self)
         for op_id, handler in own.items():
@@ -119,11 +134,20 @@ class CrudOperation:
         self.name = self.resource.name
         # The collection path's parameters a record declares (Timbrix's organizationId).
         declared = self.resource.schema.get("properties", {})
-        self.tenant_fields = tuple(p for p in scope_params(self.resource) if p in declared)
+        self.tenant_fields = tuple(p for p in (self.resource.tenant_param,) if p and p in declared)
+        # Parent path parameters a record declares by the same name (its owner's id).
+        self.parent_fields = tuple(
+            (param, mine)
+            for param, mine in zip(self.resource.parent_params, operation.parent_params, strict=False)
+            if param in declared
+        )
+        self.aliases = field_aliases(operation.body_schema, self.resource.schema)
         self.not_found = engine.plugin.not_found(self.name)
-        self.project = projector(self.resource.schema)
+        self.project = projector(self._record_schema())
         self.stored_view = StoredViews(self.project)
         """Reads project a stored record once, not on every read (see ``StoredViews``)."""
+        self.min_items = self._min_items()
+        self.fallback = ContractAnswer(operation)
         self.action = getattr(self, operation.action)
 
     def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
@@ -134,15 +158,71 @@ class CrudOperation:
         status = self.operation.status
         if status == 204 or self.operation.response_schema is None:
             return Reply(status)
+        if self.operation.record_path:
+            data = wrap_record(data, self.operation.record_path, self._inner_schema(), utc_now())
         if self.profile.envelope is None:
             return Reply(status, data)
         return Reply(status, self.profile.wrap(data, utc_now(), new_request_id()))
+
+    def _inner_schema(self) -> dict | None:
+        """The success body's schema inside the x-sandbox envelope."""
+        schema = self.operation.response_schema
+        for key in self.profile.data_path:
+            schema = (schema or {}).get("properties", {}).get(key)
+        return schema
+
+    def _record_schema(self) -> dict:
+        """The record as this operation answers it (an update may answer fewer fields than a
+        read); the resource's shape when the operation's own says nothing more."""
+        schema = self._inner_schema() if self.operation.response_schema is not None else None
+        path = self.operation.listing.items_path if self.operation.listing else self.operation.record_path
+        for key in path:
+            schema = flatten(schema or {}).get("properties", {}).get(key)
+        if isinstance(schema, dict):
+            schema = flatten(schema)
+            if schema.get("type") == "array" or "items" in schema:
+                schema = flatten(schema.get("items") or {})
+        if isinstance(schema, dict) and schema.get("properties"):
+            return schema
+        return self.resource.schema
+
+    def _min_items(self) -> int:
+        """The fewest records a list answer may hold (``minItems`` of its array)."""
+        if self.operation.listing is None:
+            return 0
+        schema = self._inner_schema()
+        for key in self.operation.listing.items_path:
+            schema = flatten(schema or {}).get("properties", {}).get(key)
+        return int(flatten(schema or {}).get("minItems", 0)) if isinstance(schema, dict) else 0
+
+    def _sent(self, body: t.Mapping[str, t.Any]) -> list[str]:
+        """The record fields a body writes (stored names, top level)."""
+        properties = (self.operation.body_schema or {}).get("properties", {})
+        names = []
+        for name in body:
+            stored = properties.get(name, {}).get("x-sandbox-stored-as", self.aliases.get(name, name))
+            names.append(stored.split(".")[0])
+        return names
 
     def _view(self, record: Record) -> Record:
         return self.project(record)
 
     def _key(self, params: t.Mapping[str, t.Any]) -> str:
-        return record_key(params[self.resource.id_param])
+        return record_key(params[self.operation.id_param])
+
+    def _scope(self, tenant: str, params: t.Mapping[str, t.Any]) -> str:
+        """The partition a record lives in: its tenant, and under a nested collection its
+        parents' path values (an issue of ``octocat/hello`` is not one of ``someone/else``)."""
+        if not self.operation.parent_params:
+            return tenant
+        parents = "/".join(record_key(params.get(name, "")) for name in self.operation.parent_params)
+        return f"{tenant}/{parents}"
+
+    def _unwrapped(self, body: t.Any) -> dict:
+        """The record fields of a request body (inside its wrapper, Conduit's ``article``)."""
+        if self.operation.body_key is not None and isinstance(body, dict):
+            body = body.get(self.operation.body_key)
+        return body if isinstance(body, dict) else {}
 
     async def _read(self, read: t.Callable[..., _T], *args: t.Any) -> _T:
         """A store read: on the event loop for TinyDB (memory, microseconds), in a worker
@@ -160,11 +240,21 @@ class CrudOperation:
                 lambda: [doc for scope in store.scopes(self.name) for doc in store.peek_all(self.name, scope)]
             )
         else:
-            docs = await self._read(store.peek_all, self.name, tenant)
-        return self._answer([self.stored_view(doc["data"]) for doc in docs])
+            docs = await self._read(store.peek_all, self.name, self._scope(tenant, params))
+        records = [doc["data"] for doc in docs]
+        if len(records) < self.min_items:
+            # The contract promises at least this many (Discourse's admin users list): until
+            # the store holds them, its own example answers.
+            return await self.fallback(tenant, params, body)
+        listing = self.operation.listing
+        if listing is None or (not listing.items_path and not _pages(listing, params)):
+            return self._answer([self.stored_view(record) for record in records])
+        page = page_of(records, listing, params, self._inner_schema(), utc_now())
+        return self._answer(page(self.stored_view))
 
     async def read(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
+        tenant = self._scope(tenant, params)
         doc = await self._read(store.peek, self.name, tenant, key)
         if doc is None and self.engine.behaviours.reads_across_tenants():
             doc = await self._read(
@@ -174,25 +264,42 @@ class CrudOperation:
             raise Refusal(404, self.not_found)
         return self._answer(self.stored_view(doc["data"]))
 
-    def _fresh(self, tenant: str, now: str, keep: Record | None = None) -> Record:
-        """A record as a create starts it: the plug-in's initial fields, the tenant, ``keep``."""
+    def _fresh(self, tenant: str, now: str, keep: Record | None = None, params: t.Mapping | None = None) -> Record:
+        """A record as a create starts it: the plug-in's initial fields, the tenant, its
+        parents' ids, ``keep``."""
         record = copy_json(self.engine.plugin.initial(self.name))
         for field in self.tenant_fields:
             record[field] = tenant
+        for field, param in self.parent_fields:
+            if params is not None and param in params:
+                record[field] = params[param]
         record.update(keep or {})
         return record
 
     async def create(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         engine, resource = self.engine, self.resource
-        body = body or {}
+        body = self._unwrapped(body)
         now = utc_now()
-        record = apply_body(self._fresh(tenant, now), body, self.operation.body_schema, skip=resource.id_field)
+        owner, tenant = tenant, self._scope(tenant, params)
+        record = apply_body(
+            self._fresh(owner, now, params=params),
+            body,
+            self.operation.body_schema,
+            skip=resource.id_field,
+            aliases=self.aliases,
+        )
         store = engine.store
-        record[resource.id_field] = engine.ids.new(resource)
+        chosen = body.get(resource.id_field) if resource.client_ids else None
+        if chosen is not None:
+            if await self._read(store.peek, self.name, tenant, record_key(chosen)) is not None:
+                raise Refusal(409, f"{resource.id_field} {record_key(chosen)} already exists")
+            record[resource.id_field] = chosen
+        else:
+            record[resource.id_field] = engine.ids.new(resource)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
-        record = complete(record, resource.schema, now)
+        record = complete(conform(record, self._sent(body), resource.schema, now), resource.schema, now)
         engine.plugin.check(
             self.name, record, body.keys(), creating=True, behaviours=engine.behaviours, options=engine.options
         )
@@ -210,7 +317,15 @@ class CrudOperation:
 
     async def update(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         engine, resource = self.engine, self.resource
-        body = {k: v for k, v in (body or {}).items() if k != resource.id_field}
+        body = self._unwrapped(body)
+        if self.operation.id_in_body:
+            if body.get(resource.id_field) is None:
+                raise Refusal(400, f"the body names no {resource.id_field}")
+            key = record_key(body[resource.id_field])
+        else:
+            key = self._key(params)
+        owner, tenant = tenant, self._scope(tenant, params)
+        body = {k: v for k, v in body.items() if k != resource.id_field}
         behaviours = engine.behaviours
         unsaved: list[Record] = []
 
@@ -221,10 +336,11 @@ class CrudOperation:
 
             def fresh() -> Record:
                 kept = {k: current[k] for k in (resource.id_field, resource.created_field) if k and k in current}
-                return complete(self._fresh(tenant, utc_now(), kept), resource.schema, utc_now())
+                return complete(self._fresh(owner, utc_now(), kept, params), resource.schema, utc_now())
 
             base = behaviours.update_base(current, fresh()) if behaviours else current
-            updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field)
+            updated = apply_body(base, body, self.operation.body_schema, skip=resource.id_field, aliases=self.aliases)
+            updated = conform(updated, self._sent(body), resource.schema, utc_now(), before=base)
             engine.plugin.check(
                 self.name, updated, body.keys(), creating=False, behaviours=behaviours, options=engine.options
             )
@@ -238,13 +354,14 @@ class CrudOperation:
                 return None
             return {"id": doc["id"], "data": updated}
 
-        doc = await engine.store.update_async(self.name, tenant, self._key(params), change)
+        doc = await engine.store.update_async(self.name, tenant, key, change)
         if doc is None:
             raise Refusal(404, self.not_found)
         return self._answer(self._view(unsaved[-1] if unsaved else doc["data"]))
 
     async def delete(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store, key = self.engine.store, self._key(params)
+        tenant = self._scope(tenant, params)
         doc = await self._read(store.get, self.name, tenant, key)
         if doc is None:
             raise Refusal(404, self.not_found)
@@ -252,3 +369,10 @@ class CrudOperation:
             if not await store.delete_async(self.name, tenant, key):
                 raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
         return self._answer(self._view(doc["data"]))
+
+
+def _pages(listing: t.Any, params: t.Mapping[str, t.Any]) -> bool:
+    """A bare-array list answers a page only when asked for one (or a limit is the default)."""
+    return listing.default_limit is not None or any(
+        params.get(p) is not None for p in (listing.limit_param, listing.offset_param, listing.page_param) if p
+    )

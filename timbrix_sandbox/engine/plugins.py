@@ -17,10 +17,12 @@ Record = dict[str, t.Any]
 
 
 class Reply(t.NamedTuple):
-    """An engine answer: the status and the body (``None``: no content)."""
+    """An engine answer: the status and the body (``None``: no content), JSON unless
+    ``media_type`` names another media type (then the body is its text or bytes)."""
 
     status: int
     body: t.Any = None
+    media_type: str | None = None
 
 
 class OperationHandler(t.Protocol):

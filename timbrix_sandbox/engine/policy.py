@@ -24,7 +24,7 @@ import binascii
 import dataclasses
 import typing as t
 
-from timbrix_sandbox.contract.model import Operation, Profile, scope_params
+from timbrix_sandbox.contract.model import Operation, Profile
 from timbrix_sandbox.contract.records import record_key
 from timbrix_sandbox.contract.security import ContractSecurity, Requirement, Scheme
 from timbrix_sandbox.engine.faults import Behaviours
@@ -296,9 +296,10 @@ class AccessPolicy:
         resource = self.profile.resources.get(operation.resource)
         if self.profile.tenant.get("path"):
             return TenantRule(path_param=self.profile.tenant["path"])
-        params = scope_params(resource) if resource is not None else ()
-        if params:
-            return TenantRule(path_param=params[0])
+        if resource is not None and resource.tenant_param:
+            # Only a parameter that names a tenant (``organizationId``); the other collection
+            # parameters are parents (``/repos/{owner}/{repo}/issues``), scoping records only.
+            return TenantRule(path_param=resource.tenant_param)
         if self.profile.tenant.get("header"):
             return TenantRule(header=self.profile.tenant["header"])
         return TenantRule()

@@ -17,7 +17,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from timbrix_sandbox.contract.model import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat
+from timbrix_sandbox.contract.model import DEFAULT_ERROR_CODES, DEFAULT_MESSAGES, ErrorFormat, declared_status
 from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.engine.clock import new_request_id, utc_now
 from timbrix_sandbox.http.context import sandbox_of
@@ -38,6 +38,22 @@ def _format_for(request: ConnexionRequest) -> ErrorFormat:
     return sandbox_of(request.scope).profile.errors
 
 
+def _declared_for(request: ConnexionRequest, status: int) -> tuple[int, bool]:
+    """The status to answer a failed request of a contract operation with: one the operation
+    declares (``contract.model.declared_status``: a 400 under a contract that lists only 422
+    is a 422), and whether it is exact (not to be folded). Routing 404/405s and the control
+    API have no operation: their status stands."""
+    path = request.url.path
+    if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/"):
+        return status, False
+    operation_id = (request.scope.get("extensions") or {}).get("connexion_routing", {}).get("operation_id")
+    operation = sandbox_of(request.scope).profile.operations.get(operation_id) if operation_id else None
+    if operation is None:
+        return status, False
+    chosen = declared_status(operation.declared, status)
+    return chosen, chosen != status or str(chosen) in operation.declared
+
+
 def _known(status: int) -> int:
     """Statuses without an error code (422, 418, ...) are folded into 400 or 500."""
     if str(status) in DEFAULT_ERROR_CODES:
@@ -52,11 +68,17 @@ def error_body(
     details: t.Any = None,
     kind: str | None = None,
     errors: ErrorFormat,
+    exact: bool = False,
 ) -> dict[str, t.Any]:
     """The error object of format ``errors`` for ``status`` (unknown statuses are folded into
-    400/500)."""
+    400/500 unless ``exact``: the status is one the operation declares)."""
     return errors.render(
-        _known(status), message, details=details, kind=kind, now=utc_now(), request_id=new_request_id()
+        status if exact else _known(status),
+        message,
+        details=details,
+        kind=kind,
+        now=utc_now(),
+        request_id=new_request_id(),
     )
 
 
@@ -68,9 +90,10 @@ def error_response(
     details: t.Any = None,
     kind: str | None = None,
     errors: ErrorFormat,
+    exact: bool = False,
 ) -> ConnexionResponse:
-    status = _known(status)
-    body = error_body(status, message, details=details, kind=kind, errors=errors)
+    status = status if exact else _known(status)
+    body = error_body(status, message, details=details, kind=kind, errors=errors, exact=True)
     return ConnexionResponse(
         status_code=status,
         mimetype="application/json",
@@ -112,13 +135,15 @@ def problem_handler(request: ConnexionRequest, exc: ProblemException) -> Connexi
     if exc.status >= 500:
         logger.error("%s: %s", exc.title, exc.detail)
     ext = exc.ext or {}
+    status, exact = _declared_for(request, exc.status)
     return error_response(
-        exc.status,
+        status,
         _problem_message(exc),
         headers,
         details=ext.get("details"),
         kind=ext.get("kind"),
         errors=_format_for(request),
+        exact=exact,
     )
 
 

@@ -33,6 +33,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from connexion import NoContent
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
 from connexion.lifecycle import ConnexionResponse
@@ -65,9 +66,19 @@ class Operation:
     """Query parameters carrying an API key: read by the policy, not handed to the handler."""
     body_schema: dict | None
     body_required: bool
-    responses: dict[int, dict | None] = field(default_factory=dict)
+    responses: dict[int | str, dict | None] = field(default_factory=dict)
+    """Response schemas by status, and by ``"4XX"``-style ranges and ``"DEFAULT"``."""
     header_params: dict[bytes, dict] = field(default_factory=dict)
     """Declared header parameters by their lower-case ASGI name."""
+
+    def declared(self, status: int) -> bool:
+        return status in self.responses or f"{status // 100}XX" in self.responses or "DEFAULT" in self.responses
+
+    def schema_for(self, status: int) -> dict | None:
+        for key in (status, f"{status // 100}XX", "DEFAULT"):
+            if key in self.responses:
+                return self.responses[key]
+        return None
 
 
 def compile_operations(
@@ -93,11 +104,17 @@ def compile_operations(
                 if set(content) != {"application/json"}:
                     continue
                 body_schema = content["application/json"].get("schema", {})
-            responses = {}
+            responses: dict[int | str, dict | None] = {}
+            plain_json = True
             for status, response in op.get("responses", {}).items():
-                if status.isdigit():
-                    schema = response.get("content", {}).get("application/json", {}).get("schema")
-                    responses[int(status)] = schema
+                status = str(status)
+                content = response.get("content") or {}
+                if status.startswith("2") and set(content) - {"application/json"}:
+                    plain_json = False  # other media types: negotiated on the Connexion path
+                schema = content.get("application/json", {}).get("schema")
+                responses[int(status) if status.isdigit() else status.upper()] = schema
+            if not plain_json:
+                continue
             operations.append(
                 Operation(
                     method=method.upper(),
@@ -277,20 +294,26 @@ async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Rece
 
 
 async def _respond(operation: Operation, result: t.Any, send: Send, errors: ErrorFormat) -> None:
-    if isinstance(result, ConnexionResponse):
+    refused = isinstance(result, ConnexionResponse)
+    if refused:
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
         data = json.loads(payload) if payload else None
     else:
         data, status = result
-        payload = b"" if status == 204 else response_bytes(data)
+        empty = data is NoContent
+        payload = b"" if status == 204 or empty else response_bytes(data)
+        if empty:
+            data = None
     if status != 204:
-        schema = operation.responses.get(status)
-        if status not in operation.responses:
+        schema = operation.schema_for(status)
+        if not operation.declared(status) and not refused:
+            # (a refusal's status is already the declared one nearest to it, or, for an
+            # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
             payload = json.dumps(data).encode()
-        elif schema is not None:
+        elif schema is not None and payload:
             error = first_error(schema, data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"

@@ -2,8 +2,15 @@
 
 The engine answers ``(tenant, params, body) -> Reply`` or raises ``Refusal``; this module asks
 the access policy for the tenant, calls the operation and turns the answer into what both the
-Connexion stack and the fast path send - ``(body, status)``, ``NoContent``, or an error
-response in the served contract's format.
+Connexion stack and the fast path send - ``(body, status)``, ``NoContent``, or a response with
+the media type the client asked for, or an error response in the served contract's format,
+under a status the operation declares (``contract.model.declared_status``).
+
+Media types: an operation may declare several for its success (Petstore 3 answers JSON or
+XML). JSON is what the engine builds, so it wins whenever the client accepts it (no
+``Accept``, ``*/*``, ``application/*``); a client accepting only another declared type gets
+that type's example if the contract has one. Otherwise the answer is JSON anyway, which RFC
+9110 (12.5.1) allows - a 406 would be a status the contract does not declare.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from connexion.context import context as connexion_context
 from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
 
+from timbrix_sandbox.contract.model import Operation, declared_status, is_json_media
 from timbrix_sandbox.contract.records import json_bytes
+from timbrix_sandbox.engine.answers import non_json_example
 from timbrix_sandbox.engine.policy import Caller, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import behaviours
@@ -33,20 +42,72 @@ def authorize(
     return sandbox.policy.authorize(operation, caller, params, headers) if operation is not None else None
 
 
+def negotiate(operation: Operation | None, accept: str | None) -> str | None:
+    """The declared success media type to answer in (``None``: plain JSON, the default)."""
+    if operation is None or not operation.media_types:
+        return None
+    ranges = _accepted(accept)
+    json_types = [m for m in operation.media_types if is_json_media(m)]
+    for media in json_types:
+        if _acceptable(media, ranges):
+            return media
+    for media in operation.media_types:
+        if media not in json_types and _acceptable(media, ranges) and non_json_example(operation, media) is not None:
+            return media
+    return json_types[0] if json_types else operation.media_types[0]
+
+
+def _accepted(accept: str | None) -> list[str]:
+    if not accept:
+        return ["*/*"]
+    ranges = []
+    for part in accept.split(","):
+        media, *options = (p.strip() for p in part.split(";"))
+        if any(o.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for o in options):
+            continue
+        ranges.append(media.lower())
+    return ranges or ["*/*"]
+
+
+def _acceptable(media: str, ranges: list[str]) -> bool:
+    media = media.split(";")[0].strip().lower()
+    kind = media.split("/")[0]
+    return any(r in ("*/*", "*", media, f"{kind}/*") for r in ranges)
+
+
 async def answer(
-    sandbox: Sandbox, operation_id: str, tenant: str | None, params: dict[str, t.Any], body: t.Any
+    sandbox: Sandbox,
+    operation_id: str,
+    tenant: str | None,
+    params: dict[str, t.Any],
+    body: t.Any,
+    accept: str | None = None,
 ) -> Answer:
     """Run and render one authorized operation (the same steps on either pipeline), with the
     run-time behaviours that apply to it (``behaviours.py``: ``Prefer``, rules)."""
+    operation = sandbox.profile.operations.get(operation_id)
 
     async def run() -> Answer:
         try:
             reply = await sandbox.operations[operation_id](tenant, params, body)
         except Refusal as refusal:
-            return refusal_response(sandbox, refusal)
+            return refusal_response(sandbox, refusal, operation)
+        if reply.media_type is not None:
+            payload = reply.body.encode() if isinstance(reply.body, str) else (reply.body or b"")
+            return ConnexionResponse(
+                status_code=reply.status, mimetype=reply.media_type, content_type=reply.media_type, body=payload
+            )
         if reply.body is None:
             return NoContent, reply.status
-        return reply.body, reply.status
+        media = negotiate(operation, accept)
+        if media is None or (media == "application/json" and len(operation.response_media) == 1):
+            return reply.body, reply.status
+        if is_json_media(media):
+            payload = json_bytes(reply.body)
+        else:
+            example = non_json_example(operation, media) if operation is not None else None
+            payload = example.encode() if isinstance(example, str) else (example or b"")
+        return ConnexionResponse(status_code=reply.status, mimetype=media, content_type=media, body=payload)
 
     return await behaviours.apply(sandbox, operation_id, tenant, run)
 
@@ -65,10 +126,20 @@ class ResponseJsonifier(Jsonifier):
         return response_bytes(data).decode()
 
 
-def refusal_response(sandbox: Sandbox, refusal: Refusal) -> ConnexionResponse:
+def refusal_response(sandbox: Sandbox, refusal: Refusal, operation: Operation | None = None) -> ConnexionResponse:
+    status = declared_status(operation.declared, refusal.status) if operation is not None else refusal.status
     return error_response(
-        refusal.status, refusal.message, kind=refusal.kind, details=refusal.details, errors=sandbox.profile.errors
+        status,
+        refusal.message,
+        kind=refusal.kind,
+        details=refusal.details,
+        errors=sandbox.profile.errors,
+        exact=operation is not None and status != refusal.status or _declares(operation, status),
     )
+
+
+def _declares(operation: Operation | None, status: int) -> bool:
+    return operation is not None and str(status) in operation.declared
 
 
 def connexion_handlers(sandbox: Sandbox) -> t.Callable[[str], t.Callable[..., t.Awaitable[Answer]]]:
@@ -77,16 +148,18 @@ def connexion_handlers(sandbox: Sandbox) -> t.Callable[[str], t.Callable[..., t.
     def resolve(operation_id: str) -> t.Callable[..., t.Awaitable[Answer]]:
         if operation_id not in sandbox.operations:
             raise KeyError(f"operation {operation_id} is not served")
+        operation = sandbox.profile.operations.get(operation_id)
 
         async def handle(**params: t.Any) -> Answer:
             info = connexion_context.get("token_info")
             caller = Caller.from_token_info(info) if info else None
             body = params.pop("body", None)
+            headers = connexion_request.headers
             try:
-                tenant = authorize(sandbox, operation_id, caller, params, connexion_request.headers)
+                tenant = authorize(sandbox, operation_id, caller, params, headers)
             except Refusal as refusal:
-                return refusal_response(sandbox, refusal)
-            return await answer(sandbox, operation_id, tenant, params, body)
+                return refusal_response(sandbox, refusal, operation)
+            return await answer(sandbox, operation_id, tenant, params, body, headers.get("accept"))
 
         handle.__name__ = operation_id
         return handle

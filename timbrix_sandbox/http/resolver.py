@@ -16,5 +16,6 @@ class FunctionResolver(Resolver):
         self._resolve = resolve
 
     def resolve(self, operation) -> Resolution:
-        operation_id = self.resolve_operation_id(operation)
+        # An operation without an operationId is named as the contract model names it.
+        operation_id = self.resolve_operation_id(operation) or f"{operation.method}_{operation.path}"
         return Resolution(self._resolve(operation_id), operation_id)
