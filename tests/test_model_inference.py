@@ -19,7 +19,7 @@ from timbrix_sandbox.engine.crud import Engine
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin
 from timbrix_sandbox.engine.policy import Refusal
-from timbrix_sandbox.engine.store import Store
+from timbrix_sandbox.engine.stores import TinyDBStore
 from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
@@ -78,7 +78,7 @@ def crud(
 
 
 def engine_for(spec: dict) -> Engine:
-    return Engine(load_profile(spec), Store(None), DomainPlugin(), Behaviours((), load_profile(spec)))
+    return Engine(load_profile(spec), TinyDBStore(None), DomainPlugin(), Behaviours((), load_profile(spec)))
 
 
 def run(awaitable: t.Awaitable) -> t.Any:

@@ -9,8 +9,9 @@ data; it is skipped, never fatal. Resources scoped by parent path parameters
 (``/repos/{owner}/issues``) are not seeded: an example does not say which parent it belongs to.
 
 **Example bodies**, for answers nobody stored (``Prefer: code=...``). ``static``: the
-contract's own examples - the response's ``example`` or named ``examples``, else one built from
-the schema's ``example``/``examples``/``default``/``const``/``enum`` and plain values by type.
+contract's own examples - the response's ``example`` or named ``examples`` - else the
+engine's own minimal instance of the schema (``shapes.instance``, its ``example``/``default``/
+``const``/``enum`` first).
 ``dynamic``: values drawn at random where the schema leaves room (a pattern keeps the schema's
 own example: generating regex matches is a fuzzer's job, not a mock's). Either way the caller
 validates the result against the schema before sending it. Works on a contract whose
@@ -30,6 +31,7 @@ import uuid
 from jsonschema import validators
 
 from .model import Profile, Resource, resolve_refs, scope_params
+from .shapes import instance
 
 RECORD_ACTIONS = ("read", "create", "list")
 MAX_DEPTH = 8
@@ -111,23 +113,24 @@ def response_example(response: t.Mapping[str, t.Any], name: str | None, *, dynam
         return examples[name].get("value")
     schema = media.get("schema", {})
     if dynamic:
-        return from_schema(schema, random.Random())
+        return random_instance(schema, random.Random())
     if "example" in media:
         return media["example"]
     if examples:
         return next(iter(examples.values())).get("value")
-    return from_schema(schema, None)
+    return instance(schema)  # the same minimal instance the engine answers non-CRUD operations with
 
 
-def from_schema(schema: t.Any, rng: random.Random | None, depth: int = 0) -> t.Any:
-    """A value for ``schema``; random where free when ``rng`` is given, else deterministic."""
+def random_instance(schema: t.Any, rng: random.Random, depth: int = 0) -> t.Any:
+    """A value for ``schema``, random where the schema leaves room (``Prefer: dynamic=true``;
+    the deterministic one is :func:`shapes.instance`)."""
     if not isinstance(schema, dict) or depth > MAX_DEPTH:
         return None
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
-        return rng.choice(schema["enum"]) if rng else schema["enum"][0]
-    if rng is None or "pattern" in schema:
+        return rng.choice(schema["enum"])
+    if "pattern" in schema:
         for key in ("example", "default"):
             if key in schema:
                 return schema[key]
@@ -137,12 +140,12 @@ def from_schema(schema: t.Any, rng: random.Random | None, depth: int = 0) -> t.A
         merged: dict[str, t.Any] = {}
         for part in schema["allOf"]:
             merged = _merge(merged, part)
-        return from_schema(_merge(merged, {k: v for k, v in schema.items() if k != "allOf"}), rng, depth + 1)
+        return random_instance(_merge(merged, {k: v for k, v in schema.items() if k != "allOf"}), rng, depth + 1)
     for key in ("oneOf", "anyOf"):
         if key in schema:
             options = [o for o in schema[key] if not (isinstance(o, dict) and o.get("type") == "null")]
             options = options or schema[key]
-            return from_schema(options[0], rng, depth + 1)
+            return random_instance(options[0], rng, depth + 1)
     kind = schema.get("type", "object" if "properties" in schema else None)
     if isinstance(kind, list):
         kinds = [k for k in kind if k != "null"] or kind
@@ -150,19 +153,19 @@ def from_schema(schema: t.Any, rng: random.Random | None, depth: int = 0) -> t.A
     if kind == "object":
         properties = schema.get("properties", {})
         wanted = set(schema.get("required", []))
-        if rng is None or depth == 0:
+        if depth == 0:
             wanted |= {name for name, sub in properties.items() if isinstance(sub, dict) and _has_example(sub)}
-        return {name: from_schema(properties[name], rng, depth + 1) for name in properties if name in wanted}
+        return {name: random_instance(properties[name], rng, depth + 1) for name in properties if name in wanted}
     if kind == "array":
-        count = max(schema.get("minItems", 1), 1 if rng is None else rng.randint(1, 3))
-        return [from_schema(schema.get("items", {}), rng, depth + 1) for _ in range(count)]
+        count = max(schema.get("minItems", 1), rng.randint(1, 3))
+        return [random_instance(schema.get("items", {}), rng, depth + 1) for _ in range(count)]
     if kind == "integer" or kind == "number":
         low = schema.get("minimum", 0)
         high = schema.get("maximum", low + 100)
-        value = low if rng is None else rng.randint(int(low), int(high))
+        value = rng.randint(int(low), int(high))
         return value if kind == "integer" else float(value)
     if kind == "boolean":
-        return True if rng is None else rng.choice([True, False])
+        return rng.choice([True, False])
     if kind == "null":
         return None
     if kind == "string":
@@ -170,25 +173,22 @@ def from_schema(schema: t.Any, rng: random.Random | None, depth: int = 0) -> t.A
     return None
 
 
-def _string(schema: dict, rng: random.Random | None) -> str:
+def _string(schema: dict, rng: random.Random) -> str:
     fmt = schema.get("format")
     if fmt == "date-time":
-        if rng is None:
-            return "2025-01-26T10:00:00Z"
         return f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
     if fmt == "date":
         return "2025-01-26"
     if fmt == "email":
-        return "user@example.com" if rng is None else f"user{rng.randint(1, 9999)}@example.com"
+        return f"user{rng.randint(1, 9999)}@example.com"
     if fmt == "uuid":
-        return str(uuid.UUID(int=0 if rng is None else rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
     if fmt in ("uri", "url"):
         return "https://example.com/"
     low = schema.get("minLength", 1)
     high = min(schema.get("maxLength", max(low, 12)), max(low, 12))
-    length = low if rng is None else rng.randint(low, high)
-    letters = string.ascii_lowercase
-    return "x" * length if rng is None else "".join(rng.choice(letters) for _ in range(length))
+    length = rng.randint(low, high)
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(length))
 
 
 def _has_example(schema: dict) -> bool:
