@@ -22,7 +22,7 @@ from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
-from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
+from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES, BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
 from timbrix_sandbox.http.control import control_operations
 from timbrix_sandbox.http.errors import (
@@ -35,7 +35,11 @@ from timbrix_sandbox.http.errors import (
     unexpected_error_handler,
 )
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
-from timbrix_sandbox.http.fault_responses import AuthIgnoredMiddleware, FaultyResponseMiddleware
+from timbrix_sandbox.http.fault_responses import (
+    AuthIgnoredMiddleware,
+    FaultyRequestMiddleware,
+    FaultyResponseMiddleware,
+)
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import connexion_handlers
 from timbrix_sandbox.http.resolver import FunctionResolver
@@ -126,7 +130,7 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
     """The sandbox's middleware, outermost first, each placed among Connexion's own layers
     (in brackets below; within one position the order of this list is kept):
 
-    [ServerError] > SandboxState > LocalSecurity > BodyLimit > FaultyResponse (faults only)
+    [ServerError] > SandboxState > LocalSecurity > BodyLimit > FaultyRequest, FaultyResponse (faults only)
     > [Exception] > TrailingSlash > FastPath (no faults) > [SwaggerUI] > [Routing]
     > AuthIgnored (that fault only) > [Security] > Access > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
@@ -149,9 +153,14 @@ def _stack(sandbox: Sandbox, security: SecurityPolicy, api: dict) -> list[tuple[
                 "api_paths": _path_methods(api),
             },
         ),
-        (BodyLimitMiddleware, outer, {"limited": _operations_declaring(api, 413), "errors": errors}),
     ]
     behaviours = sandbox.behaviours
+    limit = behaviours.max_body_bytes(MAX_BODY_BYTES)
+    stack.append(
+        (BodyLimitMiddleware, outer, {"limited": _operations_declaring(api, 413), "errors": errors, "max_bytes": limit})
+    )
+    if behaviours.rewrites_requests():
+        stack.append((FaultyRequestMiddleware, outer, {"behaviours": behaviours}))
     if behaviours.corrupts_responses():
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours}))
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {}))
