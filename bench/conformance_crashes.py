@@ -7,6 +7,13 @@ at strategy construction, the first time each operation is tested), with the sui
 (``conformance.fuzz.one_parser_at_a_time``) and without it, against one in-memory sandbox.
 
     python bench/conformance_crashes.py --runs 50 --max-examples 1      # guarded and unguarded
+    python bench/conformance_crashes.py --runs 50 --parser-only         # the race itself, seconds a run
+
+``--parser-only`` isolates the mechanism: two threads parse hypothesis' largest module 15 times
+each while a third makes garbage whose finalizer runs Python code (what lets the collector hand
+the GIL over mid-parse, as in a real run); a run counts the ``SystemError``s. Short contract-layer
+runs (examples and fuzzing, 1 example) rarely hit the race, which needs the first construction
+of many strategies at once: 0 of 18 unguarded short runs did on 2026-12-01.
 
 Prints, per mode: runs, runs with a tooling error, runs with the AST error, cases min-max.
 Nothing here asserts anything; the figures go in the README with the machine's load.
@@ -47,13 +54,61 @@ print(json.dumps({"cases": result.cases, "errors": result.suite_errors, "crashed
 """
 
 
+PARSER_CHILD = """
+import ast, contextlib, inspect, sys, threading, time
+from conformance import fuzz
+import hypothesis.strategies._internal.core as core
+source, errors, stop = inspect.getsource(core), [], []
+class Finalised:
+    def __init__(self):
+        self.me = self  # a cycle: only the collector frees it
+    def __del__(self):
+        sum(range(50))
+def litter():
+    while not stop:
+        Finalised()
+        time.sleep(0)
+def parse():
+    for _ in range(15):
+        try:
+            ast.parse(source)
+        except SystemError as exc:
+            errors.append(exc)
+with fuzz.one_parser_at_a_time(2) if sys.argv[1] == "guarded" else contextlib.nullcontext():
+    helper, threads = threading.Thread(target=litter), [threading.Thread(target=parse) for _ in range(2)]
+    helper.start()
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    stop.append(True)
+    helper.join()
+print(len(errors))
+"""
+
+
+def parser_only(runs: int, modes: list[str]) -> int:
+    print(f"{sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores", flush=True)
+    for mode in modes:
+        failing = errors = 0
+        for _run in range(runs):
+            done = subprocess.run([sys.executable, "-c", PARSER_CHILD, mode], cwd=ROOT, capture_output=True, text=True)
+            count = int(done.stdout.strip() or 0)
+            failing, errors = failing + bool(count), errors + count
+        print(f"{mode:9} runs {runs}  with a SystemError {failing} ({100 * failing / runs:.0f}%)  errors {errors} "
+              f"of {runs * 30} parses", flush=True)  # fmt: skip
+    print(f"load {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--max-examples", type=int, default=1)
     parser.add_argument("--modes", default="unguarded,guarded")
     parser.add_argument("--phases", default="examples,fuzzing", help="the coverage phase adds ~450 cases a run")
+    parser.add_argument("--parser-only", action="store_true", help="only the parser race, no server (see above)")
     args = parser.parse_args()
+    if args.parser_only:
+        return parser_only(args.runs, args.modes.split(","))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
