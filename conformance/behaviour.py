@@ -9,11 +9,16 @@ for it; nothing that existed before the run is written to.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import typing as t
+from urllib.parse import quote, unquote
+
+import httpx
 
 from .probe import NO_BODY, Identity, Probe
+from .target import _merged, describe, error_shape_ok
 
 if t.TYPE_CHECKING:
     from timbrix_sandbox.contract.model import Operation
@@ -167,12 +172,192 @@ def boundary_lengths(probe: Probe) -> None:
             probe.matches(operation, "boundary_lengths", expected, echoed, "not echoed intact", mine, body)
 
 
+def list_order(probe: Probe) -> None:
+    """Where the list operation states its order (``x-sandbox-list-order``), two records created
+    one after the other are listed in that order, and the run's records are sorted by the field."""
+    target = probe.target
+    order, listing = target.list_order(), target.op("list")
+    if order is None or listing is None:
+        return
+    field, ascending = order
+    first, second = probe.create(), probe.create()
+    if first is None or second is None:
+        return
+    records = target.record(probe.call(listing))
+    if not isinstance(records, list):
+        return
+    keys = [target.key(r) for r in records]
+    ours = [r for r in records if target.key(r) in (first, second)]
+    stated = "oldest first" if ascending else "newest first"
+    if probe.expect(listing, "list_order", len(ours) == 2, f"the two records just created are not both listed: {keys}"):
+        went_first = first if ascending else second
+        message = f"the contract states the list {stated} by {field}; {first} was created before {second}: {keys}"
+        probe.expect(listing, "list_order", target.key(ours[0]) == went_first, message)
+        values = [str(r.get(field)) for r in ours]
+        probe.expect(listing, "list_order", values == sorted(values, reverse=not ascending), f"{field}: {values}")
+
+
+def refused_variants(probe: Probe) -> None:
+    """A valid value sent in a form its field's pattern refuses (lowercase, padded with a space,
+    a trailing newline: what a lenient server "fixes") is a 400 in the contract's error format,
+    and nothing is stored. Fuzzing almost never builds these: they sit one character from valid."""
+    target, domain = probe.target, probe.domain
+    create = target.op("create")
+    if create is None:
+        return
+    body = domain.create_body(target, probe.run)
+    for name, sub in target.body_schema("create").get("properties", {}).items():
+        value = body.get(name)
+        if not isinstance(value, str) or "pattern" not in _merged(sub):
+            continue
+        validator = target.validator(("variants", name), sub)
+        for variant in dict.fromkeys((value.lower(), f" {value}", f"{value} ", f"{value}\n")):
+            if variant == value or validator.is_valid(variant):
+                continue
+            sent = {**body, name: variant}
+            what = f"{name} sent as {variant!r} (valid: {value!r})"
+            probe.call(create, body=sent, check="refused_variants", want=(400,), what=what)
+
+
+def body_limit(probe: Probe) -> None:
+    """A valid body one byte over the limit the contract declares for 413
+    (``x-sandbox-max-body-bytes``) gets 413 and stores nothing. Fuzzing never sends more
+    than a few KB."""
+    target, domain = probe.target, probe.domain
+    create = target.op("create")
+    limit = target.max_body_bytes(create) if create is not None else None
+    if limit is None:
+        return
+    raw = json.dumps(domain.create_body(target, probe.run)).encode()
+    padded = raw[:-1] + b" " * (limit + 1 - len(raw)) + raw[-1:]  # still the same valid JSON object
+    who = probe.member
+    url = target.url(create, None, who.tenant)
+    headers = {**who.send(), "content-type": "application/json"}
+    try:
+        response = probe.http.request(create.method, url, content=padded, headers=headers)
+    except httpx.HTTPError as exc:
+        probe.expect(create, "body_limit", False, f"a body of {limit + 1} bytes: the server failed: {exc}")
+        return
+    if create.action == "create":
+        probe._track(create, response, who, None)
+    message = f"a valid body of {limit + 1} bytes (limit {limit}): expected 413 in the contract's error format, got "
+    ok = target.error_ok(create, response, (413,))
+    probe.expect(create, "body_limit", ok, message + describe(response), status=response.status_code)
+
+
+def head_like_get(probe: Probe) -> None:
+    """HTTP requires HEAD wherever GET is served (RFC 9110, 9.1 and 9.3.2): the same status and
+    headers, no body. A contract lists GET only; the server must still answer HEAD."""
+    target = probe.target
+    mine = probe.create()
+    for operation in target.operations():
+        if operation.method.upper() != "GET":
+            continue
+        url = target.url(operation, mine, probe.member.tenant)
+        try:
+            got = probe.http.get(url, headers=probe.member.send())
+            head = probe.http.head(url, headers=probe.member.send())
+        except httpx.HTTPError as exc:
+            probe.expect(operation, "head_like_get", False, f"HEAD {url} failed: {exc}")
+            continue
+        same = head.status_code == got.status_code and not head.content
+        message = (
+            f"HEAD answered {head.status_code} with {len(head.content)} body bytes; GET answered {got.status_code}"
+        )
+        probe.expect(operation, "head_like_get", same, message, mine, status=None)
+
+
+def _variants(value: str) -> list[tuple[str, str]]:
+    """(what, already percent-encoded path segment) for malformed forms of a valid path value."""
+    encoded = quote(value, safe="")
+    return [
+        ("one character too many", quote(value + value[-1], safe="")),
+        ("one character short", quote(value[:-1], safe="")),
+        ("upper-cased", quote(value.upper(), safe="")),
+        ("with a leading space", "%20" + encoded),
+        ("with a trailing newline", encoded + "%0A"),
+        ("with a percent-encoded slash inside", quote(value[:4], safe="") + "%2F" + quote(value[4:], safe="")),
+        ("with a non-ASCII letter", "%C3%91" + quote(value[1:], safe="")),
+        ("ten times as long", quote(value * 10, safe="")),
+    ]
+
+
+def malformed_path_parameters(probe: Probe) -> None:
+    """Every path parameter of every operation of the resource (the tenant and the id), in every
+    malformed form its schema refuses, is refused with a 4xx (never served, never a 5xx), and the
+    run's record is left as it was."""
+    target = probe.target
+    mine = probe.create()
+    if mine is None:
+        return
+    before = probe.read(mine)
+    tenant = probe.member.tenant or ""
+    for operation in target.operations():
+        schemas = target.path_params(operation)
+        valid = {name: tenant for name in target.scope} | (
+            {target.resource.id_param: mine} if target.resource.id_param in schemas else {}
+        )
+        payload = probe.payload(operation)
+        for name, value in valid.items():
+            if name not in schemas or not value:
+                continue
+            validator = target.validator(("path", operation.operation_id, name), schemas[name])
+            for what, segment in _variants(value):
+                if segment == quote(value, safe="") or validator.is_valid(_typed(schemas[name], unquote(segment))):
+                    # A well-formed value (an upper-case UUID where the pattern allows it, "1" for
+                    # "11"): it could name a record that is not ours, so it is never sent.
+                    continue
+                path = operation.path
+                for other, good in valid.items():
+                    path = path.replace("{" + other + "}", segment if other == name else quote(good, safe=""))
+                content = None if payload is NO_BODY else json.dumps(payload).encode()
+                headers = {**probe.member.send(), **({"content-type": "application/json"} if content else {})}
+                try:
+                    response = probe.http.request(operation.method, path, content=content, headers=headers)
+                except httpx.HTTPError as exc:
+                    probe.expect(operation, "malformed_path_parameters", False, f"{path}: the server failed: {exc}")
+                    continue
+                if operation.action == "create":
+                    probe._track(operation, response, probe.member, payload)
+                body = _json(response)
+                ok = 400 <= response.status_code < 500 and (
+                    body is None or error_shape_ok(target.profile.errors.body, body, response.status_code)
+                )
+                message = f"{name} {what} ({operation.method} {path}): expected a 4xx error, got {describe(response)}"
+                probe.expect(operation, "malformed_path_parameters", ok, message, status=response.status_code)
+    probe.unchanged(target.op("read"), "malformed_path_parameters", mine, before, "a malformed request changed it")
+
+
+def _typed(schema: dict, text: str) -> t.Any:
+    """A path segment as its parameter's type, the way a server would read it."""
+    kind = _merged(schema).get("type")
+    if kind == "integer" and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    if kind == "number" and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+        return float(text)
+    return text
+
+
+def _json(response: httpx.Response) -> t.Any:
+    if "json" not in response.headers.get("content-type", "") or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 SCENARIOS: list[t.Callable[[Probe], None]] = [
     auth_required,
     create_read_update_delete,
     invalid_input,
     tenant_isolation,
     boundary_lengths,
+    list_order,
+    refused_variants,
+    body_limit,
+    head_like_get,
+    malformed_path_parameters,
 ]
 
 __all__ = ["NO_BODY", "SCENARIOS"]

@@ -4,6 +4,10 @@ records, then stateful through the contract's links from its own creates."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import sys
+import threading
 import typing as t
 
 import schemathesis
@@ -14,6 +18,10 @@ from . import checks
 from .model import TOKEN_PLACEHOLDER, Finding, Result, StopRun, UsageProblem
 
 UNIT_PHASES = ("examples", "coverage", "fuzzing")
+AST_RACE = (3, 11) <= sys.version_info[:3] < (3, 11, 8) or (3, 12) <= sys.version_info[:3] < (3, 12, 2)
+"""CPython whose ``ast.parse`` shares one recursion counter between threads (gh-106905, fixed
+in 3.11.8 and 3.12.2): two threads parsing at once fail one of them with ``SystemError: AST
+constructor recursion depth mismatch``."""
 SERVER_ERROR_KINDS = {"connection_ssl", "connection_other", "network_other", "server_unavailable"}
 Progress = t.Callable[[str, t.Any], None]
 
@@ -31,7 +39,9 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
         "continue-on-failure": not options.fail_fast,
         **({"max-failures": 1} if options.fail_fast else {}),
         "workers": options.workers,
-        "generation": {"max-examples": options.max_examples},
+        # No example database: a failure replayed from an earlier run would make the same seed
+        # test different cases (reproducibility), and judge this target by another's history.
+        "generation": {"max-examples": options.max_examples, "database": "none"},
         "phases": {
             **{phase: {"enabled": phase in phases} for phase in UNIT_PHASES},
             # Only the contract's own links: inferred links could chain a listed (pre-existing)
@@ -54,11 +64,51 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
 def fuzz(run: checks.Run, result: Result, progress: Progress) -> None:
     unit = [p for p in run.options.phases if p in UNIT_PHASES]
     if unit:
-        execute(run, result, config(run, result.seed, unit), progress)
+        tested(run, result, unit, progress)
     if run.options.fail_fast and result.findings:
         raise StopRun()
     if "stateful" in run.options.phases:
-        execute(run, result, config(run, result.seed, ["stateful"]), progress)
+        tested(run, result, ["stateful"], progress)
+
+
+def tested(run: checks.Run, result: Result, phases: list[str], progress: Progress) -> None:
+    """Run the phases; test again (up to ``options.retries`` times) every operation whose
+    testing the tooling cut short, and record in ``result.incomplete`` what still could not be
+    tested. A crash of hypothesis or schemathesis must never pass for a clean phase."""
+    crashed = execute(run, result, config(run, result.seed, phases), progress)
+    for _attempt in range(run.options.retries):
+        if not crashed:
+            return
+        progress("phase", "retrying")
+        labels = None if phases == ["stateful"] else sorted({label for _phase, label in crashed})
+        crashed = execute(run, result, config(run, result.seed, phases), progress, only=labels)
+    result.incomplete += [f"{phase}: {label}: not tested to the end (the tooling failed)" for phase, label in crashed]
+
+
+@contextlib.contextmanager
+def one_parser_at_a_time(workers: int) -> t.Iterator[None]:
+    """Serialise ``ast.parse`` while worker threads run on a CPython with gh-106905.
+
+    hypothesis parses source in the worker threads (filter predicates, ``composite`` strategies,
+    the local-constants pool, lambda descriptions: about 150 parses in a default run), and on
+    those CPython versions a garbage collection inside one parse lets another thread's parse
+    corrupt the shared counter; the loser's operation stops mid-phase. One re-entrant lock
+    around the parser for the duration of the run removes the race at no measurable cost."""
+    if workers <= 1 or not AST_RACE or getattr(ast.parse, "serialised", False):
+        yield
+        return
+    original, lock = ast.parse, threading.RLock()
+
+    def parse(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        with lock:
+            return original(*args, **kwargs)
+
+    parse.serialised = True  # type: ignore[attr-defined]
+    ast.parse = parse
+    try:
+        yield
+    finally:
+        ast.parse = original
 
 
 def layer_of(run: checks.Run, check: str) -> str:
@@ -74,39 +124,67 @@ def _curl(info) -> str | None:
     return sample.replace("[Filtered]", f"Bearer {TOKEN_PLACEHOLDER}")
 
 
-def execute(run: checks.Run, result: Result, config: SchemathesisConfig, progress: Progress) -> None:
+def _status(recorder, case_id: str) -> int | None:
+    interaction = recorder.interactions.get(case_id)
+    response = getattr(interaction, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def execute(
+    run: checks.Run,
+    result: Result,
+    config: SchemathesisConfig,
+    progress: Progress,
+    only: t.Sequence[str] | None = None,
+) -> set[tuple[str, str]]:
+    """One schemathesis run (of the operations named ``only``, when retrying); the (phase,
+    operation) pairs the tooling failed in. Cases of a failed attempt stay counted: they ran."""
     schema = schemathesis.openapi.from_path(run.options.contract, config=config)
-    for event in from_schema(schema).execute():
-        if isinstance(event, events.PhaseStarted):
-            if event.phase.is_enabled:
-                progress("phase", event.phase.name.value)
-        elif isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
-            recorder = event.recorder
-            failed = False
-            for case_id, nodes in recorder.checks.items():
-                node = recorder.cases.get(case_id)
-                label = node.value.operation.label if node else recorder.label
-                result.cases += 1
-                for check in nodes:
-                    ok = check.failure_info is None
-                    if check.name == "track_created" and ok:
-                        continue  # bookkeeping; only its findings are reported
-                    result.tally(label, check.name, ok)
-                    if not ok:
-                        failed = True
-                        failure = check.failure_info.failure
-                        message = f"{failure.title}: {failure.message}".strip()
-                        layer = layer_of(run, check.name)
-                        result.findings.append(Finding(layer, label, check.name, message, _curl(check.failure_info)))
-            progress("scenario", "F" if failed else ".")
-        elif isinstance(event, events.NonFatalError):
-            kind = str(getattr(event.info, "_kind", ""))
-            if kind in SERVER_ERROR_KINDS:
-                # The implementation stopped answering: that is a finding.
-                result.findings.append(Finding("contract", event.label or "-", "server_unreachable", str(event.info)))
-            else:
-                # A failure of the tooling (hypothesis, schemathesis) says nothing about the server.
-                result.suite_errors.append(f"{event.label}: {event.info}")
-            progress("scenario", "E")
-        elif isinstance(event, events.FatalError):
-            raise UsageProblem(f"schemathesis could not run: {event.exception}")
+    if only is not None:
+        schema = schema.include(name=list(only))
+    crashed: set[tuple[str, str]] = set()
+    with one_parser_at_a_time(run.options.workers):
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.PhaseStarted):
+                if event.phase.is_enabled:
+                    progress("phase", event.phase.name.value)
+            elif isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
+                progress("scenario", "F" if _record(run, result, event.recorder) else ".")
+            elif isinstance(event, events.NonFatalError):
+                kind = str(getattr(event.info, "_kind", ""))
+                if kind in SERVER_ERROR_KINDS:
+                    # The implementation stopped answering: that is a finding.
+                    message = str(event.info)
+                    result.findings.append(Finding("contract", event.label or "-", "server_unreachable", message))
+                else:
+                    # A failure of the tooling (hypothesis, schemathesis) says nothing about the
+                    # server, but what it stopped was not tested: retried, else INCOMPLETE.
+                    phase = event.phase.value if event.phase is not None else "-"
+                    result.suite_errors.append(f"{phase}: {event.label}: {event.info}")
+                    crashed.add((phase, event.label or "-"))
+                progress("scenario", "E")
+            elif isinstance(event, events.FatalError):
+                raise UsageProblem(f"schemathesis could not run: {event.exception}")
+    return crashed
+
+
+def _record(run: checks.Run, result: Result, recorder) -> bool:
+    """Count a finished scenario's cases and checks; whether any check failed."""
+    failed = False
+    for case_id, nodes in recorder.checks.items():
+        node = recorder.cases.get(case_id)
+        label = node.value.operation.label if node else recorder.label
+        status = _status(recorder, case_id)
+        result.cases += 1
+        for check in nodes:
+            ok = check.failure_info is None
+            if check.name == "track_created" and ok:
+                continue  # bookkeeping; only its findings are reported
+            result.record(label, status, check.name, ok)
+            if not ok:
+                failed = True
+                failure = check.failure_info.failure
+                message = f"{failure.title}: {failure.message}".strip()
+                layer = layer_of(run, check.name)
+                result.findings.append(Finding(layer, label, check.name, message, _curl(check.failure_info)))
+    return failed

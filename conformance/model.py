@@ -32,6 +32,11 @@ class Options:
     strict_rfc: bool = False
     """Judge with the RFC check digit enforced (for a target that enforces it, such as
     ``serve --strict-rfc``). Only the ``timbrix`` domain plug-in takes it."""
+    min_coverage: float | None = None
+    """Fail the run (exit 4) when fewer than this percentage of the contract's declared
+    (operation, status) pairs were exercised."""
+    retries: int = 1
+    """How many times an operation whose testing the tooling cut short is tested again."""
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     """Sent with every request of the member token (a tenant header such as ``organization-id``)."""
     outsider_headers: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -75,10 +80,48 @@ class Result:
     created: int = 0
     cleaned: int = 0
     suite_errors: list[str] = dataclasses.field(default_factory=list)
+    """Failures of the tooling (hypothesis, schemathesis), retried; kept for the report."""
+    incomplete: list[str] = dataclasses.field(default_factory=list)
+    """What could not be tested even after retrying (``phase: operation: error``): a run with
+    any is never CONFORMANT."""
+    not_removed: list[str] = dataclasses.field(default_factory=list)
+    """Records the run created and could not delete (``key: why``)."""
+    exercised: dict[tuple[str, str], dict[str, Tally]] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(lambda: collections.defaultdict(Tally))
+    )
+    """(operation, answered status) -> check -> tally: what the coverage report is made of."""
+    coverage: t.Any = None
+    """The :class:`conformance.coverage.Coverage` of the run (set when the run ends)."""
 
     @property
     def conformant(self) -> bool:
-        return not self.findings
+        """No violation and nothing left untested: the only verdict that may say CONFORMANT."""
+        return not self.findings and not self.incomplete
+
+    @property
+    def verdict(self) -> str:
+        if self.findings:
+            return "NOT CONFORMANT"
+        if self.incomplete:
+            return "INCOMPLETE"
+        if self.coverage is not None and self.coverage.below_minimum(self.options.min_coverage):
+            return "UNDER-COVERED"
+        return "CONFORMANT"
+
+    def exit_code(self) -> int:
+        """0 conformant, 1 violations, 3 incomplete (the tooling could not test something),
+        4 coverage under ``--min-coverage`` (2 is the CLI's usage/connection problem)."""
+        return {"CONFORMANT": 0, "NOT CONFORMANT": 1, "INCOMPLETE": 3, "UNDER-COVERED": 4}[self.verdict]
+
+    def record(self, operation: str, status: int | None, check: str, ok: bool) -> None:
+        """Tally one check of one answer, by operation and, for coverage, by the status answered."""
+        self.tally(operation, check, ok)
+        if status is not None:
+            entry = self.exercised[(operation, str(status))][check]
+            if ok:
+                entry.passed += 1
+            else:
+                entry.failed += 1
 
     def tally(self, operation: str, check: str, ok: bool) -> None:
         entry = self.tallies[(operation, check)]

@@ -84,7 +84,8 @@ class Probe:
         self.existing = existing  # keys that predate the run: never tracked, never written, never deleted
         self.created: set[tuple[str, str]] = set()  # (owner, key), shared with the fuzz tracker
         self.rng = rng or random.Random(result.seed)
-        self.run = uuid.uuid4().hex[:8]
+        # From the seed, so that the same seed sends the same bodies (names carry the run id).
+        self.run = f"{self.rng.getrandbits(32):08x}"
         self.who = identities(self.options, target)
         self.member: Identity = self.who["member"]
         self.http = httpx.Client(base_url=self.options.api, timeout=30)
@@ -118,17 +119,22 @@ class Probe:
             headers=who.send(),
             json=None if body is NO_BODY else body,
         )
-        problem = self.target.nonconformance(operation, response)
-        self.expect(operation, "response_conformance", problem is None, problem or "", record_id, body, who)
-        if operation.action == "create" and 200 <= response.status_code < 300:
+        if operation.action == "create":
+            # Before any verdict: a create answered with an undeclared 200 (or a fail-fast stop
+            # right after) must still be deleted at the end.
             self._track(operation, response, who, body)
+        problem = self.target.nonconformance(operation, response)
+        status = response.status_code
+        self.expect(
+            operation, "response_conformance", problem is None, problem or "", record_id, body, who, status=status
+        )
         if check is not None:
             ok = self.answered(operation, response, want) and (same is NO_BODY or self.target.record(response) == same)
             wanted = "/".join(map(str, want)) + (" with the record as written" if same is not NO_BODY else "")
             if any(status >= 400 for status in want):
                 wanted += " in the contract's error format"
             message = f"{what or who.what}: expected {wanted}, got {describe(response)}"
-            self.expect(operation, check, ok, message, record_id, body, who, layer)
+            self.expect(operation, check, ok, message, record_id, body, who, layer, status=status)
         return response
 
     def answered(self, operation: Operation, response: httpx.Response, want: t.Collection[int]) -> bool:
@@ -137,7 +143,8 @@ class Probe:
         return response.status_code in want and (response.status_code != 204 or not response.content)
 
     def _track(self, operation: Operation, response: httpx.Response, who: Identity, body: t.Any) -> None:
-        key = self.target.key(self.target.record(response))
+        """Remember a record a create made, whatever status it was answered with."""
+        key = self.target.key(self.target.record(response)) if response.status_code < 400 else None
         if key is None:
             return
         if key in self.existing:
@@ -156,9 +163,11 @@ class Probe:
         body: t.Any = NO_BODY,
         who: Identity | None = None,
         layer: str = "behaviour",
+        *,
+        status: int | None = None,
     ) -> bool:
         label = f"{operation.method} {operation.path}"
-        self.result.tally(label, check, ok)
+        self.result.record(label, status, check, ok)
         if not ok:
             who = who or self.member
             url = self.options.api + self.target.url(operation, record_id, who.tenant)
@@ -226,18 +235,33 @@ class Probe:
         after = self.read(key)
         return self.expect(operation, check, after == before, f"{what}: {after!r:.300}", key, body, **kw)
 
-    def cleanup(self) -> int:
-        """Delete every record the run created (404 = already gone), with its owner's credentials."""
+    def cleanup(self) -> tuple[int, list[str]]:
+        """Delete every record the run created, with its owner's credentials; (how many were
+        deleted, what could not be removed and why). 404 means already gone (the scenarios
+        delete their own)."""
         delete = self.target.op("delete")
         owners = {MEMBER: self.member, OUTSIDER: self.who["outsider"]}
-        deleted = 0
+        deleted, left = 0, []
         for owner, key in sorted(self.created):
             who = owners.get(owner)
-            if delete is None or who is None or key in self.existing:
+            if key in self.existing:
                 continue
-            response = self.http.request(delete.method, self.target.url(delete, key, who.tenant), headers=who.send())
-            deleted += 200 <= response.status_code < 300
-        return deleted
+            if delete is None or who is None:
+                left.append(
+                    f"{key}: the contract has no delete operation" if delete is None else f"{key}: no credentials"
+                )
+                continue
+            url = self.target.url(delete, key, who.tenant)
+            try:
+                response = self.http.request(delete.method, url, headers=who.send())
+            except httpx.HTTPError as exc:
+                left.append(f"{key}: DELETE {url} failed: {exc}")
+                continue
+            if 200 <= response.status_code < 300:
+                deleted += 1
+            elif response.status_code != 404:
+                left.append(f"{key}: DELETE {url} answered {describe(response)}")
+        return deleted, left
 
 
 def differences(expected: t.Mapping[str, t.Any], actual: t.Any, prefix: str = "") -> list[str]:

@@ -14,7 +14,7 @@ import typing as t
 
 import httpx
 
-from . import behaviour, checks, domains
+from . import behaviour, checks, coverage, domains
 from .fuzz import Progress, fuzz
 from .model import Finding, Options, Result, StopRun, UsageProblem
 from .probe import Probe
@@ -98,8 +98,9 @@ def run(options: Options, progress: Progress | None = None) -> Result:
         finally:
             checks.stop()
             result.created = len(probe.created)
-            result.cleaned = probe.cleanup()
+            result.cleaned, result.not_removed = probe.cleanup()
             result.duration = time.perf_counter() - started
+            result.coverage = coverage.compute(target.spec, result)
     finally:
         probe.close()
     return result

@@ -157,7 +157,8 @@ class Target:
 
     def declared(self, operation: Operation, status: int) -> dict | None:
         """The resolved response schema for ``status`` (``None``: not declared or no body)."""
-        raw = self.spec["paths"][operation.path][operation.method.lower()]["responses"].get(str(status))
+        responses = self.raw(operation)["responses"]
+        raw = next((responses[k] for k in (str(status), f"{str(status)[0]}XX", "default") if k in responses), None)
         if raw is None:
             return None
         content = resolve_refs(raw, self.spec).get("content", {})
@@ -165,7 +166,34 @@ class Target:
         return content[media].get("schema", {}) if media else {}
 
     def is_declared(self, operation: Operation, status: int) -> bool:
-        return str(status) in self.spec["paths"][operation.path][operation.method.lower()]["responses"]
+        """Declared exactly, by its range (``4XX``) or by ``default``."""
+        responses = self.spec["paths"][operation.path][operation.method.lower()]["responses"]
+        keys = {str(k).upper() for k in responses}
+        return bool({str(status), f"{str(status)[0]}XX", "DEFAULT"} & keys)
+
+    def raw(self, operation: Operation) -> dict:
+        return self.spec["paths"][operation.path][operation.method.lower()]
+
+    def list_order(self) -> tuple[str, bool] | None:
+        """(field, ascending) where the list operation states its order
+        (``x-sandbox-list-order: {by: createdAt, direction: ascending}``)."""
+        listing = self.op("list")
+        order = self.raw(listing).get("x-sandbox-list-order") if listing is not None else None
+        if not isinstance(order, dict) or not order.get("by"):
+            return None
+        return str(order["by"]), str(order.get("direction", "ascending")).lower().startswith("asc")
+
+    def max_body_bytes(self, operation: Operation) -> int | None:
+        """The body limit the operation's 413 response declares (``x-sandbox-max-body-bytes``)."""
+        raw = self.raw(operation)["responses"].get("413")
+        limit = resolve_refs(raw, self.spec).get("x-sandbox-max-body-bytes") if raw is not None else None
+        return limit if isinstance(limit, int) and limit > 0 else None
+
+    def path_params(self, operation: Operation) -> dict[str, dict]:
+        """Name -> schema of the operation's path parameters."""
+        item = self.spec["paths"][operation.path]
+        declared = resolve_refs(item.get("parameters", []) + self.raw(operation).get("parameters", []), self.spec)
+        return {p["name"]: p.get("schema") or {} for p in declared if p.get("in") == "path"}
 
     def nonconformance(self, operation: Operation, response: httpx.Response) -> str | None:
         """Why the response breaks the contract (undeclared status, wrong media type, body

@@ -58,10 +58,13 @@ def test_clean_sandbox_is_conformant(clean_server, seed):
     assert after == before, "the suite deletes what it creates and writes nothing else"
 
 
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     """``timbrix-sandbox conformance ARGS`` in a subprocess."""
+    import os
+
     command = [sys.executable, "-m", "timbrix_sandbox", "conformance", *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    environment = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"} | (env or {})
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
 MEMBER = ("--token", "sk_test_michael", "--organization-id", DUNDER)
@@ -70,14 +73,33 @@ MEMBER = ("--token", "sk_test_michael", "--organization-id", DUNDER)
 def test_cli_exit_codes_and_reports(clean_server, tmp_path):
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
     api = clean_server.url + "/api"
+    markdown, page, step_summary = tmp_path / "summary.md", tmp_path / "report.html", tmp_path / "step.md"
     done = _cli(*MEMBER, "--base-url", api, "--seed", "7", "--max-examples", "5", "--junit-xml", str(junit),
-                "--json", str(report))  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Per operation" in done.stdout and "Per check" in done.stdout and "CONFORMANT" in done.stdout
+                "--json", str(report), "--markdown", str(markdown), "--html", str(page), "--min-coverage", "99",
+                env={"GITHUB_STEP_SUMMARY": str(step_summary)})  # fmt: skip
+    # No violation, but the default run answers about half of the declared responses: under 99%.
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "Per operation" in done.stdout and "Per check" in done.stdout and "UNDER-COVERED" in done.stdout
+    assert "Coverage: " in done.stdout and "421(-)" in done.stdout  # never answered, shown as such
     suite = ElementTree.parse(junit).getroot()
     assert suite.tag == "testsuite" and int(suite.get("tests")) > 20 and suite.get("failures") == "0"
+    figures = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert figures["verdict"] == "UNDER-COVERED" and 0 < float(figures["coverage.percent"]) < 99
+    assert int(suite.get("skipped")) == int(figures["coverage.declared"]) - int(figures["coverage.covered"])
     payload = json.loads(report.read_text())
-    assert payload["conformant"] is True and payload["seed"] == 7
+    assert payload["conformant"] is True and payload["seed"] == 7 and payload["exitCode"] == 4
+    coverage = payload["coverage"]
+    assert coverage["operations"] == coverage["operationsExercised"] == 7
+    cell = next(c for c in coverage["responses"] if c["operation"].startswith("POST") and c["status"] == "201")
+    assert cell["covered"] and cell["checks"]["response_schema_conformance"]["passed"] > 0
+    assert not next(c for c in coverage["responses"] if c["status"] == "421")["covered"]
+    assert payload["notRemoved"] == [] and payload["incomplete"] == []
+    summary = markdown.read_text()
+    assert summary.startswith("## ") and "UNDER-COVERED" in summary and "~~`421`~~" in summary
+    assert step_summary.read_text().strip() == summary.strip(), "the summary goes to $GITHUB_STEP_SUMMARY too"
+    html = page.read_text()
+    assert "<table>" in html and "class=no" in html and "class=yes" in html
+    assert "http://" not in html.replace(api, "") and "<script" not in html and "<link" not in html
 
     unreachable = _cli(*MEMBER, "--base-url", "http://127.0.0.1:9/api", timeout=60)
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
@@ -199,3 +221,54 @@ def test_strict_rfc_target_is_conformant_when_judged_strictly(live_server_factor
     server = live_server_factory(tmp_path / "strict", extra=["--strict-rfc"])
     result = run(timbrix_options(server, seed=2, max_examples=5, strict_rfc=True))
     assert result.conformant, [f"{f.check}: {f.message[:200]}" for f in result.unique_findings()]
+
+
+def test_records_a_create_answered_with_200_are_removed_too(live_server_factory):
+    """Cleanup deletes what the run created whatever status the create answered (an undeclared
+    200 here), and says what it could not remove."""
+    server = live_server_factory(None, extra=["--fault", "create-returns-200"])
+    with server.client(headers=MICHAEL) as client:
+        before = client.get(customers_url()).json()
+    result = run(timbrix_options(server, seed=1, phases=()))
+    assert not result.conformant and result.created > 10
+    assert result.cleaned > 0
+    assert result.not_removed == []
+    with server.client(headers=MICHAEL) as client:
+        assert client.get(customers_url()).json() == before
+
+
+def test_a_part_the_tooling_cannot_test_makes_the_run_incomplete(clean_server, tmp_path):
+    """An operation hypothesis cannot generate for (a contradictory parameter) is retried and
+    then reported: INCOMPLETE, exit 3, naming it; never CONFORMANT."""
+    spec = yaml.safe_load(CONTRACTS["timbrix"].read_text(encoding="utf-8"))
+    broken = {
+        "name": "q",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "minLength": 5, "maxLength": 2},
+    }
+    spec["paths"]["/sat/regimenes-fiscales"]["get"].setdefault("parameters", []).append(broken)
+    contract = tmp_path / "contradictory.yaml"
+    contract.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    result = run(timbrix_options(clean_server, seed=1, max_examples=1, phases=("fuzzing",), contract=contract))
+    assert not result.findings, [f.message for f in result.findings]
+    assert result.verdict == "INCOMPLETE" and result.exit_code() == 3 and not result.conformant
+    assert result.incomplete == ["fuzzing: GET /sat/regimenes-fiscales: not tested to the end (the tooling failed)"]
+    assert len(result.suite_errors) == 2, "tried, then retried once"
+
+
+def test_the_same_seed_tests_the_same_cases(live_server_factory):
+    """Same seed, same starting state, one worker: the same cases, checks and verdicts."""
+    tallies = []
+    for _attempt in range(2):
+        server = live_server_factory(None, extra=["--contract", "beel"])
+        options = Options(
+            base_url=server.url + "/api", token="beel_sk_test_madrid", contract=CONTRACTS["beel"], seed=5,
+            max_examples=3, workers=1, phases=("examples", "fuzzing"),
+        )  # fmt: skip
+        result = run(options)
+        assert result.conformant
+        tallies.append((result.cases, {k: (v.passed, v.failed) for k, v in result.tallies.items()}))
+        server.stop()
+    assert tallies[0] == tallies[1]
+    assert tallies[0][0] > 10

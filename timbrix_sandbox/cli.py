@@ -181,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "conformance",
-        help="check any implementation of the contract (exit 0 conformant, 1 violations, 2 usage/connection)",
+        help="check any implementation of the contract (exit 0 conformant, 1 violations, 2 usage/connection, "
+        "3 incomplete, 4 under --min-coverage)",
+        description="Fuzz and probe an implementation of the contract: the contract, behaviour and domain layers.",
+        epilog=CONFORMANCE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
         "--base-url",
@@ -205,7 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--seed", type=int, help="reproduce a run (default: random, printed)")
     check.add_argument("--max-examples", type=int, default=20, help="schemathesis examples per operation and phase")
-    check.add_argument("--workers", type=int, default=2)
+    check.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="schemathesis worker threads (default 2); with more than 1 the same seed can give other case "
+        "counts, since operations interleave on the target: use --workers 1 to reproduce a run exactly",
+    )
+    check.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="PCT",
+        help="exit 4 when fewer than PCT%% of the declared (operation, status) responses were answered",
+    )
+    check.add_argument("--retries", type=int, default=1, help="re-tests of an operation the tooling cut short")
+    check.add_argument("--markdown", metavar="FILE", help="Markdown summary (also appended to $GITHUB_STEP_SUMMARY)")
+    check.add_argument("--html", metavar="FILE", help="self-contained HTML page with the coverage map")
     check.add_argument("--fail-fast", action="store_true", help="stop at the first violation")
     check.add_argument(
         "--strict-rfc", action="store_true", help="the target enforces the RFC check digit (like serve --strict-rfc)"
@@ -389,6 +408,16 @@ class UsageError(ValueError):
     pass
 
 
+CONFORMANCE_EXIT_CODES = """exit codes:
+  0  CONFORMANT: no violation, everything tested (and coverage >= --min-coverage)
+  1  NOT CONFORMANT: at least one violation (takes precedence over 3 and 4)
+  2  usage problem: bad options, unreachable server, rejected credentials
+  3  INCOMPLETE: no violation, but part of the run could not be tested even after a retry
+     (the report names what); never reported as CONFORMANT
+  4  UNDER-COVERED: no violation, but fewer declared responses were answered than --min-coverage
+"""
+
+
 def conformance(args: argparse.Namespace) -> int:
     from conformance.model import Options, UsageProblem, parse_headers
     from conformance.report import ProgressPrinter, summary, write_reports
@@ -404,6 +433,8 @@ def conformance(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_examples=args.max_examples,
             workers=args.workers,
+            min_coverage=args.min_coverage,
+            retries=args.retries,
             fail_fast=args.fail_fast,
             strict_rfc=args.strict_rfc,
             contract=contract_path(args.contract) if args.contract else DEFAULT_CONTRACT,
@@ -417,8 +448,8 @@ def conformance(args: argparse.Namespace) -> int:
         print(f"\ntimbrix-sandbox conformance: {exc}", file=sys.stderr)
         return 2
     print(summary(result))
-    write_reports(result, args.junit_xml, args.json)
-    return 0 if result.conformant else 1
+    write_reports(result, args.junit_xml, args.json, args.markdown, args.html)
+    return result.exit_code()
 
 
 def list_faults(args: argparse.Namespace) -> int:

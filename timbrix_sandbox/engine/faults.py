@@ -120,6 +120,23 @@ class Behaviour:
     def rewrite(self, response: ResponseParts) -> ResponseParts:
         return response
 
+    # -- requests on their way in (http/fault_responses.py FaultyRequestMiddleware, http/app.py) --
+    def max_body_bytes(self, declared: int) -> int:
+        """The request body limit the server enforces (correct: the one it declares)."""
+        return declared
+
+    def request_path(self, path: str) -> str:
+        """The path routing sees (correct: the one sent)."""
+        return path
+
+    def request_body(self, body: t.Any) -> t.Any:
+        """The JSON request body validation sees (correct: the one sent)."""
+        return body
+
+    def refuses_head(self) -> bool:
+        """Whether HEAD is refused where GET is served (correct: HEAD is GET without a body)."""
+        return False
+
     # -- the transport and the answer, at run time (http/operations.py) ------------------------
     def delay(self) -> float:
         """Seconds to wait before answering."""
@@ -192,6 +209,7 @@ class ResponseExtraField(Behaviour):
 class ResponseMissingField(Behaviour):
     name, category = "response-missing-field", "schema drift"
     description = "record bodies lack a required field ('taxSystem' for Timbrix, else the first required non-id field)"
+
     def __init__(self, missing_field: str = "taxSystem") -> None:
         self.missing = missing_field
 
@@ -756,3 +774,98 @@ class Behaviours:
         for behaviour in self.active:
             response = behaviour.rewrite(response)
         return response
+
+    # -- requests on their way in -------------------------------------------------------------
+    def rewrites_requests(self) -> bool:
+        hooks = ("request_path", "request_body", "refuses_head")
+        return any(getattr(type(b), hook) is not getattr(Behaviour, hook) for b in self.active for hook in hooks)
+
+    def max_body_bytes(self, declared: int) -> int:
+        for behaviour in self.active:
+            declared = behaviour.max_body_bytes(declared)
+        return declared
+
+    def request_path(self, path: str) -> str:
+        for behaviour in self.active:
+            path = behaviour.request_path(path)
+        return path
+
+    def request_body(self, body: t.Any) -> t.Any:
+        for behaviour in self.active:
+            body = behaviour.request_body(body)
+        return body
+
+    def refuses_head(self) -> bool:
+        return self._any("refuses_head")
+
+
+# -- blind spots of the suite before issue 13 (each caught by a behaviour scenario) ---------------
+class ListNewestFirst(Behaviour):
+    name, category = "list-newest-first", "list order"
+    description = "the list is served newest first (the contract states oldest first)"
+    needs = frozenset({"timbrix"})  # the contract that states its list order (x-sandbox-list-order)
+
+    def rewrite(self, response: ResponseParts) -> ResponseParts:
+        payload = response.payload
+        if response.method != "GET" or response.status != 200:
+            return response
+        if isinstance(payload, list) and len(payload) > 1 and all(map(_looks_like_record, payload)):
+            return dataclasses.replace(response, payload=payload[::-1])
+        if isinstance(payload, dict):  # an envelope such as BeeL's {"data": [...]}
+            flipped = {k: v[::-1] if isinstance(v, list) and v and all(map(_looks_like_record, v)) else v
+                       for k, v in payload.items()}  # fmt: skip
+            return dataclasses.replace(response, payload=flipped)
+        return response
+
+
+def _looks_like_record(value: t.Any) -> bool:
+    return isinstance(value, dict) and any(key in value for key in ("id", "createdAt", "created_at"))
+
+
+class RfcCaseInsensitive(Behaviour):
+    name, category = "rfc-case-insensitive", "input normalisation"
+    description = "a lowercase or padded RFC is trimmed and upper-cased, accepted and stored"
+    needs = frozenset({"timbrix"})
+
+    def request_body(self, body: t.Any) -> t.Any:
+        if isinstance(body, dict) and isinstance(body.get("taxId"), str):
+            return {**body, "taxId": body["taxId"].strip().upper()}
+        return body
+
+
+class BodyLimitRaised(Behaviour):
+    name, category = "body-limit-10mib", "limits"
+    description = "request bodies up to 10 MiB are read (the contract declares 413 over 1 MiB)"
+    needs = frozenset({"timbrix"})  # the contract that declares its limit (x-sandbox-max-body-bytes)
+
+    def max_body_bytes(self, declared: int) -> int:
+        return 10 * 1024 * 1024
+
+
+class HeadRefused(Behaviour):
+    name, category = "head-refused", "HTTP semantics"
+    description = "HEAD answers 405 where GET is served (HTTP requires HEAD wherever GET is)"
+
+    def refuses_head(self) -> bool:
+        return True
+
+
+class LenientOrganizationId(Behaviour):
+    name, category = "organization-id-lenient", "path parameters"
+    description = "an organizationId in the path is trimmed, lower-cased and cut to 36 characters"
+    needs = frozenset({"timbrix"})
+
+    def request_path(self, path: str) -> str:
+        head, marker, rest = path.partition("/organizations/")
+        if not marker:
+            return path
+        segment, slash, tail = rest.partition("/")
+        return f"{head}{marker}{segment.strip().lower()[:36]}{slash}{tail}"
+
+
+FAULTS.update(
+    {
+        fault.name: fault
+        for fault in (ListNewestFirst, RfcCaseInsensitive, BodyLimitRaised, HeadRefused, LenientOrganizationId)
+    }  # fmt: skip
+)

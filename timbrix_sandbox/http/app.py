@@ -26,7 +26,7 @@ from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import compat, oas31
 from timbrix_sandbox.http.access import AccessMiddleware
 from timbrix_sandbox.http.behaviours import RequestBehaviourMiddleware
-from timbrix_sandbox.http.body_limit import BodyLimitMiddleware
+from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES, BodyLimitMiddleware
 from timbrix_sandbox.http.context import SandboxStateMiddleware
 from timbrix_sandbox.http.contract_document import AuthoredContractMiddleware
 from timbrix_sandbox.http.control import ServingProcesses, control_operations
@@ -41,7 +41,7 @@ from timbrix_sandbox.http.errors import (
     unexpected_error_handler,
 )
 from timbrix_sandbox.http.fastpath import FastPathMiddleware, compile_operations
-from timbrix_sandbox.http.fault_responses import FaultyResponseMiddleware
+from timbrix_sandbox.http.fault_responses import FaultyRequestMiddleware, FaultyResponseMiddleware
 from timbrix_sandbox.http.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
 from timbrix_sandbox.http.journal import Credentials, Journal, JournalMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
@@ -154,7 +154,7 @@ def _stack(
     (in brackets below; within one position the order of this list is kept):
 
     [ServerError] > Journal (inserted by ``create_app``) > SandboxState > LocalSecurity > BodyLimit
-    > FaultyResponse (faults only) > [Exception] > TrailingSlash > AuthoredContract
+    > FaultyRequest, FaultyResponse (faults only) > [Exception] > TrailingSlash > AuthoredContract
     > RequestBehaviour > FastPath (no faults) > [SwaggerUI] > [Routing]
     > Access (authentication and access, the policy's) > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
@@ -177,9 +177,18 @@ def _stack(
                 "api_paths": _path_methods(api, prefix),
             },
         ),
-        (BodyLimitMiddleware, outer, {"limited": _operations_declaring(api, prefix, 413), "errors": errors}),
     ]
     behaviours = sandbox.behaviours
+    limit = behaviours.max_body_bytes(MAX_BODY_BYTES)
+    stack.append(
+        (
+            BodyLimitMiddleware,
+            outer,
+            {"limited": _operations_declaring(api, prefix, 413), "errors": errors, "max_bytes": limit},
+        )
+    )
+    if behaviours.rewrites_requests():
+        stack.append((FaultyRequestMiddleware, outer, {"behaviours": behaviours, "api_prefix": prefix}))
     if behaviours.corrupts_responses():
         stack.append((FaultyResponseMiddleware, outer, {"behaviours": behaviours, "api_prefix": prefix}))
     ui = (prefix + "/ui", CONTROL_BASE_PATH + "/ui")

@@ -70,3 +70,53 @@ class FaultyResponseMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
+
+
+class FaultyRequestMiddleware:
+    """Outer, before routing and validation: requests as the request faults see them (a path
+    normalised too leniently, a JSON body "fixed" before validation, HEAD refused)."""
+
+    def __init__(self, app: ASGIApp, behaviours: Behaviours, api_prefix: str) -> None:
+        self.app = app
+        self.behaviours = behaviours
+        self.api_prefix = api_prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.api_prefix) or path.startswith("/__sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "HEAD" and self.behaviours.refuses_head():
+            headers = [(b"allow", b"GET"), (b"content-type", b"application/json"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path = self.behaviours.request_path(scope["path"])
+        if path != scope["path"]:
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            rewritten = json.dumps(self.behaviours.request_body(json.loads(body))).encode() if body else body
+        except ValueError:
+            rewritten = body
+        headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-length"]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(rewritten)).encode())]}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": rewritten, "more_body": False}
+
+        await self.app(scope, replay, send)
