@@ -46,6 +46,8 @@ def negotiate(operation: Operation | None, accept: str | None) -> str | None:
     """The declared success media type to answer in (``None``: plain JSON, the default)."""
     if operation is None or not operation.media_types:
         return None
+    if operation.media_types == ("application/json",) and len(operation.response_media) == 1:
+        return None  # nothing to choose (most operations): plain JSON
     ranges = _accepted(accept)
     json_types = [m for m in operation.media_types if is_json_media(m)]
     for media in json_types:
