@@ -19,7 +19,7 @@ import schemathesis
 
 from timbrix_sandbox.contract.records import record_key
 
-from .probe import MEMBER
+from .probe import MEMBER, identities
 
 if t.TYPE_CHECKING:
     from .domains import Domain
@@ -49,11 +49,13 @@ class Run:
         """A fresh record of the run's own for a delete the guard redirects, so that the delete
         removes something real (a 404 right after a create would read as a lost record)."""
         create, options = self.target.op("create"), self.options
+        member = identities(options, self.target)["member"]
         try:
             response = httpx.post(
                 options.api + self.target.url(create, None, options.organization_id),
                 json=self.domain.create_body(self.target, "spare"),
-                headers={**options.headers, "Authorization": f"Bearer {options.token}"},
+                headers=member.send(),
+                params=member.query(),
                 timeout=30,
             )
             key = self.target.key(self.target.profile.unwrap(response.json()))

@@ -15,6 +15,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
 from . import checks
+from .credentials import schemathesis_auth
 from .model import TOKEN_PLACEHOLDER, Finding, Result, StopRun, UsageProblem
 
 UNIT_PHASES = ("examples", "coverage", "fuzzing")
@@ -32,10 +33,12 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
     The stateful phase follows the contract's links from its own creates."""
     options, target = run.options, run.target
     parameters: dict[str, t.Any] = {f"path.{name}": options.organization_id for name in target.scope}
+    parameters |= {f"path.{name}": value for name, value in target.parent_values.items()}
     data: dict[str, t.Any] = {
         "seed": seed,
         "base-url": options.api,
-        "headers": {**options.headers, "Authorization": f"Bearer {options.token}"},
+        "headers": {**options.headers, **({"Authorization": f"Bearer {options.token}"} if options.token else {})},
+        "auth": schemathesis_auth(target.security, options.credentials),
         "continue-on-failure": not options.fail_fast,
         **({"max-failures": 1} if options.fail_fast else {}),
         "workers": options.workers,

@@ -13,6 +13,7 @@ import httpx
 
 from timbrix_sandbox.contract.model import Operation
 
+from .credentials import Placed, forged, masked, place
 from .model import Finding, Options, Result, StopRun, curl_line
 from .target import Target, describe
 
@@ -33,16 +34,34 @@ class Identity:
     headers: dict[str, str]
     tenant: str | None
     owner: str = MEMBER
+    auth: Placed = dataclasses.field(default_factory=Placed)
+    """The ``--credential`` schemes' credentials, placed where their schemes say."""
 
     def send(self) -> dict[str, str]:
-        return {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token is not None else {})}
+        bearer = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
+        return {**self.headers, **self.auth.headers, **bearer}
+
+    def query(self) -> dict[str, str]:
+        return dict(self.auth.query)
+
+    @property
+    def presents(self) -> bool:
+        """Sends any credential at all (the anonymous caller does not)."""
+        return self.token is not None or bool(self.auth.headers or self.auth.query)
 
 
 def identities(options: Options, target: Target) -> dict[str, Identity | None]:
     """The member, the anonymous and unknown callers, and, with outsider credentials, the
     outsider in its own tenant and the outsider naming *our* tenant (where the contract lets a
     request name one: a tenant path parameter or header)."""
-    member = Identity("the member's credentials", options.token, dict(options.headers), options.organization_id)
+    security = target.security
+    member = Identity(
+        "the member's credentials",
+        options.token,
+        dict(options.headers),
+        options.organization_id,
+        auth=place(security, options.credentials),
+    )
     tenant_header = target.profile.tenant.get("header")
     named = {k: v for k, v in options.headers.items() if tenant_header and k.lower() == tenant_header.lower()}
     outsider = intruder = None
@@ -64,8 +83,13 @@ def identities(options: Options, target: Target) -> dict[str, Identity | None]:
             )
     return {
         "member": member,
-        "anonymous": dataclasses.replace(member, what="without a token", token=None),
-        "unknown": dataclasses.replace(member, what="with an unknown token", token=f"invalid-{uuid.uuid4().hex[:8]}"),
+        "anonymous": dataclasses.replace(member, what="without a token", token=None, auth=Placed()),
+        "unknown": dataclasses.replace(
+            member,
+            what="with an unknown token",
+            token=f"invalid-{uuid.uuid4().hex[:8]}" if options.token is not None else None,
+            auth=place(security, forged(security, options.credentials)),
+        ),
         "outsider": outsider,
         "intruder": intruder,
     }
@@ -117,6 +141,7 @@ class Probe:
             operation.method,
             self.target.url(operation, record_id, who.tenant),
             headers=who.send(),
+            params=who.query(),
             json=None if body is NO_BODY else body,
         )
         if operation.action == "create":
@@ -172,7 +197,7 @@ class Probe:
             who = who or self.member
             url = self.options.api + self.target.url(operation, record_id, who.tenant)
             sent = None if body is NO_BODY else body
-            curl = curl_line(operation.method, url, sent, who.token is not None, who.headers)
+            curl = curl_line(operation.method, url, sent, who.token is not None, who.headers, masked(who.auth))
             self.result.findings.append(Finding(layer, label, check, message, curl))
             if self.options.fail_fast:
                 raise StopRun()
@@ -253,7 +278,7 @@ class Probe:
                 continue
             url = self.target.url(delete, key, who.tenant)
             try:
-                response = self.http.request(delete.method, url, headers=who.send())
+                response = self.http.request(delete.method, url, headers=who.send(), params=who.query())
             except httpx.HTTPError as exc:
                 left.append(f"{key}: DELETE {url} failed: {exc}")
                 continue

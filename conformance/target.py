@@ -23,6 +23,7 @@ from timbrix_sandbox.contract.model import (
     scope_params,
 )
 from timbrix_sandbox.contract.records import record_key
+from timbrix_sandbox.contract.security import ContractSecurity, read_security
 
 from .model import Options, UsageProblem
 
@@ -73,9 +74,16 @@ class Target:
         if not candidates:
             raise UsageProblem(f"{options.contract}: no resource with both a create and a read operation")
         self.resource: Resource = candidates[0]
-        self.scope: tuple[str, ...] = scope_params(self.resource)
-        """Path parameters that name the tenant (Timbrix's ``organizationId``)."""
+        tenant = self.resource.tenant_param
+        self.scope: tuple[str, ...] = (tenant,) if tenant else ()
+        """The path parameter that names the tenant (Timbrix's ``organizationId``), if any."""
+        self.parents: tuple[str, ...] = tuple(p for p in scope_params(self.resource) if p != tenant)
+        """The other collection path parameters: a parent record's id (Twilio's ``{ServiceSid}``)."""
+        self.parent_values: dict[str, str] = {}
+        """Parent parameter -> the id of an existing parent record (set by the preflight)."""
         self._validators: dict[t.Any, t.Any] = {}
+        self.security: ContractSecurity = read_security(self.spec)
+        """The contract's security schemes: where each ``--credential`` travels."""
 
     # -- operations and URLs ---------------------------------------------------------------
 
@@ -104,9 +112,23 @@ class Target:
         path = operation.path
         for name in self.scope:
             path = path.replace("{" + name + "}", tenant or "")
+        for name, value in self.parent_values.items():
+            path = path.replace("{" + name + "}", value)
         if self.resource.id_param:
             path = path.replace("{" + self.resource.id_param + "}", record_key(record_id) if record_id else "0")
         return path
+
+    def parent_listing(self, param: str) -> Operation | None:
+        """The list operation of the resource whose records ``param`` names (its item path
+        parameter), if that list needs no parameter the suite cannot fill."""
+        known = {*self.scope, *self.parent_values}
+        for resource in self.profile.resources.values():
+            if resource.id_param != param:
+                continue
+            listing = self._op(resource, "list")
+            if listing is not None and set(scope_params(resource)) <= known:
+                return listing
+        return None
 
     # -- ids ---------------------------------------------------------------------------------
 
@@ -138,15 +160,26 @@ class Target:
 
     # -- bodies ------------------------------------------------------------------------------
 
-    def record(self, response: httpx.Response) -> t.Any:
-        """The record (or list) a response carries, out of the contract's envelope."""
+    def record(self, response: httpx.Response, operation: Operation | None = None) -> t.Any:
+        """The record (or list) a response carries, out of the contract's envelope and the
+        operation's own wrapper (a list's items path, a record's ``{article: ...}``). Without
+        ``operation``, the list's items path where the body has a list there, else the read's
+        wrapper."""
         try:
-            return self.profile.unwrap(response.json())
+            body = self.profile.unwrap(response.json())
         except ValueError:
             return None
+        if operation is not None:
+            return _walk(body, _inner_path(operation))
+        listing = self.op("list")
+        items = _inner_path(listing) if listing is not None else ()
+        if items and isinstance(_walk(body, items), list):
+            return _walk(body, items)
+        read = self.op("read")
+        return _walk(body, _inner_path(read)) if read is not None else body
 
-    def keys(self, response: httpx.Response) -> list[str]:
-        records = self.record(response) if response.status_code == 200 else None
+    def keys(self, response: httpx.Response, operation: Operation | None = None) -> list[str]:
+        records = self.record(response, operation) if response.status_code == 200 else None
         return [k for k in map(self.key, records if isinstance(records, list) else []) if k is not None]
 
     def validator(self, key: t.Any, schema: dict) -> t.Any:
@@ -242,6 +275,19 @@ class Target:
                 if self.validator(("longest", action, name), sub).is_valid(value):
                     longest[name] = value
         return longest
+
+
+def _inner_path(operation: Operation) -> tuple[str, ...]:
+    """Where the record (or the list's array) sits inside the envelope, as the model inferred."""
+    return operation.listing.items_path if operation.listing is not None else operation.record_path
+
+
+def _walk(body: t.Any, path: t.Sequence[str]) -> t.Any:
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
 
 
 def _merged(schema: dict) -> dict:
