@@ -13,7 +13,7 @@ import httpx
 
 from timbrix_sandbox.contract.model import Operation
 
-from .credentials import Placed, forged, masked, place
+from .credentials import Placed, check_schemes, forged, masked, place
 from .model import Finding, Options, Result, StopRun, curl_line
 from .target import Target, describe
 
@@ -55,6 +55,7 @@ def identities(options: Options, target: Target) -> dict[str, Identity | None]:
     outsider in its own tenant and the outsider naming *our* tenant (where the contract lets a
     request name one: a tenant path parameter or header)."""
     security = target.security
+    check_schemes(security, options.credentials)
     member = Identity(
         "the member's credentials",
         options.token,
