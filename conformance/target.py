@@ -119,11 +119,14 @@ class Target:
         return path
 
     def parent_listing(self, param: str) -> Operation | None:
-        """The list operation of the resource whose records ``param`` names (its item path
-        parameter), if that list needs no parameter the suite cannot fill."""
+        """The list operation of the resource whose records ``param`` names (the collection
+        before ``/{param}`` in this resource's path, or the resource whose item parameter it
+        is), if that list needs no parameter the suite cannot fill."""
         known = {*self.scope, *self.parent_values}
+        marker = "/{" + param + "}"
+        prefix = self.resource.collection_path.split(marker)[0]
         for resource in self.profile.resources.values():
-            if resource.id_param != param:
+            if resource.collection_path != prefix and resource.id_param != param:
                 continue
             listing = self._op(resource, "list")
             if listing is not None and set(scope_params(resource)) <= known:
