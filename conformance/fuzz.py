@@ -54,7 +54,7 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
         "checks": {name: {"enabled": False} for name in sorted(run.domain.disabled_checks())},
         "parameters": parameters,
     }
-    name = target.resource.id_param
+    name = target.resource.id_param if target.resource is not None else None
     if "stateful" not in phases and name:
         parameters[f"path.{name}"] = target.typed_id(run.anchor)
         delete = target.op("delete")

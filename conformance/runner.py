@@ -114,14 +114,17 @@ def run(options: Options, progress: Progress | None = None) -> Result:
     result = Result(options=options, seed=seed, domain=domain.name)
     probe = Probe(target, domain, result, set(), random.Random(seed))
     try:
-        probe.existing.update(preflight(probe))
+        behaving = target.resource is not None  # else only the contract layer has a subject
+        if behaving:
+            probe.existing.update(preflight(probe))
         started = time.perf_counter()
         try:
-            probe.anchor, probe.victim = (probe.create() or target.absent_id() for _ in range(2))
+            if behaving:
+                probe.anchor, probe.victim = (probe.create() or target.absent_id() for _ in range(2))
             tracking = checks.Run(options, target, domain, probe.created, probe.existing, probe.anchor, probe.victim)
             checks.start(tracking)
             progress("phase", "scenarios")
-            for scenario in behaviour.SCENARIOS + domain.scenarios:
+            for scenario in behaviour.SCENARIOS + domain.scenarios if behaving else ():
                 _scenario(probe, scenario)
                 progress("scenario", ".")
             fuzz(tracking, result, progress)

@@ -71,13 +71,14 @@ class Target:
         except ContractError as exc:
             raise UsageProblem(f"{options.contract}: {exc}") from None
         candidates = [r for r in self.profile.resources.values() if self._op(r, "create") and self._op(r, "read")]
-        if not candidates:
-            raise UsageProblem(f"{options.contract}: no resource with both a create and a read operation")
-        self.resource: Resource = candidates[0]
-        tenant = self.resource.tenant_param
+        self.resource: Resource | None = candidates[0] if candidates else None
+        """The first resource with a create and a read: the behaviour layer's subject. ``None``
+        for a contract with none (Tic Tac Toe): only the contract layer runs."""
+        tenant = self.resource.tenant_param if self.resource is not None else None
         self.scope: tuple[str, ...] = (tenant,) if tenant else ()
         """The path parameter that names the tenant (Timbrix's ``organizationId``), if any."""
-        self.parents: tuple[str, ...] = tuple(p for p in scope_params(self.resource) if p != tenant)
+        parents = scope_params(self.resource) if self.resource is not None else ()
+        self.parents: tuple[str, ...] = tuple(p for p in parents if p != tenant)
         """The other collection path parameters: a parent record's id (Twilio's ``{ServiceSid}``)."""
         self.parent_values: dict[str, str] = {}
         """Parent parameter -> the id of an existing parent record (set by the preflight)."""
@@ -93,10 +94,12 @@ class Target:
         )
 
     def op(self, action: str) -> Operation | None:
-        return self._op(self.resource, action)
+        return self._op(self.resource, action) if self.resource is not None else None
 
     def operations(self, *, secured: bool = False) -> list[Operation]:
         """The resource's operations in contract order (only those needing a token)."""
+        if self.resource is None:
+            return []
         return [
             o
             for o in self.profile.operations.values()
@@ -106,7 +109,9 @@ class Target:
     def of_case(self, operation_id: str) -> Operation | None:
         """The resource's operation with this id (``None`` for other resources' operations)."""
         operation = self.profile.operations.get(operation_id)
-        return operation if operation is not None and operation.resource == self.resource.name else None
+        if operation is None or self.resource is None:
+            return None
+        return operation if operation.resource == self.resource.name else None
 
     def url(self, operation: Operation, record_id: t.Any = None, tenant: str | None = None) -> str:
         path = operation.path
@@ -114,7 +119,7 @@ class Target:
             path = path.replace("{" + name + "}", tenant or "")
         for name, value in self.parent_values.items():
             path = path.replace("{" + name + "}", value)
-        if self.resource.id_param:
+        if self.resource is not None and self.resource.id_param:
             path = path.replace("{" + self.resource.id_param + "}", record_key(record_id) if record_id else "0")
         return path
 
@@ -142,7 +147,7 @@ class Target:
 
     def absent_id(self) -> str:
         """A well-formed id that names no record (where a create the suite needed failed)."""
-        return ABSENT_IDS.get(self.resource.id_kind, "0")
+        return ABSENT_IDS.get(self.resource.id_kind, "0") if self.resource is not None else "0"
 
     def id_could_exist(self, value: t.Any) -> bool:
         """The value is a well-formed id (valid for the id parameter's schema): a record could
@@ -157,7 +162,7 @@ class Target:
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
     def key(self, record: t.Any) -> str | None:
-        if isinstance(record, dict) and self.resource.id_field in record:
+        if self.resource is not None and isinstance(record, dict) and self.resource.id_field in record:
             return record_key(record[self.resource.id_field])
         return None
 
