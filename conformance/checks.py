@@ -155,7 +155,9 @@ def read_after_write(ctx, response, case) -> bool | None:
     if key is None:
         return None
     path = urlsplit(str(response.request.url)).path
-    item = path if action == "update" else f"{path.rstrip('/')}/{key}"
+    operation = run.target.of_case(operation_id(case))
+    in_path = action == "update" and operation is not None and not operation.id_in_body
+    item = path if in_path else f"{path.rstrip('/')}/{key}"
     reply = follow_up(response, item)
     if reply.status_code != 200:
         raise AssertionError(f"Acknowledged write not readable: GET {item} answered {reply.status_code}")
