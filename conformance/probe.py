@@ -22,6 +22,8 @@ if t.TYPE_CHECKING:
 
 NO_BODY: t.Any = object()
 MEMBER, OUTSIDER = "member", "outsider"
+MAX_PAGES = 50
+"""How many pages of a paginated list the scenarios read looking for a record."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +135,7 @@ class Probe:
         same: t.Any = NO_BODY,
         what: str = "",
         layer: str = "behaviour",
+        query: t.Mapping[str, t.Any] | None = None,
     ) -> httpx.Response:
         """Send, judge the answer against the contract, track a create; with ``check``, also
         expect a status in ``want`` (an error status: in the contract's error format; 204: no
@@ -142,7 +145,7 @@ class Probe:
             operation.method,
             self.target.url(operation, record_id, who.tenant),
             headers=who.send(),
-            params=who.query(),
+            params={**who.query(), **(query or {})},
             json=None if body is NO_BODY else body,
         )
         if operation.action == "create":
@@ -227,7 +230,18 @@ class Probe:
     def listed(self, who: Identity | None = None) -> list[str] | None:
         """The keys the list shows (``None``: the contract has no list operation)."""
         listing = self.target.op("list")
-        return None if listing is None else self.target.keys(self.call(listing, who=who))
+        if listing is None:
+            return None
+        paging = listing.listing
+        if paging is None or paging.page_param is None:
+            return self.target.keys(self.call(listing, who=who), listing)
+        keys: list[str] = []
+        for page in range(1, MAX_PAGES + 1):  # a paginated list (Museum's page/limit): every page
+            found = self.target.keys(self.call(listing, who=who, query={paging.page_param: page}), listing)
+            keys += found
+            if not found or (paging.default_limit and len(found) < paging.default_limit):
+                break
+        return keys
 
     def payload(self, operation: Operation) -> t.Any:
         """A valid body for any of the resource's operations (for probes of auth and tenancy)."""
