@@ -19,7 +19,7 @@ import schemathesis
 
 from timbrix_sandbox.contract.records import record_key
 
-from .probe import MEMBER, identities
+from .probe import MEMBER, identities, wrapped
 
 if t.TYPE_CHECKING:
     from .domains import Domain
@@ -53,7 +53,7 @@ class Run:
         try:
             response = httpx.post(
                 options.api + self.target.url(create, None, options.organization_id),
-                json=self.domain.create_body(self.target, "spare"),
+                json=wrapped(create, self.domain.create_body(self.target, "spare")),
                 headers=member.send(),
                 params=member.query(),
                 timeout=30,

@@ -146,7 +146,7 @@ class Probe:
             self.target.url(operation, record_id, who.tenant),
             headers=who.send(),
             params={**who.query(), **(query or {})},
-            json=None if body is NO_BODY else body,
+            json=None if body is NO_BODY else wrapped(operation, body),
         )
         if operation.action == "create":
             # Before any verdict: a create answered with an undeclared 200 (or a fail-fast stop
@@ -157,7 +157,8 @@ class Probe:
         self.expect(
             operation, "response_conformance", problem is None, problem or "", record_id, body, who, status=status
         )
-        if check is not None:
+        want = self.target.stand_ins(operation, want) if check is not None else want
+        if check is not None and want:  # none left: the contract declares no answer to judge by
             ok = self.answered(operation, response, want) and (same is NO_BODY or self.target.record(response) == same)
             wanted = "/".join(map(str, want)) + (" with the record as written" if same is not NO_BODY else "")
             if any(status >= 400 for status in want):
@@ -299,9 +300,15 @@ class Probe:
                 continue
             if 200 <= response.status_code < 300:
                 deleted += 1
-            elif response.status_code != 404:
+            elif response.status_code not in self.target.stand_ins(delete, (404,)):
                 left.append(f"{key}: DELETE {url} answered {describe(response)}")
         return deleted, left
+
+
+def wrapped(operation: Operation, body: t.Any) -> t.Any:
+    """The body as the operation takes it: a record under its request wrapper where the contract
+    has one (Conduit's ``{"article": {...}}``); the scenarios build records, not envelopes."""
+    return {operation.body_key: body} if operation.body_key and isinstance(body, dict) else body
 
 
 def differences(expected: t.Mapping[str, t.Any], actual: t.Any, prefix: str = "") -> list[str]:
