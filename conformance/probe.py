@@ -5,6 +5,7 @@ delete exactly that (and never a record that existed before it)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import typing as t
 import uuid
@@ -146,7 +147,7 @@ class Probe:
             self.target.url(operation, record_id, who.tenant),
             headers=who.send(),
             params={**who.query(), **(query or {})},
-            json=None if body is NO_BODY else wrapped(operation, body),
+            **encoded(operation, body),
         )
         if operation.action == "create":
             # Before any verdict: a create answered with an undeclared 200 (or a fail-fast stop
@@ -300,9 +301,25 @@ class Probe:
                 continue
             if 200 <= response.status_code < 300:
                 deleted += 1
-            elif response.status_code not in self.target.stand_ins(delete, (404,)):
+            elif response.status_code not in (404, *self.target.stand_ins(delete, (404,))):
                 left.append(f"{key}: DELETE {url} answered {describe(response)}")
         return deleted, left
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def encoded(operation: Operation, body: t.Any) -> dict[str, t.Any]:
+    """The request body as the operation takes it: JSON, or a form where the operation takes
+    only forms (Twilio's creates and updates)."""
+    if body is NO_BODY:
+        return {}
+    body = wrapped(operation, body)
+    media = operation.body_media
+    if media and FORM in media and not any("json" in m for m in media) and isinstance(body, dict):
+        flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in body.items()}
+        return {"data": {k: str(v).lower() if isinstance(v, bool) else v for k, v in flat.items()}}
+    return {"json": body}
 
 
 def wrapped(operation: Operation, body: t.Any) -> t.Any:
