@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import csv
 import json
 import os
@@ -690,6 +691,7 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         "suite_errors": len(data.get("suiteErrors", [])),
         "exit_code": done.returncode,
         "first_violations": [f"{v['operation']}: {v['check']}: {v['message'][:100]}" for v in data["violations"][:5]],
+        "by_check": dict(collections.Counter(v["check"] for v in data["violations"]).most_common()),
     }
 
 
