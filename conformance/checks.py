@@ -157,13 +157,23 @@ def read_after_write(ctx, response, case) -> bool | None:
     path = urlsplit(str(response.request.url)).path
     operation = run.target.of_case(operation_id(case))
     in_path = action == "update" and operation is not None and not operation.id_in_body
-    item = path if in_path else f"{path.rstrip('/')}/{key}"
+    item = path if in_path else _item_path(run, case, key) or f"{path.rstrip('/')}/{key}"
     reply = follow_up(response, item)
     if reply.status_code != 200:
         raise AssertionError(f"Acknowledged write not readable: GET {item} answered {reply.status_code}")
     if _record(run, reply) != written:
         raise AssertionError(f"GET after write differs from the write's response: {reply.text[:300]}")
     return None
+
+
+def _item_path(run: Run, case, key: str) -> str | None:
+    """The read's own path for ``key`` (Discourse's ``/posts/{id}.json``), under the API root,
+    with the tenant the case named."""
+    read = run.target.op("read")
+    if read is None:
+        return None
+    tenant = next((str(v) for k, v in (case.path_parameters or {}).items() if k in run.target.scope), None)
+    return urlsplit(run.options.api).path.rstrip("/") + run.target.url(read, key, tenant)
 
 
 @schemathesis.check
