@@ -13,6 +13,7 @@ import uuid
 import httpx
 
 from timbrix_sandbox.contract.model import Operation
+from timbrix_sandbox.contract.shapes import instance
 
 from .credentials import Placed, check_schemes, forged, masked, place
 from .model import Finding, Options, Result, StopRun, curl_line
@@ -295,7 +296,11 @@ class Probe:
                 continue
             url = self.target.url(delete, key, who.tenant)
             try:
-                response = self.http.request(delete.method, url, headers=who.send(), params=who.query())
+                # A delete that takes a body (Discourse's force_destroy) gets a minimal valid one.
+                sent = instance(delete.body_schema) if delete.body_schema else NO_BODY
+                response = self.http.request(
+                    delete.method, url, headers=who.send(), params=who.query(), **encoded(delete, sent)
+                )
             except httpx.HTTPError as exc:
                 left.append(f"{key}: DELETE {url} failed: {exc}")
                 continue
