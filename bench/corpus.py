@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import csv
 import json
 import os
@@ -659,12 +660,13 @@ def sandbox_facts(root: str) -> tuple[str, list[dict] | None]:
 
 
 def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_root: Path, args) -> dict:
-    token = next((c.get("value") for c in credentials or [] if c.get("type") in ("http", "oauth2")), None)
     command = [sys.executable, "-m", "timbrix_sandbox", "conformance", "--base-url", base, "--contract", str(spec)]
-    command += ["--token", token or "bench-token", "--seed", "1", "--max-examples", str(args.conformance_max_examples)]
+    command += ["--seed", "1", "--max-examples", str(args.conformance_max_examples)]
+    # One tenant's credential for every scheme, each sent where its scheme says (--credential).
+    tenant = next((c.get("tenant") for c in credentials or []), None)
     for entry in credentials or []:
-        if entry.get("type") == "apiKey" and entry.get("in") == "header":
-            command += ["--header", f"{entry.get('name')}: {entry.get('value')}"]
+        if entry.get("tenant") == tenant and entry.get("scheme") and entry.get("value"):
+            command += ["--credential", f"{entry['scheme']}={entry['value']}"]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         env = {**os.environ, "PYTHONPATH": str(sandbox_root)}
@@ -689,6 +691,7 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         "suite_errors": len(data.get("suiteErrors", [])),
         "exit_code": done.returncode,
         "first_violations": [f"{v['operation']}: {v['check']}: {v['message'][:100]}" for v in data["violations"][:5]],
+        "by_check": dict(collections.Counter(v["check"] for v in data["violations"]).most_common()),
     }
 
 

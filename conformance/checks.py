@@ -19,7 +19,7 @@ import schemathesis
 
 from timbrix_sandbox.contract.records import record_key
 
-from .probe import MEMBER
+from .probe import MEMBER, identities, wrapped
 
 if t.TYPE_CHECKING:
     from .domains import Domain
@@ -49,11 +49,13 @@ class Run:
         """A fresh record of the run's own for a delete the guard redirects, so that the delete
         removes something real (a 404 right after a create would read as a lost record)."""
         create, options = self.target.op("create"), self.options
+        member = identities(options, self.target)["member"]
         try:
             response = httpx.post(
                 options.api + self.target.url(create, None, options.organization_id),
-                json=self.domain.create_body(self.target, "spare"),
-                headers={**options.headers, "Authorization": f"Bearer {options.token}"},
+                json=wrapped(create, self.domain.create_body(self.target, "spare")),
+                headers=member.send(),
+                params=member.query(),
                 timeout=30,
             )
             key = self.target.key(self.target.profile.unwrap(response.json()))
@@ -153,13 +155,25 @@ def read_after_write(ctx, response, case) -> bool | None:
     if key is None:
         return None
     path = urlsplit(str(response.request.url)).path
-    item = path if action == "update" else f"{path.rstrip('/')}/{key}"
+    operation = run.target.of_case(operation_id(case))
+    in_path = action == "update" and operation is not None and not operation.id_in_body
+    item = path if in_path else _item_path(run, case, key) or f"{path.rstrip('/')}/{key}"
     reply = follow_up(response, item)
     if reply.status_code != 200:
         raise AssertionError(f"Acknowledged write not readable: GET {item} answered {reply.status_code}")
     if _record(run, reply) != written:
         raise AssertionError(f"GET after write differs from the write's response: {reply.text[:300]}")
     return None
+
+
+def _item_path(run: Run, case, key: str) -> str | None:
+    """The read's own path for ``key`` (Discourse's ``/posts/{id}.json``), under the API root,
+    with the tenant the case named."""
+    read = run.target.op("read")
+    if read is None:
+        return None
+    tenant = next((str(v) for k, v in (case.path_parameters or {}).items() if k in run.target.scope), None)
+    return urlsplit(run.options.api).path.rstrip("/") + run.target.url(read, key, tenant)
 
 
 @schemathesis.check

@@ -15,6 +15,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
 from . import checks
+from .credentials import schemathesis_auth
 from .model import TOKEN_PLACEHOLDER, Finding, Result, StopRun, UsageProblem
 
 UNIT_PHASES = ("examples", "coverage", "fuzzing")
@@ -32,10 +33,12 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
     The stateful phase follows the contract's links from its own creates."""
     options, target = run.options, run.target
     parameters: dict[str, t.Any] = {f"path.{name}": options.organization_id for name in target.scope}
+    parameters |= {f"path.{name}": value for name, value in target.parent_values.items()}
     data: dict[str, t.Any] = {
         "seed": seed,
         "base-url": options.api,
-        "headers": {**options.headers, "Authorization": f"Bearer {options.token}"},
+        "headers": {**options.headers, **({"Authorization": f"Bearer {options.token}"} if options.token else {})},
+        "auth": schemathesis_auth(target.security, options.credentials),
         "continue-on-failure": not options.fail_fast,
         **({"max-failures": 1} if options.fail_fast else {}),
         "workers": options.workers,
@@ -51,14 +54,38 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
         "checks": {name: {"enabled": False} for name in sorted(run.domain.disabled_checks())},
         "parameters": parameters,
     }
-    name = target.resource.id_param
+    entries: dict[str, dict[str, t.Any]] = {}
+    name = target.resource.id_param if target.resource is not None else None
     if "stateful" not in phases and name:
         parameters[f"path.{name}"] = target.typed_id(run.anchor)
         delete = target.op("delete")
         if delete is not None:
             victim = {f"path.{name}": target.typed_id(run.victim)}
-            data["operations"] = [{"include-operation-id": delete.operation_id, "parameters": victim}]
+            entries[delete.operation_id] = {"include-operation-id": delete.operation_id, "parameters": victim}
+    for operation in unauthorised_undeclared(target):
+        entry = entries.setdefault(operation.operation_id, {"include-operation-id": operation.operation_id})
+        entry["checks"] = {check: {"enabled": False} for check in AUTH_STATUS_CHECKS}
+    if entries:
+        data["operations"] = list(entries.values())
     return SchemathesisConfig.from_dict(data)
+
+
+AUTH_STATUS_CHECKS = ("ignored_auth", "missing_required_header")
+"""schemathesis' checks that want 401/403 for a request without credentials."""
+
+
+def unauthorised_undeclared(target: t.Any) -> list[t.Any]:
+    """Secured operations (with a real ``operationId``) whose contract declares neither 401
+    nor 403 (nor a ``4XX`` or ``default`` standing in): no conformant server can answer their
+    missing credentials as :data:`AUTH_STATUS_CHECKS` want, so those two checks are off there
+    (the behaviour layer still wants one of the declared 4xx)."""
+    return [
+        operation
+        for operation in target.profile.operations.values()
+        if operation.secured
+        and "operationId" in target.raw(operation)
+        and not (target.is_declared(operation, 401) or target.is_declared(operation, 403))
+    ]
 
 
 def fuzz(run: checks.Run, result: Result, progress: Progress) -> None:

@@ -17,7 +17,8 @@ TOKEN_PLACEHOLDER = "$TIMBRIX_TOKEN"
 @dataclasses.dataclass
 class Options:
     base_url: str
-    token: str
+    token: str | None
+    """A bearer token (``Authorization: Bearer``); ``None`` when only ``credentials`` are given."""
     organization_id: str = ""
     """The tenant named in the contract's paths (Timbrix's ``organizationId``), if it names one."""
     outsider_token: str | None = None
@@ -40,6 +41,9 @@ class Options:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     """Sent with every request of the member token (a tenant header such as ``organization-id``)."""
     outsider_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    credentials: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Security scheme name -> credential (``--credential SCHEME=VALUE``), sent where the
+    contract's scheme says (``conformance/credentials.py``)."""
 
     @property
     def api(self) -> str:
@@ -157,7 +161,12 @@ def parse_headers(values: t.Iterable[str]) -> dict[str, str]:
 
 
 def curl_line(
-    method: str, url: str, body: t.Any = None, token: bool = True, headers: t.Mapping[str, str] | None = None
+    method: str,
+    url: str,
+    body: t.Any = None,
+    token: bool = True,
+    headers: t.Mapping[str, str] | None = None,
+    credentials: t.Mapping[str, str] | None = None,
 ) -> str:
     """A curl command that reproduces a request; the token is left as ``$TIMBRIX_TOKEN`` so
     reports never carry secrets."""
@@ -168,6 +177,8 @@ def curl_line(
         parts += ["-H", f'"Authorization: Bearer {TOKEN_PLACEHOLDER}"']
     for name, value in (headers or {}).items():
         parts += ["-H", shlex.quote(f"{name}: {value}")]
+    for name, value in (credentials or {}).items():  # placeholders: left for the shell to expand
+        parts += ["-H", f'"{name}: {value}"']
     if body is not None:
         parts += [
             "-H",

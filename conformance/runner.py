@@ -14,6 +14,8 @@ import typing as t
 
 import httpx
 
+from timbrix_sandbox.contract.records import record_key
+
 from . import behaviour, checks, coverage, domains
 from .fuzz import Progress, fuzz
 from .model import Finding, Options, Result, StopRun, UsageProblem
@@ -26,36 +28,66 @@ def preflight(probe: Probe) -> set[str]:
     the records that exist before the run (read-only: the run never writes or deletes them,
     even if a buggy server hands one back from a create)."""
     target, options = probe.target, probe.options
+    _find_parents(probe)
     listing = target.op("list")
     operation = listing or target.op("read")
     url = options.api + target.url(operation, target.absent_id(), probe.member.tenant)
     try:
-        response = httpx.get(url, headers=probe.member.send(), timeout=15)
+        response = httpx.get(url, headers=probe.member.send(), params=probe.member.query(), timeout=15)
     except httpx.TransportError as exc:
         raise UsageProblem(f"cannot reach {options.api}: {exc}") from exc
     if response.status_code == 401:
-        raise UsageProblem("the server rejected --token (401)")
+        raise UsageProblem(f"the server rejected {_credentials(options)} (401)")
     if response.status_code == 403:
         where = f"--organization-id {options.organization_id}" if target.scope else "this API"
-        raise UsageProblem(f"--token cannot use {where} (403): {response.text[:200]}")
+        raise UsageProblem(f"{_credentials(options)} cannot use {where} (403): {response.text[:200]}")
     if listing is None:
         return set()
     if response.status_code == 404:
         raise UsageProblem(f"{url} answered 404: is --base-url the API root? {_api_root_hint(options.api)}")
     if response.status_code != 200:
         raise UsageProblem(f"preflight GET {url} answered {describe(response)}")
-    records = target.record(response)
+    records = target.record(response, listing)
     if not isinstance(records, list):
         raise UsageProblem(f"preflight GET {url}: the list is not where the contract says")
-    existing = set(target.keys(response))
+    existing = set(target.keys(response, listing))
     outsider = probe.who["outsider"]
     if outsider is not None:  # the outsider's records are not ours to write either
         theirs = options.api + target.url(listing, None, outsider.tenant)
         try:
-            existing |= set(target.keys(httpx.get(theirs, headers=outsider.send(), timeout=30)))
+            existing |= set(target.keys(httpx.get(theirs, headers=outsider.send(), timeout=30), listing))
         except (httpx.HTTPError, ValueError):
             pass
     return existing
+
+
+def _find_parents(probe: Probe) -> None:
+    """Fill the resource's parent path parameters (Twilio's ``{ServiceSid}``) with the ids of
+    existing parent records, from the parents' own lists (read-only)."""
+    target, options = probe.target, probe.options
+    for param in target.parents:
+        listing = target.parent_listing(param)
+        if listing is None:
+            raise UsageProblem(f"cannot fill {{{param}}}: no list of its records needs only known parameters")
+        url = options.api + target.url(listing, None, probe.member.tenant)
+        try:
+            response = httpx.get(url, headers=probe.member.send(), params=probe.member.query(), timeout=15)
+            body = target.profile.unwrap(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            raise UsageProblem(f"cannot fill {{{param}}}: GET {url} failed: {exc}") from None
+        items = body
+        for key in listing.listing.items_path if listing.listing else ():
+            items = items.get(key) if isinstance(items, dict) else None
+        parent = target.profile.resources[listing.resource]
+        found = [record_key(r[parent.id_field]) for r in items or [] if isinstance(r, dict) and parent.id_field in r]
+        if response.status_code != 200 or not found:
+            raise UsageProblem(f"cannot fill {{{param}}}: GET {url} lists no record ({describe(response)})")
+        target.parent_values[param] = found[0]
+
+
+def _credentials(options: Options) -> str:
+    given = (["--token"] if options.token else []) + [f"--credential {name}" for name in options.credentials]
+    return " and ".join(given) or "a request without credentials"
 
 
 def _api_root_hint(api: str) -> str:
@@ -82,14 +114,17 @@ def run(options: Options, progress: Progress | None = None) -> Result:
     result = Result(options=options, seed=seed, domain=domain.name)
     probe = Probe(target, domain, result, set(), random.Random(seed))
     try:
-        probe.existing.update(preflight(probe))
+        behaving = target.resource is not None  # else only the contract layer has a subject
+        if behaving:
+            probe.existing.update(preflight(probe))
         started = time.perf_counter()
         try:
-            probe.anchor, probe.victim = (probe.create() or target.absent_id() for _ in range(2))
+            if behaving:
+                probe.anchor, probe.victim = (probe.create() or target.absent_id() for _ in range(2))
             tracking = checks.Run(options, target, domain, probe.created, probe.existing, probe.anchor, probe.victim)
             checks.start(tracking)
             progress("phase", "scenarios")
-            for scenario in behaviour.SCENARIOS + domain.scenarios:
+            for scenario in behaviour.SCENARIOS + domain.scenarios if behaving else ():
                 _scenario(probe, scenario)
                 progress("scenario", ".")
             fuzz(tracking, result, progress)

@@ -23,6 +23,7 @@ from timbrix_sandbox.contract.model import (
     scope_params,
 )
 from timbrix_sandbox.contract.records import record_key
+from timbrix_sandbox.contract.security import ContractSecurity, read_security
 
 from .model import Options, UsageProblem
 
@@ -52,6 +53,9 @@ def error_shape_ok(template: t.Any, body: t.Any, status: int) -> bool:
             if key not in body or not error_shape_ok(value, body[key], status):
                 return False
         return True
+    if isinstance(template, list):  # a list of messages (Conduit's ``errors.body: [...]``)
+        first = template[0] if template else None
+        return isinstance(body, list) and all(error_shape_ok(first, item, status) for item in body[:1])
     if template == "{{status}}":
         return body == status
     if template in ("{{code}}", "{{message}}"):
@@ -70,12 +74,20 @@ class Target:
         except ContractError as exc:
             raise UsageProblem(f"{options.contract}: {exc}") from None
         candidates = [r for r in self.profile.resources.values() if self._op(r, "create") and self._op(r, "read")]
-        if not candidates:
-            raise UsageProblem(f"{options.contract}: no resource with both a create and a read operation")
-        self.resource: Resource = candidates[0]
-        self.scope: tuple[str, ...] = scope_params(self.resource)
-        """Path parameters that name the tenant (Timbrix's ``organizationId``)."""
+        self.resource: Resource | None = candidates[0] if candidates else None
+        """The first resource with a create and a read: the behaviour layer's subject. ``None``
+        for a contract with none (Tic Tac Toe): only the contract layer runs."""
+        tenant = self.resource.tenant_param if self.resource is not None else None
+        self.scope: tuple[str, ...] = (tenant,) if tenant else ()
+        """The path parameter that names the tenant (Timbrix's ``organizationId``), if any."""
+        parents = scope_params(self.resource) if self.resource is not None else ()
+        self.parents: tuple[str, ...] = tuple(p for p in parents if p != tenant)
+        """The other collection path parameters: a parent record's id (Twilio's ``{ServiceSid}``)."""
+        self.parent_values: dict[str, str] = {}
+        """Parent parameter -> the id of an existing parent record (set by the preflight)."""
         self._validators: dict[t.Any, t.Any] = {}
+        self.security: ContractSecurity = read_security(self.spec)
+        """The contract's security schemes: where each ``--credential`` travels."""
 
     # -- operations and URLs ---------------------------------------------------------------
 
@@ -85,10 +97,12 @@ class Target:
         )
 
     def op(self, action: str) -> Operation | None:
-        return self._op(self.resource, action)
+        return self._op(self.resource, action) if self.resource is not None else None
 
     def operations(self, *, secured: bool = False) -> list[Operation]:
         """The resource's operations in contract order (only those needing a token)."""
+        if self.resource is None:
+            return []
         return [
             o
             for o in self.profile.operations.values()
@@ -98,15 +112,34 @@ class Target:
     def of_case(self, operation_id: str) -> Operation | None:
         """The resource's operation with this id (``None`` for other resources' operations)."""
         operation = self.profile.operations.get(operation_id)
-        return operation if operation is not None and operation.resource == self.resource.name else None
+        if operation is None or self.resource is None:
+            return None
+        return operation if operation.resource == self.resource.name else None
 
     def url(self, operation: Operation, record_id: t.Any = None, tenant: str | None = None) -> str:
         path = operation.path
         for name in self.scope:
             path = path.replace("{" + name + "}", tenant or "")
-        if self.resource.id_param:
+        for name, value in self.parent_values.items():
+            path = path.replace("{" + name + "}", value)
+        if self.resource is not None and self.resource.id_param:
             path = path.replace("{" + self.resource.id_param + "}", record_key(record_id) if record_id else "0")
         return path
+
+    def parent_listing(self, param: str) -> Operation | None:
+        """The list operation of the resource whose records ``param`` names (the collection
+        before ``/{param}`` in this resource's path, or the resource whose item parameter it
+        is), if that list needs no parameter the suite cannot fill."""
+        known = {*self.scope, *self.parent_values}
+        marker = "/{" + param + "}"
+        prefix = self.resource.collection_path.split(marker)[0]
+        for resource in self.profile.resources.values():
+            if resource.collection_path != prefix and resource.id_param != param:
+                continue
+            listing = self._op(resource, "list")
+            if listing is not None and set(scope_params(resource)) <= known:
+                return listing
+        return None
 
     # -- ids ---------------------------------------------------------------------------------
 
@@ -117,7 +150,7 @@ class Target:
 
     def absent_id(self) -> str:
         """A well-formed id that names no record (where a create the suite needed failed)."""
-        return ABSENT_IDS.get(self.resource.id_kind, "0")
+        return ABSENT_IDS.get(self.resource.id_kind, "0") if self.resource is not None else "0"
 
     def id_could_exist(self, value: t.Any) -> bool:
         """The value is a well-formed id (valid for the id parameter's schema): a record could
@@ -132,21 +165,32 @@ class Target:
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
     def key(self, record: t.Any) -> str | None:
-        if isinstance(record, dict) and self.resource.id_field in record:
+        if self.resource is not None and isinstance(record, dict) and self.resource.id_field in record:
             return record_key(record[self.resource.id_field])
         return None
 
     # -- bodies ------------------------------------------------------------------------------
 
-    def record(self, response: httpx.Response) -> t.Any:
-        """The record (or list) a response carries, out of the contract's envelope."""
+    def record(self, response: httpx.Response, operation: Operation | None = None) -> t.Any:
+        """The record (or list) a response carries, out of the contract's envelope and the
+        operation's own wrapper (a list's items path, a record's ``{article: ...}``). Without
+        ``operation``, the list's items path where the body has a list there, else the read's
+        wrapper."""
         try:
-            return self.profile.unwrap(response.json())
+            body = self.profile.unwrap(response.json())
         except ValueError:
             return None
+        if operation is not None:
+            return _walk(body, _inner_path(operation))
+        listing = self.op("list")
+        items = _inner_path(listing) if listing is not None else ()
+        if items and isinstance(_walk(body, items), list):
+            return _walk(body, items)
+        read = self.op("read")
+        return _walk(body, _inner_path(read)) if read is not None else body
 
-    def keys(self, response: httpx.Response) -> list[str]:
-        records = self.record(response) if response.status_code == 200 else None
+    def keys(self, response: httpx.Response, operation: Operation | None = None) -> list[str]:
+        records = self.record(response, operation) if response.status_code == 200 else None
         return [k for k in map(self.key, records if isinstance(records, list) else []) if k is not None]
 
     def validator(self, key: t.Any, schema: dict) -> t.Any:
@@ -170,6 +214,15 @@ class Target:
         responses = self.spec["paths"][operation.path][operation.method.lower()]["responses"]
         keys = {str(k).upper() for k in responses}
         return bool({str(status), f"{str(status)[0]}XX", "DEFAULT"} & keys)
+
+    def stand_ins(self, operation: Operation, want: t.Iterable[int]) -> tuple[int, ...]:
+        """``want``, or, where the operation declares none of the error statuses wanted, the
+        client errors it does declare (401 and 403 aside): Conduit answers everything with 422."""
+        want = tuple(want)
+        if not want or any(status < 400 or self.is_declared(operation, status) for status in want):
+            return want  # something wanted is declared: the contract says which answer is right
+        declared = [int(k) for k in map(str, self.raw(operation)["responses"]) if k.isdigit()]
+        return tuple(s for s in declared if 400 <= s < 500 and s not in (401, 403))
 
     def raw(self, operation: Operation) -> dict:
         return self.spec["paths"][operation.path][operation.method.lower()]
@@ -242,6 +295,19 @@ class Target:
                 if self.validator(("longest", action, name), sub).is_valid(value):
                     longest[name] = value
         return longest
+
+
+def _inner_path(operation: Operation) -> tuple[str, ...]:
+    """Where the record (or the list's array) sits inside the envelope, as the model inferred."""
+    return operation.listing.items_path if operation.listing is not None else operation.record_path
+
+
+def _walk(body: t.Any, path: t.Sequence[str]) -> t.Any:
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
 
 
 def _merged(schema: dict) -> dict:

@@ -272,3 +272,67 @@ def test_the_same_seed_tests_the_same_cases(live_server_factory):
         server.stop()
     assert tallies[0] == tallies[1]
     assert tallies[0][0] > 10
+
+
+def test_a_credential_of_any_scheme_travels_where_the_scheme_says():
+    """``--credential SCHEME=VALUE``: an API key in its header, query parameter or cookie,
+    Basic base64-encoded, bearer-like schemes in ``Authorization``; a scheme the contract does
+    not declare is a usage problem, not a silent unauthenticated run."""
+    from conformance.credentials import check_schemes, place, schemathesis_auth
+    from timbrix_sandbox.contract.security import read_security
+
+    schemes = {
+        "inHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+        "inQuery": {"type": "apiKey", "in": "query", "name": "api_key"},
+        "inCookie": {"type": "apiKey", "in": "cookie", "name": "session"},
+        "basic": {"type": "http", "scheme": "basic"},
+    }
+    security = read_security({"components": {"securitySchemes": schemes}, "paths": {}})
+    given = {"inHeader": "k1", "inQuery": "k2", "inCookie": "k3", "basic": "ann:secret"}
+    placed = place(security, given)
+    assert placed.headers == {"X-Api-Key": "k1", "Cookie": "session=k3", "Authorization": "Basic YW5uOnNlY3JldA=="}
+    assert placed.query == {"api_key": "k2"}
+    assert schemathesis_auth(security, {"basic": "ann:secret"}) == {
+        "openapi": {"basic": {"username": "ann", "password": "secret"}}
+    }
+    with pytest.raises(UsageProblem, match="no such security scheme"):
+        check_schemes(security, {"bearerAuth": "t"})
+    with pytest.raises(UsageProblem, match="user:password"):
+        check_schemes(security, {"basic": "no-colon"})
+
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.mark.skipif(
+    not (CORPUS / "museum.yaml").exists(), reason=f"the shared corpus is not beside the repo ({CORPUS})"
+)
+def test_the_suite_runs_on_a_public_contract_with_a_basic_scheme(live_server_factory):
+    """Redocly's Museum (HTTP Basic, its own base path, ``eventId`` ids) served by the sandbox:
+    the suite authenticates with the listed Basic credential on every request it makes, creates
+    and removes its records, and without the credential the preflight refuses to start."""
+    import httpx
+
+    museum = CORPUS / "museum.yaml"
+    server = live_server_factory(None, extra=["--contract", str(museum)])
+    base = server.url + httpx.get(server.url + "/__sandbox/health").json()["basePath"]
+    listed = httpx.get(server.url + "/__sandbox/credentials").json()
+    credentials = {entry["scheme"]: entry["value"] for entry in listed}
+    options = Options(
+        base_url=base,
+        token=None,
+        credentials=credentials,
+        contract=museum,
+        seed=1,
+        max_examples=1,
+        phases=("examples",),
+    )
+    result = run(options)
+    assert result.cases > 0 and result.created > 0
+    assert result.not_removed == [], "every record the run created is removed (or was by its scenario)"
+    member = [
+        f for f in result.findings if "member's credentials" in f.message or "valid create was refused" in f.message
+    ]
+    assert member == [], member
+    with pytest.raises(UsageProblem, match="preflight"):
+        run(Options(base_url=base, token=None, contract=museum, seed=1, max_examples=1, phases=("examples",)))

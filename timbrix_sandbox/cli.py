@@ -192,7 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="API root, e.g. http://127.0.0.1:3001/api (a sandbox's: its URL + basePath of GET /__sandbox/health)",
     )
-    check.add_argument("--token", required=True, help="a token that is a member of --organization-id")
+    check.add_argument(
+        "--token", help="a bearer token that is a member of --organization-id (sent as Authorization: Bearer)"
+    )
+    check.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="SCHEME=VALUE",
+        help="a credential for the contract's security scheme SCHEME, sent where that scheme says (API key "
+        "header/query/cookie; Basic as user:password; other http schemes, oauth2, openIdConnect in "
+        "Authorization); repeatable",
+    )
     check.add_argument("--organization-id", help="the organization to test in (Timbrix contract: required)")
     check.add_argument(
         "--header",
@@ -419,6 +430,7 @@ CONFORMANCE_EXIT_CODES = """exit codes:
 
 
 def conformance(args: argparse.Namespace) -> int:
+    from conformance.credentials import parse_credentials
     from conformance.model import Options, UsageProblem, parse_headers
     from conformance.report import ProgressPrinter, summary, write_reports
     from conformance.runner import run
@@ -440,6 +452,7 @@ def conformance(args: argparse.Namespace) -> int:
             contract=contract_path(args.contract) if args.contract else DEFAULT_CONTRACT,
             headers=parse_headers(args.header),
             outsider_headers=parse_headers(args.outsider_header),
+            credentials=parse_credentials(args.credential),
         )
         where = f" (organization {options.organization_id})" if options.organization_id else ""
         print(f"timbrix-sandbox conformance: {options.api}{where} [{options.contract}]", file=sys.stderr)
@@ -473,8 +486,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.command == "faults":
             return list_faults(args)
         return reset(args)
-    except (FixtureError, UnknownFault, StoreInUse, UsageError, ContractError, WrongContract, BindError,
-            UnpinnedLibrary, UnknownPlugin, StoreUnavailable) as exc:
+    except (
+        FixtureError,
+        UnknownFault,
+        StoreInUse,
+        UsageError,
+        ContractError,
+        WrongContract,
+        BindError,
+        UnpinnedLibrary,
+        UnknownPlugin,
+        StoreUnavailable,
+    ) as exc:
         print(f"timbrix-sandbox: {exc}", file=sys.stderr)
         return 2
     except DamagedStore as exc:

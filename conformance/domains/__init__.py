@@ -17,6 +17,7 @@ import jsonschema_rs
 import schemathesis
 
 from timbrix_sandbox.contract.records import apply_body, complete
+from timbrix_sandbox.contract.shapes import instance
 
 from .. import checks
 from ..model import Options, UsageProblem
@@ -98,7 +99,8 @@ class Domain:
         """A valid create body: the schema's example if it validates, else one built from it."""
         schema = target.body_schema("create") or {"type": "object"}
         validator = jsonschema_rs.validator_for(schema, validate_formats=True)
-        for candidate in (schema.get("example"), *(schema.get("examples") or []), complete({}, schema, TIMESTAMP)):
+        candidates = (schema.get("example"), *(schema.get("examples") or []), complete({}, schema, TIMESTAMP))
+        for candidate in (*candidates, instance(schema)):
             if isinstance(candidate, dict) and validator.is_valid(candidate):
                 return {**candidate, **overrides}
         raise UsageProblem("cannot build a valid create body from the contract: give the create schema an example")
