@@ -35,7 +35,7 @@ from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.engine.faults import FAULTS, Behaviour, Behaviours, InvalidBehaviour, Preference
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.errors import error_response, send_error
-from timbrix_sandbox.http.fault_responses import rewrite_response
+from timbrix_sandbox.http.fault_responses import buffered_rewrite
 from timbrix_sandbox.http.oas31 import first_error
 
 ABORT_EXTENSION = "timbrix.abort"
@@ -87,27 +87,18 @@ class RequestBehaviourMiddleware:
 
 
 def _rewriting(send: Send, effects: RequestEffects, method: str, behaviours: Behaviours) -> Send:
-    start: Message = {}
-    chunks: list[bytes] = []
+    """Drops the answer when a rule drops the connection; rewrites it when a rule's response
+    faults act on this request; passes it through otherwise (decided per message: the rule is
+    matched while the request runs)."""
+    rewrite = buffered_rewrite(send, method, lambda: behaviours.only(effects.rewrite))
 
     async def rewriting_send(message: Message) -> None:
-        nonlocal start
         if effects.dropped:
             return
         if not effects.rewrite:
             await send(message)
             return
-        if message["type"] == "http.response.start":
-            start = message
-            return
-        chunks.append(message.get("body", b""))
-        if message.get("more_body"):
-            return
-        status, headers, body = rewrite_response(
-            start["status"], list(start.get("headers", [])), b"".join(chunks), method, behaviours.only(effects.rewrite)
-        )
-        await send({**start, "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await rewrite(message)
 
     return rewriting_send
 

@@ -35,6 +35,30 @@ def rewrite_response(
     return parts.status, new_headers, body
 
 
+def buffered_rewrite(send: Send, method: str, faults: t.Callable[[], Behaviours]) -> Send:
+    """A ``send`` that holds the response until its last body chunk, then sends it rewritten by
+    the response faults ``faults()`` names (asked once, when the response is complete). The one
+    place both startup faults and run-time rules corrupt a finished response."""
+    start: Message = {}
+    chunks: list[bytes] = []
+
+    async def rewriting_send(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        status, headers, body = rewrite_response(
+            start["status"], list(start.get("headers", [])), b"".join(chunks), method, faults()
+        )
+        await send({**start, "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return rewriting_send
+
+
 class FaultyResponseMiddleware:
     """Outermost: rewrites finished responses according to the active response faults."""
 
@@ -48,28 +72,8 @@ class FaultyResponseMiddleware:
         if scope["type"] != "http" or not path.startswith(self.api_prefix) or path.startswith("/__sandbox/"):
             await self.app(scope, receive, send)
             return
-        start: Message = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            status, headers, body = rewrite_response(
-                start["status"],
-                list(start.get("headers", [])),
-                b"".join(chunks),
-                scope["method"],
-                self.behaviours,
-            )
-            await send({**start, "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, capture)
+        behaviours = self.behaviours
+        await self.app(scope, receive, buffered_rewrite(send, scope["method"], lambda: behaviours))
 
 
 class FaultyRequestMiddleware:
