@@ -685,6 +685,9 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
             said = (done.stderr or done.stdout).strip()
             return {"error": " ".join(said.split())[-300:] or "no report", "exit_code": done.returncode}
         data = json.loads(report.read_text())
+        if args.reports:
+            args.reports.mkdir(parents=True, exist_ok=True)
+            (args.reports / f"{spec.stem}.json").write_text(report.read_text())
     return {
         "cases": data.get("cases"),
         "violations": len(data.get("violations", [])),
@@ -822,6 +825,7 @@ def main() -> int:
     parser.add_argument("--no-prism", dest="prism_enabled", action="store_false")
     parser.add_argument("--no-conformance", dest="conformance", action="store_false")
     parser.add_argument("--conformance-max-examples", type=int, default=5)
+    parser.add_argument("--reports", type=Path, metavar="DIR", help="keep each spec's full conformance report here")
     parser.add_argument("--conformance-timeout", type=float, default=300.0)
     parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--label", default="", help="names the results file (e.g. before)")
