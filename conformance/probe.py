@@ -227,29 +227,52 @@ class Probe:
         return key
 
     def read(self, key: str, who: Identity | None = None) -> t.Any:
-        response = self.call(self.target.op("read"), key, who=who)
+        """The record as the server shows it now: its read, or, for a resource with no read
+        (Conduit's comments), its entry in the list (``None``: not found)."""
+        read = self.target.op("read")
+        if read is None:
+            return next((r for r in self.listed_records(who) or [] if self.target.key(r) == key), None)
+        response = self.call(read, key, who=who)
         return self.target.record(response) if response.status_code == 200 else None
 
     def listed(self, who: Identity | None = None) -> list[str] | None:
         """The keys the list shows (``None``: the contract has no list operation)."""
+        records = self.listed_records(who)
+        return None if records is None else [k for k in map(self.target.key, records) if k is not None]
+
+    def listed_records(self, who: Identity | None = None) -> list[t.Any] | None:
+        """The records the list shows, every page of it (``None``: no list operation)."""
         listing = self.target.op("list")
         if listing is None:
             return None
         paging = listing.listing
+
+        def page(query: dict | None) -> list[t.Any]:
+            response = self.call(listing, who=who, query=query)
+            records = self.target.record(response, listing) if response.status_code == 200 else None
+            return records if isinstance(records, list) else []
+
         if paging is None or paging.page_param is None:
-            return self.target.keys(self.call(listing, who=who), listing)
-        keys: list[str] = []
-        for page in range(1, MAX_PAGES + 1):  # a paginated list (Museum's page/limit): every page
-            found = self.target.keys(self.call(listing, who=who, query={paging.page_param: page}), listing)
-            keys += found
+            return page(None)
+        records: list[t.Any] = []
+        for number in range(1, MAX_PAGES + 1):  # a paginated list (Museum's page/limit): every page
+            found = page({paging.page_param: number})
+            records += found
             if not found or (paging.default_limit and len(found) < paging.default_limit):
                 break
-        return keys
+        return records
+
+    def delete_body(self, operation: Operation) -> t.Any:
+        """What a delete sends: nothing, or a minimal valid body where the delete takes one
+        (Discourse's ``DELETE /posts/{id}.json`` wants ``force_destroy``)."""
+        return instance(operation.body_schema) if operation.body_schema else NO_BODY
 
     def payload(self, operation: Operation) -> t.Any:
         """A valid body for any of the resource's operations (for probes of auth and tenancy)."""
         if operation.body_schema is None:
             return NO_BODY
+        if operation.action == "delete":
+            return self.delete_body(operation)
         create_body = self.domain.create_body(self.target, self.run)
         if operation.action == "create":
             return create_body
@@ -296,8 +319,7 @@ class Probe:
                 continue
             url = self.target.url(delete, key, who.tenant)
             try:
-                # A delete that takes a body (Discourse's force_destroy) gets a minimal valid one.
-                sent = instance(delete.body_schema) if delete.body_schema else NO_BODY
+                sent = self.delete_body(delete)
                 response = self.http.request(
                     delete.method, url, headers=who.send(), params=who.query(), **encoded(delete, sent)
                 )

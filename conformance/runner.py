@@ -14,12 +14,11 @@ import typing as t
 
 import httpx
 
-from timbrix_sandbox.contract.records import record_key
-
 from . import behaviour, checks, coverage, domains
 from .fuzz import Progress, fuzz
 from .model import Finding, Options, Result, StopRun, UsageProblem
 from .probe import Probe
+from .subjects import Subjects, Unfilled
 from .target import Target, describe
 
 
@@ -28,7 +27,6 @@ def preflight(probe: Probe) -> set[str]:
     the records that exist before the run (read-only: the run never writes or deletes them,
     even if a buggy server hands one back from a create)."""
     target, options = probe.target, probe.options
-    _find_parents(probe)
     listing = target.op("list")
     operation = listing or target.op("read")
     url = options.api + target.url(operation, target.absent_id(), probe.member.tenant)
@@ -61,30 +59,6 @@ def preflight(probe: Probe) -> set[str]:
     return existing
 
 
-def _find_parents(probe: Probe) -> None:
-    """Fill the resource's parent path parameters (Twilio's ``{ServiceSid}``) with the ids of
-    existing parent records, from the parents' own lists (read-only)."""
-    target, options = probe.target, probe.options
-    for param in target.parents:
-        listing = target.parent_listing(param)
-        if listing is None:
-            raise UsageProblem(f"cannot fill {{{param}}}: no list of its records needs only known parameters")
-        url = options.api + target.url(listing, None, probe.member.tenant)
-        try:
-            response = httpx.get(url, headers=probe.member.send(), params=probe.member.query(), timeout=15)
-            body = target.profile.unwrap(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
-            raise UsageProblem(f"cannot fill {{{param}}}: GET {url} failed: {exc}") from None
-        items = body
-        for key in listing.listing.items_path if listing.listing else ():
-            items = items.get(key) if isinstance(items, dict) else None
-        parent = target.profile.resources[listing.resource]
-        found = [record_key(r[parent.id_field]) for r in items or [] if isinstance(r, dict) and parent.id_field in r]
-        if response.status_code != 200 or not found:
-            raise UsageProblem(f"cannot fill {{{param}}}: GET {url} lists no record ({describe(response)})")
-        target.parent_values[param] = found[0]
-
-
 def _credentials(options: Options) -> str:
     given = (["--token"] if options.token else []) + [f"--credential {name}" for name in options.credentials]
     return " and ".join(given) or "a request without credentials"
@@ -112,11 +86,10 @@ def run(options: Options, progress: Progress | None = None) -> Result:
     domain.validate(options, target)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     result = Result(options=options, seed=seed, domain=domain.name)
-    probe = Probe(target, domain, result, set(), random.Random(seed))
+    subjects = Subjects(target, domain, result, random.Random(seed))
+    behaving = target.resource is not None  # else only the contract layer has a subject
     try:
-        behaving = target.resource is not None  # else only the contract layer has a subject
-        if behaving:
-            probe.existing.update(preflight(probe))
+        probe = _primary(subjects) if behaving else Probe(target, domain, result, set(), random.Random(seed))
         started = time.perf_counter()
         try:
             if behaving:
@@ -124,21 +97,53 @@ def run(options: Options, progress: Progress | None = None) -> Result:
             tracking = checks.Run(options, target, domain, probe.created, probe.existing, probe.anchor, probe.victim)
             checks.start(tracking)
             progress("phase", "scenarios")
-            for scenario in behaviour.SCENARIOS + domain.scenarios if behaving else ():
-                _scenario(probe, scenario)
-                progress("scenario", ".")
+            for view in target.subjects():
+                _scenarios(subjects, view, domain.scenarios if view is target else [], progress)
             fuzz(tracking, result, progress)
         except StopRun:
             pass
         finally:
             checks.stop()
-            result.created = len(probe.created)
-            result.cleaned, result.not_removed = probe.cleanup()
+            result.created, result.cleaned, result.not_removed = subjects.cleanup()
+            if not behaving:
+                result.created += len(probe.created)
             result.duration = time.perf_counter() - started
             result.coverage = coverage.compute(target.spec, result)
     finally:
-        probe.close()
+        subjects.close()
+        if not behaving:
+            probe.close()
     return result
+
+
+def _primary(subjects: Subjects) -> Probe:
+    """The primary resource's probe, its parents created (or found) and the preflight passed."""
+    target = subjects.primary
+    try:
+        probe = subjects.probe(target.resource.name)
+    except Unfilled as exc:
+        raise UsageProblem(str(exc)) from None
+    except httpx.TransportError as exc:
+        raise UsageProblem(f"cannot reach {target.options.api}: {exc}") from exc
+    probe.existing.update(preflight(probe))
+    return probe
+
+
+def _scenarios(subjects: Subjects, view: Target, extra: list, progress: Progress) -> None:
+    """Every scenario on one resource; a resource whose parents cannot be filled is reported
+    as not tested, and the others go on."""
+    try:
+        probe = subjects.probe(view.resource.name)
+    except Unfilled as exc:
+        subjects.result.incomplete.append(f"behaviour: {view.resource.collection_path}: not tested: {exc}")
+        return
+    except httpx.HTTPError as exc:
+        message = f"{view.resource.collection_path}: preparing its records failed: {type(exc).__name__}: {exc}"
+        subjects.result.findings.append(Finding("behaviour", view.resource.collection_path, "scenario_error", message))
+        return
+    for scenario in behaviour.SCENARIOS + extra:
+        _scenario(probe, scenario)
+        progress("scenario", ".")
 
 
 def _scenario(probe: Probe, scenario: t.Callable[[Probe], None]) -> None:
@@ -147,7 +152,8 @@ def _scenario(probe: Probe, scenario: t.Callable[[Probe], None]) -> None:
     except StopRun:
         raise
     except Exception as exc:  # a reply no conformant server would send (non-JSON 201, ...)
-        message = f"{scenario.__name__} could not complete: {type(exc).__name__}: {exc}"
-        probe.result.findings.append(Finding("behaviour", "-", "scenario_error", message))
+        where = probe.target.resource.collection_path if probe.target.resource is not None else "-"
+        message = f"{scenario.__name__} on {where} could not complete: {type(exc).__name__}: {exc}"
+        probe.result.findings.append(Finding("behaviour", where, "scenario_error", message))
         if probe.options.fail_fast:
             raise StopRun() from None

@@ -7,6 +7,7 @@ way, and what only one domain knows is a plug-in's business (``conformance/domai
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 import httpx
@@ -64,7 +65,11 @@ def error_shape_ok(template: t.Any, body: t.Any, status: int) -> bool:
 
 
 class Target:
-    """One resource of the contract (the first with a create and a read) and its operations."""
+    """The contract under test, focused on one resource: the behaviour layer's subject.
+
+    ``Target(options)`` is focused on the *primary* resource (the first with a create and a
+    read, as it always was: the fuzz phase's anchor and guard serve it); :meth:`subjects` gives
+    one focused view per resource the scenarios can test."""
 
     def __init__(self, options: Options, spec: dict | None = None) -> None:
         self.options = options
@@ -73,10 +78,15 @@ class Target:
             self.profile: Profile = load_profile(self.spec)
         except ContractError as exc:
             raise UsageProblem(f"{options.contract}: {exc}") from None
+        self.security: ContractSecurity = read_security(self.spec)
+        """The contract's security schemes: where each ``--credential`` travels."""
         candidates = [r for r in self.profile.resources.values() if self._op(r, "create") and self._op(r, "read")]
-        self.resource: Resource | None = candidates[0] if candidates else None
-        """The first resource with a create and a read: the behaviour layer's subject. ``None``
-        for a contract with none (Tic Tac Toe): only the contract layer runs."""
+        self._focus(candidates[0] if candidates else None)
+
+    def _focus(self, resource: Resource | None) -> None:
+        self.resource: Resource | None = resource
+        """The behaviour layer's subject. ``None`` for a contract with no resource that can be
+        created and read (Tic Tac Toe): only the contract layer runs."""
         tenant = self.resource.tenant_param if self.resource is not None else None
         self.scope: tuple[str, ...] = (tenant,) if tenant else ()
         """The path parameter that names the tenant (Timbrix's ``organizationId``), if any."""
@@ -84,10 +94,32 @@ class Target:
         self.parents: tuple[str, ...] = tuple(p for p in parents if p != tenant)
         """The other collection path parameters: a parent record's id (Twilio's ``{ServiceSid}``)."""
         self.parent_values: dict[str, str] = {}
-        """Parent parameter -> the id of an existing parent record (set by the preflight)."""
+        """Parent parameter -> the id of a parent record (one the run created, else an existing one)."""
         self._validators: dict[t.Any, t.Any] = {}
-        self.security: ContractSecurity = read_security(self.spec)
-        """The contract's security schemes: where each ``--credential`` travels."""
+
+    def focused(self, resource: Resource) -> Target:
+        """A view of the same contract on ``resource`` (its own parents, values and validators)."""
+        view = copy.copy(self)
+        view._focus(resource)
+        return view
+
+    def subjects(self) -> list[Target]:
+        """One view per resource the scenarios can test: a create, and a read or a list to see
+        the record again (Conduit's comments have no read), in contract order, the primary first."""
+        testable = [
+            r
+            for r in self.profile.resources.values()
+            if self._op(r, "create") and (self._op(r, "read") or self._op(r, "list"))
+        ]
+        if self.resource is None:
+            return []
+        return [self, *(self.focused(r) for r in testable if r.name != self.resource.name)]
+
+    def parent_resource(self, param: str) -> Resource | None:
+        """The resource whose records ``param`` names: the one whose collection is this
+        resource's path before ``/{param}`` (Twilio's ``/v2/Services`` for ``{ServiceSid}``)."""
+        prefix = self.resource.collection_path.split("/{" + param + "}")[0]
+        return next((r for r in self.profile.resources.values() if r.collection_path == prefix), None)
 
     # -- operations and URLs ---------------------------------------------------------------
 
@@ -98,6 +130,10 @@ class Target:
 
     def op(self, action: str) -> Operation | None:
         return self._op(self.resource, action) if self.resource is not None else None
+
+    def reader(self) -> Operation | None:
+        """The operation that shows a record again: its read, else its list."""
+        return self.op("read") or self.op("list")
 
     def operations(self, *, secured: bool = False) -> list[Operation]:
         """The resource's operations in contract order (only those needing a token)."""
@@ -186,8 +222,8 @@ class Target:
         items = _inner_path(listing) if listing is not None else ()
         if items and isinstance(_walk(body, items), list):
             return _walk(body, items)
-        read = self.op("read")
-        return _walk(body, _inner_path(read)) if read is not None else body
+        single = self.op("read") or self.op("create")  # no read (Conduit's comments): the create's wrapper
+        return _walk(body, _inner_path(single)) if single is not None else body
 
     def keys(self, response: httpx.Response, operation: Operation | None = None) -> list[str]:
         records = self.record(response, operation) if response.status_code == 200 else None
