@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import schemathesis
 
 from timbrix_sandbox.contract.records import record_key
 
+from .causes import Sent, path_values
 from .probe import MEMBER, identities, wrapped
 
 if t.TYPE_CHECKING:
@@ -122,6 +124,62 @@ def _action(run: Run, case) -> str | None:
 
 def _record(run: Run, response) -> t.Any:
     return run.target.profile.unwrap(json_body(response))
+
+
+def carries_credentials(run: Run, sent: Sent) -> bool:
+    """The request carried the member's credentials (every header and query parameter of
+    them, with their values): a 401 to it is not a missing-credentials refusal."""
+    member = identities(run.options, run.target)["member"]
+    headers = {k.lower(): v for k, v in sent.headers.items()}
+    query = parse_qs(urlsplit(sent.url).query)
+    given = {**member.auth.headers, **({"Authorization": f"Bearer {member.token}"} if member.token else {})}
+    return all(headers.get(k.lower()) == v for k, v in given.items()) and all(
+        query.get(k) == [v] for k, v in member.query().items()
+    )
+
+
+def record_missing(run: Run, method: str, path: str, sent: Sent) -> bool | None:
+    """A read of the record the request names finds nothing (``None``: cannot tell): its
+    resource's read at the same ids, else its list under the same parents without it."""
+    profile = run.target.profile
+    operation = next((o for o in profile.operations.values() if (o.method.upper(), o.path) == (method, path)), None)
+    resource = profile.resources.get(operation.resource) if operation is not None else None
+    if resource is None or run.target.resource is None:
+        return None
+    view = run.target if resource.name == run.target.resource.name else run.target.focused(resource)
+    values = path_values(path, urlsplit(sent.url).path) or {}
+    key = values.get(operation.id_param or "") if operation.id_param else None
+    read, listing = view.op("read"), view.op("list")
+    headers = {k: v for k, v in sent.headers.items() if k.lower() not in _HOP_HEADERS}
+    member = identities(run.options, run.target)["member"]
+    try:
+        if read is not None:
+            if read.id_param and key is not None:
+                values = {**values, read.id_param: key}
+            url = _filled(read.path, values)
+            if url is None:
+                return None
+            reply = httpx.get(run.options.api + url, headers=headers, params=member.query(), timeout=30)
+            return not 200 <= reply.status_code < 300
+        if listing is None or key is None:
+            return None
+        url = _filled(listing.path, values)
+        if url is None:
+            return None
+        reply = httpx.get(run.options.api + url, headers=headers, params=member.query(), timeout=30)
+    except httpx.HTTPError:
+        return None
+    return reply.status_code != 200 or record_key(key) not in view.keys(reply, listing)
+
+
+def _filled(template: str, values: t.Mapping[str, str]) -> str | None:
+    """``template`` with every ``{name}`` filled from ``values`` (``None``: one is missing)."""
+    names = re.findall(r"{([^}]+)}", template)
+    if any(name not in values for name in names):
+        return None
+    for name in names:
+        template = template.replace("{" + name + "}", quote(str(values[name]), safe=""))
+    return template
 
 
 # -- checks ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
 from . import checks
+from .causes import Exchange, Sent, classify
 from .credentials import schemathesis_auth
 from .model import TOKEN_PLACEHOLDER, Finding, Result, StopRun, UsageProblem
 
@@ -55,16 +56,22 @@ def config(run: checks.Run, seed: int, phases: t.Sequence[str]) -> SchemathesisC
         "parameters": parameters,
     }
     entries: dict[str, dict[str, t.Any]] = {}
+
+    def entry(operation: t.Any) -> dict[str, t.Any]:
+        label = f"{operation.method.upper()} {operation.path}"
+        return entries.setdefault(label, {"include-name": label})
+
     name = target.resource.id_param if target.resource is not None else None
     if "stateful" not in phases and name:
-        parameters[f"path.{name}"] = target.typed_id(run.anchor)
+        # Only on the resource's own operations: another resource's {Sid} (Twilio names every
+        # id so) has its own pattern, and the anchor's id would make every case there invalid.
         delete = target.op("delete")
-        if delete is not None:
-            victim = {f"path.{name}": target.typed_id(run.victim)}
-            entries[delete.operation_id] = {"include-operation-id": delete.operation_id, "parameters": victim}
+        for operation in target.operations():
+            if name in target.path_params(operation):
+                anchor = run.victim if operation is delete else run.anchor
+                entry(operation)["parameters"] = {f"path.{name}": target.typed_id(anchor)}
     for operation in unauthorised_undeclared(target):
-        entry = entries.setdefault(operation.operation_id, {"include-operation-id": operation.operation_id})
-        entry["checks"] = {check: {"enabled": False} for check in AUTH_STATUS_CHECKS}
+        entry(operation)["checks"] = {check: {"enabled": False} for check in AUTH_STATUS_CHECKS}
     if entries:
         data["operations"] = list(entries.values())
     return SchemathesisConfig.from_dict(data)
@@ -75,16 +82,14 @@ AUTH_STATUS_CHECKS = ("ignored_auth", "missing_required_header")
 
 
 def unauthorised_undeclared(target: t.Any) -> list[t.Any]:
-    """Secured operations (with a real ``operationId``) whose contract declares neither 401
+    """Secured operations whose contract declares neither 401
     nor 403 (nor a ``4XX`` or ``default`` standing in): no conformant server can answer their
     missing credentials as :data:`AUTH_STATUS_CHECKS` want, so those two checks are off there
     (the behaviour layer still wants one of the declared 4xx)."""
     return [
         operation
         for operation in target.profile.operations.values()
-        if operation.secured
-        and "operationId" in target.raw(operation)
-        and not (target.is_declared(operation, 401) or target.is_declared(operation, 403))
+        if operation.secured and not (target.is_declared(operation, 401) or target.is_declared(operation, 403))
     ]
 
 
@@ -196,7 +201,8 @@ def execute(
 
 
 def _record(run: checks.Run, result: Result, recorder) -> bool:
-    """Count a finished scenario's cases and checks; whether any check failed."""
+    """Count a finished scenario's cases and checks; whether any check failed (each failure
+    with its cause: the implementation's, or a gap of the contract, ``causes.py``)."""
     failed = False
     for case_id, nodes in recorder.checks.items():
         node = recorder.cases.get(case_id)
@@ -213,5 +219,34 @@ def _record(run: checks.Run, result: Result, recorder) -> bool:
                 failure = check.failure_info.failure
                 message = f"{failure.title}: {failure.message}".strip()
                 layer = layer_of(run, check.name)
-                result.findings.append(Finding(layer, label, check.name, message, _curl(check.failure_info)))
+                finding = Finding(layer, label, check.name, message, _curl(check.failure_info))
+                if node is not None:
+                    sent = _sent(recorder, case_id)
+                    cause = classify(run.target.spec, exchange(run, node.value, check.name, status, sent))
+                    finding.cause, finding.rule, finding.why = cause.cause, cause.rule, cause.why
+                result.findings.append(finding)
     return failed
+
+
+def _sent(recorder, case_id: str) -> Sent | None:
+    interaction = recorder.interactions.get(case_id)
+    request = getattr(interaction, "request", None)
+    if request is None:
+        return None
+    headers = {name: ", ".join(values) for name, values in (request.headers or {}).items()}
+    return Sent(request.uri, headers, request.body)
+
+
+def exchange(run: checks.Run, case, check: str, status: int | None, sent: Sent | None) -> Exchange:
+    """What :func:`causes.classify` judges a generated case's failure by."""
+    method, path = case.operation.method.upper(), case.operation.path
+    return Exchange(
+        check=check,
+        method=method,
+        path=path,
+        status=status,
+        positive=checks.is_positive(case) if getattr(case, "meta", None) else None,
+        credentialed=sent is None or checks.carries_credentials(run, sent),
+        record_missing=(lambda: checks.record_missing(run, method, path, sent)) if sent is not None else None,
+        request=sent,
+    )

@@ -59,6 +59,12 @@ class Finding:
     check: str
     message: str
     curl: str | None = None
+    cause: str = "implementation"
+    """``"implementation"``, or ``"contract"``: a gap of the contract that no implementation can
+    close (``conformance/causes.py`` has the rules); listed and failing the run all the same."""
+    why: str = ""
+    """One line on why a contract gap is one (empty for the implementation's)."""
+    rule: str | None = None
 
     def key(self) -> tuple[str, str, str]:
         first_line = self.message.strip().splitlines()[0] if self.message.strip() else ""
@@ -133,6 +139,12 @@ class Result:
             entry.passed += 1
         else:
             entry.failed += 1
+
+    def by_cause(self) -> dict[str, int]:
+        """Unique violations per cause: ``{"implementation": X, "contract": Y}``."""
+        unique = self.unique_findings()
+        contract = sum(f.cause == "contract" for f in unique)
+        return {"implementation": len(unique) - contract, "contract": contract}
 
     def unique_findings(self) -> list[Finding]:
         seen: dict[tuple[str, str, str], Finding] = {}

@@ -15,6 +15,7 @@ import httpx
 from timbrix_sandbox.contract.model import Operation
 from timbrix_sandbox.contract.shapes import instance
 
+from .causes import Exchange, classify
 from .credentials import Placed, check_schemes, forged, masked, place
 from .model import Finding, Options, Result, StopRun, curl_line
 from .target import Target, describe
@@ -40,6 +41,8 @@ class Identity:
     owner: str = MEMBER
     auth: Placed = dataclasses.field(default_factory=Placed)
     """The ``--credential`` schemes' credentials, placed where their schemes say."""
+    valid: bool = True
+    """Speaks with credentials the server issued (not the anonymous or the unknown caller)."""
 
     def send(self) -> dict[str, str]:
         bearer = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
@@ -88,12 +91,13 @@ def identities(options: Options, target: Target) -> dict[str, Identity | None]:
             )
     return {
         "member": member,
-        "anonymous": dataclasses.replace(member, what="without a token", token=None, auth=Placed()),
+        "anonymous": dataclasses.replace(member, what="without a token", token=None, auth=Placed(), valid=False),
         "unknown": dataclasses.replace(
             member,
             what="with an unknown token",
             token=f"invalid-{uuid.uuid4().hex[:8]}" if options.token is not None else None,
             auth=place(security, forged(security, options.credentials)),
+            valid=False,
         ),
         "outsider": outsider,
         "intruder": intruder,
@@ -205,7 +209,11 @@ class Probe:
             url = self.options.api + self.target.url(operation, record_id, who.tenant)
             sent = None if body is NO_BODY else body
             curl = curl_line(operation.method, url, sent, who.token is not None, who.headers, masked(who.auth))
-            self.result.findings.append(Finding(layer, label, check, message, curl))
+            finding = Finding(layer, label, check, message, curl)
+            exchange = Exchange(check, operation.method, operation.path, status, credentialed=who.valid)
+            cause = classify(self.target.spec, exchange)
+            finding.cause, finding.rule, finding.why = cause.cause, cause.rule, cause.why
+            self.result.findings.append(finding)
             if self.options.fail_fast:
                 raise StopRun()
         return ok
@@ -313,9 +321,9 @@ class Probe:
             if key in self.existing:
                 continue
             if delete is None or who is None:
-                left.append(
-                    f"{key}: the contract has no delete operation" if delete is None else f"{key}: no credentials"
-                )
+                where = self.target.resource.collection_path if self.target.resource is not None else ""
+                why = "the contract has no delete operation" if delete is None else "no credentials"
+                left.append(f"{where} {key}: {why}")
                 continue
             url = self.target.url(delete, key, who.tenant)
             try:

@@ -59,12 +59,18 @@ def summary(result: Result) -> str:
     out += ["", "Per check", _table(rows(by_check), ["check", "passed", "failed", ""])]
     unique = result.unique_findings()
     if unique:
-        out += ["", f"Violations ({len(unique)} unique, {len(result.findings)} in all)"]
-        for number, finding in enumerate(unique, start=1):
-            out.append(f"\n{number}. [{finding.layer}] {finding.operation} - {finding.check}")
-            out += [f"   {line}" for line in finding.message.strip().splitlines()[:12]]
-            if finding.curl:
-                out.append(f"   reproduce: {finding.curl}")
+        out += ["", f"{causes_line(result)} ({len(result.findings)} in all)"]
+        number = 0
+        for title, group in _grouped(unique):
+            out += ["", title]
+            for finding in group:
+                number += 1
+                out.append(f"\n{number}. [{finding.layer}] {finding.operation} - {finding.check}")
+                if finding.why:
+                    out.append(f"   contract gap: {finding.why}")
+                out += [f"   {line}" for line in finding.message.strip().splitlines()[:12]]
+                if finding.curl:
+                    out.append(f"   reproduce: {finding.curl}")
         out.append(f"\n(curl lines read the token from ${TOKEN_PLACEHOLDER[1:]}; export it first)")
     if result.suite_errors:
         out += ["", f"Tooling errors, retried ({len(result.suite_errors)}):"]
@@ -81,13 +87,33 @@ def summary(result: Result) -> str:
     return "\n".join(out)
 
 
+def causes_line(result: Result) -> str:
+    """``N violations: X implementation, Y contract gaps`` (unique violations)."""
+    counts = result.by_cause()
+    total = counts["implementation"] + counts["contract"]
+    return f"{total} violations: {counts['implementation']} implementation, {counts['contract']} contract gaps"
+
+
+def _grouped(unique: list) -> list[tuple[str, list]]:
+    """The implementation's violations, then the contract's gaps (still violations: they fail
+    the run, since no implementation can meet that contract there)."""
+    mine = [f for f in unique if f.cause != "contract"]
+    gaps = [f for f in unique if f.cause == "contract"]
+    groups = []
+    if mine:
+        groups.append((f"Implementation violations ({len(mine)})", mine))
+    if gaps:
+        groups.append((f"Contract gaps ({len(gaps)}): the contract leaves no conformant answer", gaps))
+    return groups
+
+
 def headline(result: Result) -> str:
     covered = f", coverage {result.coverage.percent:.1f}%" if result.coverage is not None else ""
     minimum = f" (minimum {result.options.min_coverage:g}%)" if result.options.min_coverage is not None else ""
     untested = f", {len(result.incomplete)} parts not tested" if result.incomplete else ""
     return (
-        f"{result.verdict}: {result.cases} generated cases + targeted scenarios, {len(result.unique_findings())} "
-        f"unique violations{untested}{covered}{minimum}, seed {result.seed}, {result.duration:.1f}s; created "
+        f"{result.verdict}: {result.cases} generated cases + targeted scenarios, {causes_line(result)}"
+        f"{untested}{covered}{minimum}, seed {result.seed}, {result.duration:.1f}s; created "
         f"{result.created} records, deleted {result.cleaned}, {len(result.not_removed)} left behind."
     )
 
@@ -136,9 +162,13 @@ def to_json(result: Result) -> dict[str, t.Any]:
                 "check": f.check,
                 "message": f.message,
                 "curl": f.curl,
+                "cause": f.cause,
+                "rule": f.rule,
+                "why": f.why,
             }
             for f in result.unique_findings()
         ],
+        "violationsByCause": result.by_cause(),
         "suiteErrors": result.suite_errors,
         "incomplete": result.incomplete,
         "minCoverage": result.options.min_coverage,
@@ -207,11 +237,14 @@ def to_markdown(result: Result) -> str:
         out += ["", "Struck out: declared but never answered in this run.", ""]
     unique = result.unique_findings()
     if unique:
-        out += [f"### Violations ({len(unique)})", ""]
-        for finding in unique[:50]:
-            first = finding.message.strip().splitlines()[0] if finding.message.strip() else ""
-            out.append(f"- **[{finding.layer}] `{finding.operation}`** `{finding.check}`: {first[:300]}")
-        out.append("")
+        out += [f"### {causes_line(result)}", ""]
+        for title, group in _grouped(unique):
+            out += [f"#### {title}", ""]
+            for finding in group[:50]:
+                first = finding.message.strip().splitlines()[0] if finding.message.strip() else ""
+                gap = f" (contract gap: {finding.why})" if finding.why else ""
+                out.append(f"- **[{finding.layer}] `{finding.operation}`** `{finding.check}`: {first[:300]}{gap}")
+            out.append("")
     if result.incomplete:
         out += ["### Not tested", "", *[f"- {gap}" for gap in result.incomplete], ""]
     if result.not_removed:
@@ -265,10 +298,14 @@ def to_html(result: Result) -> str:
         parts.append("</table>")
     unique = result.unique_findings()
     if unique:
-        parts.append(f"<h2>Violations ({len(unique)})</h2><ol>")
-        parts += [f"<li><b>[{esc(f.layer)}] {esc(f.operation)}</b> {esc(f.check)}<pre>{esc(f.message[:2000])}</pre>"
-                  f"<code>{esc(f.curl or '')}</code></li>" for f in unique]  # fmt: skip
-        parts.append("</ol>")
+        parts.append(f"<h2>{esc(causes_line(result))}</h2>")
+        for title, group in _grouped(unique):
+            parts.append(f"<h3>{esc(title)}</h3><ol>")
+            parts += [f"<li><b>[{esc(f.layer)}] {esc(f.operation)}</b> {esc(f.check)}"
+                      + (f"<p class=gap>contract gap: {esc(f.why)}</p>" if f.why else "")
+                      + f"<pre>{esc(f.message[:2000])}</pre><code>{esc(f.curl or '')}</code></li>"
+                      for f in group]  # fmt: skip
+            parts.append("</ol>")
     for title, items in (("Not tested", result.incomplete), ("Created but not removed", result.not_removed)):
         if items:
             parts.append(f"<h2>{title}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
