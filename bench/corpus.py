@@ -28,7 +28,11 @@ For each spec and each tool this prints:
   sandbox lists them, else ``--credential`` or a placeholder per declared scheme (Prism only
   checks they are present);
 * **conformance** (sandbox only): ``timbrix-sandbox conformance`` against the sandbox serving the
-  spec, as cases and violations (``--conformance-max-examples`` per operation and phase).
+  spec, as cases and violations (``--conformance-max-examples`` per operation and phase), the
+  violations split into the implementation's and the contract's gaps (``conformance/causes.py``:
+  ``implementation`` and ``contract_gaps`` in the JSON, with ``gaps_by_rule`` and
+  ``implementation_by_check``), and ``resources_tested``: how many resources the behaviour
+  scenarios created and read back.
 
 The sandbox runs from ``--sandbox-root`` (default: this checkout) as ``python -m timbrix_sandbox
 serve --contract FILE --in-memory``; Prism is ``bench/.prism`` (installed on first use, as
@@ -688,14 +692,30 @@ def conformance(spec: Path, base: str, credentials: list[dict] | None, sandbox_r
         if args.reports:
             args.reports.mkdir(parents=True, exist_ok=True)
             (args.reports / f"{spec.stem}.json").write_text(report.read_text())
+    violations = data.get("violations", [])
+    by_cause = data.get("violationsByCause") or {"implementation": len(violations), "contract": 0}
     return {
         "cases": data.get("cases"),
-        "violations": len(data.get("violations", [])),
+        "violations": len(violations),
+        "implementation": by_cause["implementation"],
+        "contract_gaps": by_cause["contract"],
+        "resources_tested": resources_tested(data),
+        "gaps_by_rule": dict(collections.Counter(v.get("rule") for v in violations if v.get("cause") == "contract")),
+        "implementation_by_check": dict(
+            collections.Counter(v["check"] for v in violations if v.get("cause") != "contract").most_common()
+        ),
         "suite_errors": len(data.get("suiteErrors", [])),
         "exit_code": done.returncode,
         "first_violations": [f"{v['operation']}: {v['check']}: {v['message'][:100]}" for v in data["violations"][:5]],
         "by_check": dict(collections.Counter(v["check"] for v in data["violations"]).most_common()),
     }
+
+
+def resources_tested(report: dict) -> int:
+    """How many resources the behaviour scenarios created and read back (one create operation
+    each with a ``create_then_read`` check) in a conformance report."""
+    return len({c["operation"] for c in report.get("checks", []) if c["check"] == "create_then_read"
+                and c["operation"].startswith("POST ") and c["passed"] + c["failed"]})  # fmt: skip
 
 
 LOAD_PROBE = """
@@ -799,6 +819,8 @@ def print_table(rows: list[dict], title: str) -> None:
             conf_cell = f"error: {_short(conf['error'], 40)}"
         else:
             conf_cell = f"{conf['cases']} cases, {conf['violations']} violations"
+            if "contract_gaps" in conf:  # runs from before the causes were told apart have no split
+                conf_cell += f" ({conf['implementation']} impl., {conf['contract_gaps']} contract)"
         loading = row.get("loading") or {}
         load_cell = "-"
         if "cpu_s" in loading:

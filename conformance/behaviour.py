@@ -1,6 +1,10 @@
 """The behaviour layer: explicit request sequences with known outcomes, derived from the
 contract model for any contract (and fed by the domain plug-in's bodies and predictions).
 
+They run on every resource the contract model infers with a create and a read or a list, each
+through a probe of its own (``subjects.py``: parents created for nested resources); a scenario
+reads ``probe.target``, the contract focused on that resource.
+
 Fuzzing finds semantic faults (an update that replaces, a tenant leak, a write not stored)
 only by chance, so they are exercised here on purpose. Every answer is also judged against
 the contract (``response_conformance``). Each scenario works on records of its own, created
