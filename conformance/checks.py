@@ -22,10 +22,12 @@ from timbrix_sandbox.contract.records import record_key
 
 from .causes import Sent, path_values
 from .probe import MEMBER, identities, wrapped
+from .target import inner_path, walk
 
 if t.TYPE_CHECKING:
     from .domains import Domain
     from .model import Options
+    from .probe import Probe
     from .target import Target
 
 BEHAVIOUR_CHECKS = {"track_created", "read_after_write", "tenant_scoped_bodies"}
@@ -43,6 +45,9 @@ class Run:
     existing: set[str]
     anchor: str
     victim: str
+    others: t.Mapping[str, Probe] = dataclasses.field(default_factory=dict)
+    """Resource name -> the probe of every other resource the scenarios tested: the records
+    fuzzing creates there (under the same parents) are removed with theirs."""
 
     def created_keys(self) -> set[str]:
         return {key for _, key in self.created}
@@ -267,6 +272,24 @@ def after_call(context, case, response):
     key = _created_key(run, case, response)
     if key is not None and key not in run.existing:
         run.created.add((MEMBER, key))
+    elif run is not None and key is None:
+        _track_other(run, case, response)
+
+
+def _track_other(run: Run, case, response) -> None:
+    """A create of another tested resource, under the parents its probe fills (Twilio's Roles
+    under the run's own Service): its probe deletes it, before the parent."""
+    operation = run.target.profile.operations.get(operation_id(case))
+    probe = run.others.get(operation.resource) if operation is not None and operation.action == "create" else None
+    if probe is None or probe.target is run.target or not 200 <= response.status_code < 300:
+        return
+    params = case.path_parameters or {}
+    if any(str(params.get(name)) != value for name, value in probe.target.parent_values.items()):
+        return  # created elsewhere: its delete would not reach it
+    record = walk(run.target.profile.unwrap(json_body(response)), inner_path(operation))
+    key = probe.target.key(record)
+    if key is not None and key not in probe.existing:
+        probe.created.add((MEMBER, key))
 
 
 @schemathesis.hook

@@ -94,7 +94,9 @@ def run(options: Options, progress: Progress | None = None) -> Result:
         try:
             if behaving:
                 probe.anchor, probe.victim = (probe.create() or target.absent_id() for _ in range(2))
-            tracking = checks.Run(options, target, domain, probe.created, probe.existing, probe.anchor, probe.victim)
+            tracking = checks.Run(
+                options, target, domain, probe.created, probe.existing, probe.anchor, probe.victim, subjects.probes
+            )
             checks.start(tracking)
             progress("phase", "scenarios")
             for view in target.subjects():

@@ -217,13 +217,13 @@ class Target:
         except ValueError:
             return None
         if operation is not None:
-            return _walk(body, _inner_path(operation))
+            return walk(body, inner_path(operation))
         listing = self.op("list")
-        items = _inner_path(listing) if listing is not None else ()
-        if items and isinstance(_walk(body, items), list):
-            return _walk(body, items)
+        items = inner_path(listing) if listing is not None else ()
+        if items and isinstance(walk(body, items), list):
+            return walk(body, items)
         single = self.op("read") or self.op("create")  # no read (Conduit's comments): the create's wrapper
-        return _walk(body, _inner_path(single)) if single is not None else body
+        return walk(body, inner_path(single)) if single is not None else body
 
     def keys(self, response: httpx.Response, operation: Operation | None = None) -> list[str]:
         records = self.record(response, operation) if response.status_code == 200 else None
@@ -333,12 +333,12 @@ class Target:
         return longest
 
 
-def _inner_path(operation: Operation) -> tuple[str, ...]:
+def inner_path(operation: Operation) -> tuple[str, ...]:
     """Where the record (or the list's array) sits inside the envelope, as the model inferred."""
     return operation.listing.items_path if operation.listing is not None else operation.record_path
 
 
-def _walk(body: t.Any, path: t.Sequence[str]) -> t.Any:
+def walk(body: t.Any, path: t.Sequence[str]) -> t.Any:
     for key in path:
         if not isinstance(body, dict):
             return None
