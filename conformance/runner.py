@@ -107,8 +107,6 @@ def run(options: Options, progress: Progress | None = None) -> Result:
         finally:
             checks.stop()
             result.created, result.cleaned, result.not_removed = subjects.cleanup()
-            if not behaving:
-                result.created += len(probe.created)
             result.duration = time.perf_counter() - started
             result.coverage = coverage.compute(target.spec, result)
     finally:
