@@ -1,7 +1,8 @@
 """The behaviour layer: explicit request sequences with known outcomes, derived from the
 contract model for any contract (and fed by the domain plug-in's bodies and predictions).
 
-They run on every resource the contract model infers with a create and a read or a list, each
+They run on every resource the contract model infers with a create, a read or a list, and a
+delete, each
 through a probe of its own (``subjects.py``: parents created for nested resources); a scenario
 reads ``probe.target``, the contract focused on that resource.
 

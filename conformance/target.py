@@ -104,12 +104,14 @@ class Target:
         return view
 
     def subjects(self) -> list[Target]:
-        """One view per resource the scenarios can test: a create, and a read or a list to see
-        the record again (Conduit's comments have no read), in contract order, the primary first."""
+        """One view per resource the scenarios can test, in contract order, the primary first:
+        a create, a read or a list to see the record again (Conduit's comments have no read),
+        and a delete to remove it (the suite leaves nothing behind on a real system: Discourse's
+        tag groups, which cannot be deleted, are left to the contract layer)."""
         testable = [
             r
             for r in self.profile.resources.values()
-            if self._op(r, "create") and (self._op(r, "read") or self._op(r, "list"))
+            if self._op(r, "create") and (self._op(r, "read") or self._op(r, "list")) and self._op(r, "delete")
         ]
         if self.resource is None:
             return []

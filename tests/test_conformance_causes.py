@@ -213,6 +213,7 @@ UNFILLABLE = {
                            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "get": {"responses": {"200": {"description": "it", "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Thing"}}}}, "404": {"description": "none"}}},
+            "delete": {"responses": {"204": {"description": "gone"}, "404": {"description": "none"}}},
         },
     },
     "components": {"schemas": {"Thing": {"type": "object", "required": ["name"], "properties": {
