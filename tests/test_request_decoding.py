@@ -120,3 +120,258 @@ def test_a_missing_required_query_parameter_is_refused_on_both_pipelines(tmp_pat
         assert response.status_code == 400
         assert "token" in response.text
         assert client.get("/api/orders", params={"token": "t"}).status_code == 200
+
+
+# -- form, multipart and XML bodies ---------------------------------------------------------------
+BODIES = """\
+openapi: 3.0.3
+info: {title: bodies, version: "1"}
+servers: [{url: /api}]
+paths:
+  /pets:
+    post:
+      operationId: createPet
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Pet'}
+          application/xml:
+            schema: {$ref: '#/components/schemas/Pet'}
+          application/x-www-form-urlencoded:
+            schema: {$ref: '#/components/schemas/Pet'}
+      responses:
+        '201':
+          description: created
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Pet'}
+        '400': {description: bad request}
+  /pets/{petId}:
+    get:
+      operationId: getPet
+      parameters:
+        - {name: petId, in: path, required: true, schema: {type: integer}}
+      responses:
+        '200':
+          description: the pet
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Pet'}
+        '404': {description: not found}
+  /uploads:
+    post:
+      operationId: upload
+      requestBody:
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [kind, file]
+              properties:
+                kind: {type: string, enum: [avatar, attachment]}
+                size: {type: integer}
+                file: {type: string, format: binary}
+      responses:
+        '200':
+          description: uploaded
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  url: {type: string}
+        '400': {description: bad request}
+  /notes:
+    post:
+      operationId: createNote
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                text: {type: string}
+      responses:
+        '201':
+          description: created
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: {type: integer}
+                  text: {type: string}
+        '400': {description: bad request}
+    get:
+      operationId: listNotes
+      responses:
+        '200':
+          description: notes
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [name, photoUrls]
+      xml: {name: pet}
+      properties:
+        id: {type: integer, format: int64, xml: {attribute: true}}
+        name: {type: string}
+        status: {type: string, enum: [available, sold]}
+        photoUrls:
+          type: array
+          xml: {wrapped: true}
+          items: {type: string, xml: {name: photoUrl}}
+        tags:
+          type: array
+          items: {type: string, xml: {name: tag}}
+        vaccinated: {type: [boolean, "null"]}
+"""
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+XML = {"Content-Type": "application/xml"}
+
+
+def test_a_form_body_is_read_by_its_schema_and_stored_as_json(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        # photoUrls, a required array, cannot be sent empty in a form: absent is []
+        created = client.post("/api/pets", content="id=10&name=doggie&status=sold", headers=FORM)
+        assert created.status_code == 201, created.text
+        assert created.json() == {"id": 10, "name": "doggie", "status": "sold", "photoUrls": []}
+        assert client.get("/api/pets/10").json() == created.json()
+        # every value of an array field, in order, never split on commas; one value is a list of one
+        body = "id=11&name=rex&photoUrls=a,b&photoUrls=c&tags=good&vaccinated=null"
+        created = client.post("/api/pets", content=body, headers=FORM)
+        assert created.status_code == 201, created.text
+        assert created.json()["photoUrls"] == ["a,b", "c"]
+        assert created.json()["tags"] == ["good"]
+        assert created.json()["vaccinated"] is None
+
+
+def test_an_invalid_form_body_is_refused(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        for body in ("id=9223372036854775808&name=x", "id=abc&name=x", "name=x&status=lost", "name=a&name=b", "id=1"):
+            response = client.post("/api/pets", content=body, headers=FORM)
+            assert response.status_code == 400, body
+            assert response.json()["message"]
+
+
+def test_fields_a_form_schema_does_not_name_are_left_to_its_additional_properties(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        response = client.post("/api/pets", content="name=x&nickname=y&nickname=z", headers=FORM)
+        assert response.status_code == 201, response.text
+
+
+def test_an_xml_body_is_read_by_its_schema_and_validated(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        xml = (
+            '<pet id="7"><name>doggie</name><status>sold</status><photoUrls><photoUrl>u1</photoUrl>'
+            "<photoUrl>u2</photoUrl></photoUrls><tag>a</tag><tag>b</tag><vaccinated>true</vaccinated></pet>"
+        )
+        created = client.post("/api/pets", content=xml, headers=XML)
+        assert created.status_code == 201, created.text
+        assert created.json() == {
+            "id": 7, "name": "doggie", "status": "sold", "photoUrls": ["u1", "u2"], "tags": ["a", "b"],
+            "vaccinated": True,
+        }
+        assert client.get("/api/pets/7").json() == created.json()
+        empty_wrapper = "<pet><name>x</name><photoUrls></photoUrls></pet>"
+        assert client.post("/api/pets", content=empty_wrapper, headers=XML).status_code == 201
+
+
+def test_an_invalid_or_malformed_xml_body_is_a_400_in_the_contracts_format(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        for xml in (
+            "<pet><name>x</name><photoUrls></photoUrls><status>lost</status></pet>",  # not in the enum
+            "<pet><name>x</name><photoUrls></photoUrls><status></status></pet>",  # empty is ""
+            '<pet id="x"><name>x</name><photoUrls></photoUrls></pet>',  # not an integer
+            "<pet><name>x</name></pet>",  # photoUrls is required (XML can say [], so it must)
+            "<pet><name>x</name><photoUrls>",  # not well-formed
+            '<!DOCTYPE pet [<!ENTITY a "aaaa">]><pet><name>&a;</name><photoUrls/></pet>',  # entities refused
+        ):
+            response = client.post("/api/pets", content=xml, headers=XML)
+            assert response.status_code == 400, xml
+            assert response.json()["message"]
+
+
+def test_a_multipart_upload_reads_its_fields_as_their_types(tmp_path):
+    with serve(write(tmp_path, BODIES)) as client:
+        files = {"file": ("a.png", b"\x89PNG\r\n", "image/png")}
+        response = client.post("/api/uploads", data={"kind": "avatar", "size": "6"}, files=files)
+        assert response.status_code == 200, response.text
+        response = client.post("/api/uploads", data={"kind": "other"}, files=files)
+        assert response.status_code == 400
+        # without its boundary a multipart body cannot be read: 400, not a 500
+        no_boundary = {"Content-Type": "multipart/form-data"}
+        response = client.post("/api/uploads", content=b"--x\r\n\r\n--x--\r\n", headers=no_boundary)
+        assert response.status_code == 400
+        assert response.json()["message"]
+
+
+def test_an_omitted_optional_body_is_accepted_and_a_required_one_refused(tmp_path, pipeline):
+    with serve(write(tmp_path, BODIES)) as client:
+        response = client.post("/api/notes")
+        assert response.status_code == 201, response.text
+        assert client.post("/api/notes", json={"text": 1}).status_code == 400
+        assert client.post("/api/uploads").status_code == 200  # an optional multipart body
+        assert client.post("/api/pets").status_code == 400
+        assert client.post("/api/pets", content="", headers=FORM).status_code == 400
+
+
+# -- parameters whose schema has no single type ---------------------------------------------------
+PARAMETERS = """\
+openapi: 3.1.0
+info: {title: parameters, version: "1"}
+servers: [{url: /api}]
+paths:
+  /keys/{key}:
+    get:
+      operationId: getKey
+      parameters:
+        - name: key
+          in: path
+          required: true
+          schema:
+            anyOf:
+              - {type: integer}
+              - {type: string, pattern: '^[a-f0-9:]{8,}$'}
+      responses:
+        '200':
+          description: the key
+          content:
+            application/json:
+              schema: {type: object, properties: {name: {type: string}}}
+              example: {name: deploy}
+        '400': {description: bad request}
+  /things:
+    get:
+      operationId: listThings
+      parameters:
+        - {name: state, in: query, schema: {type: [string, "null"]}}
+        - {name: count, in: query, schema: {type: [integer, "null"], maximum: 10}}
+        - {name: flags, in: query, schema: {type: array, items: {type: [boolean, "null"]}}}
+      responses:
+        '200':
+          description: things
+          content:
+            application/json:
+              schema: {type: array, items: {type: string}}
+              example: [a]
+        '400': {description: bad request}
+"""
+
+
+def test_parameters_with_type_lists_or_compositions_are_read_not_a_500(tmp_path, pipeline):
+    with serve(write(tmp_path, PARAMETERS)) as client:
+        assert client.get("/api/keys/42").status_code == 200
+        assert client.get("/api/keys/3b:16:bf:e4").status_code == 200
+        assert client.get("/api/keys/not-a-key").status_code == 400
+        for query in ("state=open", "state=null", "count=3", "count=null", "flags=true&flags=null", "flags=false"):
+            response = client.get(f"/api/things?{query}")
+            assert response.status_code == 200, (query, response.text)
+        for query in ("count=11", "count=abc", "count=1.5", "flags=maybe"):
+            response = client.get(f"/api/things?{query}")
+            assert response.status_code == 400, (query, response.text)
+            assert response.json()["message"]

@@ -231,6 +231,7 @@ class FastPathMiddleware:
 
 _FALLBACK = object()
 _NO_HEADERS: t.Mapping[str, str] = {}
+_COMPOSED = {"anyOf", "oneOf", "allOf", "$ref", "not"}
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 
@@ -238,10 +239,12 @@ _NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 def _coerced(param: dict | None, value: str) -> t.Any:
     """A parameter's value as Connexion hands it to the handler (``"7"`` is ``7`` for an
     integer, ``7.0`` for a number), or ``_FALLBACK`` for an undeclared parameter or a form
-    whose coercion this path does not repeat (exponents, booleans, arrays...)."""
+    whose coercion this path does not repeat (exponents, booleans, arrays, 3.1 type lists,
+    ``anyOf``...: ``request_bodies.coerce_parameter`` reads those on the Connexion path)."""
     if param is None:
         return _FALLBACK
-    kind = param.get("schema", {}).get("type", "string")
+    schema = param.get("schema", {})
+    kind = schema.get("type", "string" if not _COMPOSED.intersection(schema) else None)
     if kind == "string":
         return value
     if kind == "integer" and _INTEGER.fullmatch(value):
