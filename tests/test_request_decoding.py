@@ -352,6 +352,8 @@ paths:
         - {name: state, in: query, schema: {type: [string, "null"]}}
         - {name: count, in: query, schema: {type: [integer, "null"], maximum: 10}}
         - {name: flags, in: query, schema: {type: array, items: {type: [boolean, "null"]}}}
+        - {name: pretty, in: query, allowEmptyValue: true, schema: {type: boolean}}
+        - {name: strict, in: query, schema: {type: boolean}}
       responses:
         '200':
           description: things
@@ -368,10 +370,13 @@ def test_parameters_with_type_lists_or_compositions_are_read_not_a_500(tmp_path,
         assert client.get("/api/keys/42").status_code == 200
         assert client.get("/api/keys/3b:16:bf:e4").status_code == 200
         assert client.get("/api/keys/not-a-key").status_code == 400
-        for query in ("state=open", "state=null", "count=3", "count=null", "flags=true&flags=null", "flags=false"):
+        for query in (
+            "state=open", "state=null", "count=3", "count=null", "flags=true&flags=null", "flags=false", "pretty=",
+            "pretty=true", "strict=false",
+        ):
             response = client.get(f"/api/things?{query}")
             assert response.status_code == 200, (query, response.text)
-        for query in ("count=11", "count=abc", "count=1.5", "flags=maybe"):
+        for query in ("count=11", "count=abc", "count=1.5", "flags=maybe", "strict=", "pretty=maybe"):
             response = client.get(f"/api/things?{query}")
             assert response.status_code == 400, (query, response.text)
             assert response.json()["message"]

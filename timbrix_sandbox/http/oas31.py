@@ -309,8 +309,8 @@ class ResponseBodyValidator2020(JSONResponseBodyValidator):
 
 class ParameterValidator2020(ParameterValidator):
     """Parameters validated with the same cached validators as bodies, errors that name the
-    parameter, and a 400 for a repeated scalar query parameter (``?a=1&a=2`` would otherwise
-    be silently resolved to one of the values)."""
+    parameter, ``allowEmptyValue`` honoured, and a 400 for a repeated scalar query parameter
+    (``?a=1&a=2`` would otherwise be silently resolved to one of the values)."""
 
     @staticmethod
     def validate_parameter(parameter_type, value, param, param_name=None):
@@ -318,6 +318,8 @@ class ParameterValidator2020(ParameterValidator):
             if param.get("required"):
                 return f"Missing {parameter_type} parameter '{param['name']}'"
             return None
+        if value == "" and param.get("allowEmptyValue"):
+            return None  # ``?opt_pretty=``: sent, with the empty value the contract allows
         error = first_error(param.get("schema", param), value)
         if error is not None:
             return f"{error} - {parameter_type} parameter '{param['name']}'"
