@@ -288,6 +288,7 @@ def test_an_invalid_or_malformed_xml_body_is_a_400_in_the_contracts_format(tmp_p
             "<pet><name>x</name><photoUrls></photoUrls><status></status></pet>",  # empty is ""
             '<pet id="x"><name>x</name><photoUrls></photoUrls></pet>',  # not an integer
             "<pet><name>x</name></pet>",  # photoUrls is required (XML can say [], so it must)
+            "<pet>true</pet>",  # text where the schema wants an object
             "<pet><name>x</name><photoUrls>",  # not well-formed
             '<!DOCTYPE pet [<!ENTITY a "aaaa">]><pet><name>&a;</name><photoUrls/></pet>',  # entities refused
         ):

@@ -204,6 +204,9 @@ def _element_value(element: ElementTree.Element, schema: dict) -> t.Any:
     if is_array(shape):
         return _items(list(element), shape)
     if "object" in kinds or shape.get("properties") or (not kinds and (len(element) or element.attrib)):
+        text = (element.text or "").strip()
+        if text and not len(element) and not element.attrib:
+            return coerce_text(text, {})  # ``<user>true</user>``: text, not an object (refused)
         return _object(element, shape)
     return coerce_text(element.text or "", shape)
 
