@@ -321,6 +321,19 @@ def test_an_omitted_optional_body_is_accepted_and_a_required_one_refused(tmp_pat
         assert client.post("/api/pets", content="", headers=FORM).status_code == 400
 
 
+def test_an_empty_form_sent_with_its_content_type_is_a_form_with_no_fields(tmp_path):
+    optional_form = BODIES.replace(
+        "      requestBody:\n        required: true\n        content:\n          application/json:",
+        "      requestBody:\n        content:\n          application/json:",
+    )
+    assert optional_form != BODIES
+    with serve(write(tmp_path, optional_form)) as client:
+        assert client.post("/api/pets").status_code == 201  # no body: the operation's answer to {}
+        response = client.post("/api/pets", content="", headers=FORM)  # a form without `name`
+        assert response.status_code == 400
+        assert "name" in response.json()["message"]
+
+
 # -- parameters whose schema has no single type ---------------------------------------------------
 PARAMETERS = """\
 openapi: 3.1.0

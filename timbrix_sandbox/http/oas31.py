@@ -243,20 +243,24 @@ class RequestBodyValidator2020(JSONRequestBodyValidator):
 class FormBodyValidator2020(FormDataValidator):
     """``application/x-www-form-urlencoded`` bodies read by their schema (form arrays, typed
     scalars: ``request_bodies.decode_form``) and validated with Draft 2020-12. Fields the schema
-    does not name are the schema's to refuse (``additionalProperties``), not refused outright."""
+    does not name are the schema's to refuse (``additionalProperties``), not refused outright.
+    An empty body sent *with* a form Content-Type is a form with no fields (validated: its
+    required fields are missing); without one, no body at all (an empty JSON or XML body can
+    only be that)."""
 
     parser: type = FormParser
 
     async def _parse(self, stream, scope) -> t.Any:
         raw = await _raw(stream)
-        if not raw.strip():
-            return NO_BODY
+        headers = Headers(scope=scope)
+        if not raw.strip() and "content-type" not in headers:
+            return NO_BODY  # (with its Content-Type, an empty form is a form with no fields)
 
         async def replayed() -> t.AsyncIterator[bytes]:
             yield raw
 
         try:
-            form = await self.parser(Headers(scope=scope), replayed()).parse()
+            form = await self.parser(headers, replayed()).parse()
         except (MultiPartException, KeyError, ValueError) as exc:
             # (Connexion let a multipart body without its boundary escape as a 500)
             raise BadRequest(detail=f"Request body is not a valid form: {exc}") from None
