@@ -207,7 +207,12 @@ DECODED_BODY = "timbrix_sandbox.decoded_body"
 """ASGI scope key under which a form or XML body validator leaves the body it read, for the
 handler (``operations.py``) to use instead of Connexion's own, differently typed, reading."""
 
-NO_BODY: t.Any = type("NoBody", (), {"__repr__": lambda self: "NO_BODY"})()
+class _NoBody:
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: t.Any = _NoBody()
 """What a body validator's ``_parse`` gives for a request that sent no body at all (a JSON
 ``null`` body is ``None``)."""
 
