@@ -11,7 +11,14 @@ that would otherwise be silently ignored or misread:
 * ``example`` stays (3.1 keeps it, deprecated); ``x-nullable`` and other extensions are left
   alone, since no validator reads them.
 
-The document then says ``openapi: 3.1.0``. 3.1 documents are left as written.
+The document then says ``openapi: 3.1.0``.
+
+In every document (3.0 and 3.1), an integer's ``format: int32`` / ``int64`` becomes the bounds it
+names (``minimum`` / ``maximum``, tightened where the contract's own are looser or absent). JSON
+Schema treats ``format`` as an annotation, so without this ``9223372036854775808`` passes as an
+``int64`` id; written as bounds, both request pipelines, the response validator and the
+conformance suite read the same limits from one place. A document with no such format (Timbrix,
+BeeL, bookkeeping) is left exactly as written.
 """
 
 from __future__ import annotations
@@ -24,26 +31,63 @@ TARGET_VERSION = "3.1.0"
 
 
 def to_openapi_31(document: dict) -> dict:
-    """``document`` (changed in place) as OpenAPI 3.1."""
+    """``document`` (changed in place) as OpenAPI 3.1, integer formats written as bounds."""
     if str(document.get("openapi", "")).startswith("3.0"):
-        _walk(document, "document")
+        _walk(document, "document", (_schema_30_to_31, _integer_format_bounds))
         document["openapi"] = TARGET_VERSION
+    else:
+        _walk(document, "document", (_integer_format_bounds,))
     return document
 
 
-def _walk(node: t.Any, kind: str) -> None:
+SchemaRule = t.Callable[[dict], None]
+
+
+def _walk(node: t.Any, kind: str, rules: tuple[SchemaRule, ...]) -> None:
     if isinstance(node, dict):
         if kind == SCHEMA:
-            _schema_30_to_31(node)
+            for rule in rules:
+                rule(node)
         for key, value in node.items():
             if isinstance(value, (dict, list)):
                 sub = child_kind(kind, key, value)
                 if sub != VALUE:
-                    _walk(value, sub)
+                    _walk(value, sub, rules)
     elif isinstance(node, list):
         for index, value in enumerate(node):
             if isinstance(value, (dict, list)):
-                _walk(value, child_kind(kind, index, value))
+                _walk(value, child_kind(kind, index, value), rules)
+
+
+INTEGER_FORMATS: dict[str, tuple[int, int]] = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
+"""OpenAPI's integer formats and the inclusive range each names."""
+
+
+def _integer_format_bounds(schema: dict) -> None:
+    """``format: int32`` / ``int64`` on an integer as ``minimum`` / ``maximum`` (runs after the 3.0
+    rules, so exclusive bounds are already numeric)."""
+    bounds = INTEGER_FORMATS.get(schema.get("format"))  # type: ignore[arg-type]
+    declared = schema.get("type")
+    if bounds is None or not (declared == "integer" or isinstance(declared, list) and "integer" in declared):
+        return
+    low, high = bounds
+    if not _at_least(schema, "minimum", "exclusiveMinimum", low, above=True):
+        schema["minimum"] = low
+    if not _at_least(schema, "maximum", "exclusiveMaximum", high, above=False):
+        schema["maximum"] = high
+
+
+def _at_least(schema: dict, inclusive: str, exclusive: str, bound: int, above: bool) -> bool:
+    """Whether the schema's own bounds on that side are already as tight as ``bound``."""
+    for key in (inclusive, exclusive):
+        value = schema.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (value >= bound) if above else (value <= bound):
+                return True
+    return False
 
 
 _COMPOSITION = ("$ref", "allOf", "anyOf", "oneOf", "not")

@@ -119,6 +119,7 @@ def create_app(
         validate_responses=True,
         strict_validation=True,
         validator_map=oas31.VALIDATOR_MAP,
+        uri_parser_class=oas31.SchemaURIParser,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
     )
     api, control = load_contract(sandbox.contract), load_contract(CONTROL_CONTRACT)

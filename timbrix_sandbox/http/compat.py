@@ -2,7 +2,7 @@
 relies on, in one place and against exact versions.
 
 **Patches** (changes to a library's own objects) are applied by :func:`install`, explicitly and
-once (a second call does nothing). There is one, on Connexion 3.3.0, without a public hook:
+once (a second call does nothing). There are two, on Connexion 3.3.0, without a public hook:
 
 * ``OpenAPISpecification._validate_spec``: Connexion checks every document against its bundled
   OpenAPI **3.0** meta-schema, which refuses ``openapi: 3.1.x`` outright (upstream work is open:
@@ -10,6 +10,13 @@ once (a second call does nothing). There is one, on Connexion 3.3.0, without a p
   ``AsyncApp.add_api`` calls it, so no subclass can be passed in. The patch checks 3.1
   documents against the OpenAPI 3.1 meta-schema (openapi-spec-validator's copy, with
   jsonschema-rs) and hands every other document to the original.
+* ``connexion.decorators.parameter._get_val_from_param``: before calling a handler, Connexion
+  converts each path and query parameter and form field by ``schema["type"]`` once more, which
+  is a ``KeyError`` for an ``anyOf`` schema and a ``TypeError`` for a 3.1 type list
+  (``[string, "null"]``, what a 3.0 ``nullable`` becomes): a 500 for a valid request. The
+  decorator calls the module's function by name and offers no hook, so the patch replaces it
+  with ``request_bodies.coerce_parameter``, the reading the parameter parser
+  (``oas31.SchemaURIParser``, Connexion's public ``uri_parser_class``) already gave the value.
 
 Dropped: ``AbstractSecurityHandler._accepts_kwarg`` was memoised (the security layer ran
 ``inspect.signature`` twice per request); Connexion's security layer is no longer in the stack
@@ -106,6 +113,10 @@ INTERNALS: tuple[Internal, ...] = (
     # connexion 3.3.0
     Internal("connexion.spec:Specification._validate_spec", "patched", "compat", "cls, spec", "023d36a91b881d15"),
     Internal(
+        "connexion.decorators.parameter:_get_val_from_param", "patched", "compat", "value, param_definitions",
+        "23ae7326c64a85ea", "called by name for path and query parameters and form fields",
+    ),
+    Internal(
         "connexion.spec:Specification.__init__", "relied on", "compat", "self, raw_spec, base_uri", "e19490c866da0755",
         "calls cls._validate_spec(raw_spec) on every document",
     ),
@@ -119,6 +130,27 @@ INTERNALS: tuple[Internal, ...] = (
         "self, scope, schema, nullable, encoding", "1b53a96b1b27360d", "sets _schema",
     ),
     Internal(
+        "connexion.validators.abstract:AbstractRequestBodyValidator.wrap_receive", "relied on", "oas31",
+        "self, receive, scope", "0ab7d5d9f4dbf071",
+        "hands _parse the scope it passes on (DECODED_BODY reaches the handler); empty body: default or 400",
+    ),
+    Internal(
+        "connexion.validators.abstract:AbstractRequestBodyValidator._parse", "overridden", "oas31",
+        "self, stream, scope", "3067504e47d7f946", "XML bodies",
+    ),
+    Internal(
+        "connexion.validators.abstract:AbstractRequestBodyValidator._validate", "overridden", "oas31",
+        "self, body", "9e977f5590a359b5", "XML bodies",
+    ),
+    Internal(
+        "connexion.validators.form_data:FormDataValidator._parse", "overridden", "oas31", "self, stream, scope",
+        "08680de592ecbe97",
+    ),
+    Internal(
+        "connexion.validators.form_data:FormDataValidator._validate", "overridden", "oas31", "self, body",
+        "14d58268f3cca797",
+    ),
+    Internal(
         "connexion.validators.json:JSONRequestBodyValidator._parse", "overridden", "oas31", "self, stream, scope",
         "85ca34eee06519cf",
     ),
@@ -129,6 +161,22 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(
         "connexion.validators.json:JSONResponseBodyValidator._validate", "overridden", "oas31", "self, body",
         "4dff7c2f0d0ca141",
+    ),
+    Internal(
+        "connexion.uri_parsing:AbstractURIParser.resolve_params", "overridden", "oas31", "self, params, _in",
+        "a8ff0bdb2f206f7b", "SchemaURIParser, passed as add_api(uri_parser_class=...)",
+    ),
+    Internal(
+        "connexion.uri_parsing:OpenAPIURIParser.resolve_form", "overridden", "oas31", "self, form_data",
+        "75c7ad18a3c31449",
+    ),
+    Internal(
+        "connexion.uri_parsing:OpenAPIURIParser._split", "relied on", "oas31", "value, param_defn, _in",
+        "15cc9ce58cf389be", "array styles (form, pipeDelimited...)",
+    ),
+    Internal(
+        "connexion.uri_parsing:OpenAPIURIParser._resolve_param_duplicates", "relied on", "oas31",
+        "values, param_defn, _in", "0b9bea34cf42e1d9", "explode",
     ),
     Internal(
         "connexion.validators.parameter:ParameterValidator.__init__", "relied on", "oas31",
@@ -260,6 +308,13 @@ def check_versions() -> None:
 
 
 # -- the patches ---------------------------------------------------------------------------------
+def _parameter_value(value: t.Any, param_definitions: dict) -> t.Any:
+    """A parameter's (or form field's) value as its schema reads it, whatever the schema's shape."""
+    from timbrix_sandbox.contract.request_bodies import coerce_parameter
+
+    return coerce_parameter(value, param_definitions.get("schema", param_definitions))
+
+
 def _validate_spec(cls, spec: dict) -> None:
     """Check 3.1 documents against the OpenAPI 3.1 meta-schema; leave every other one to Connexion.
 
@@ -297,11 +352,15 @@ def install() -> None:
         return
     check_versions()
 
+    from connexion.decorators import parameter
     from connexion.spec import OpenAPISpecification, Specification
 
     _originals["connexion.spec:Specification._validate_spec"] = Specification._validate_spec.__func__
     # Set on the OpenAPI 3 subclass only: Swagger 2 documents keep the inherited original.
     OpenAPISpecification._validate_spec = classmethod(_validate_spec)
+
+    _originals["connexion.decorators.parameter:_get_val_from_param"] = parameter._get_val_from_param
+    parameter._get_val_from_param = _parameter_value
 
     _installed = True
 

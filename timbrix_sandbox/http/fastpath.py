@@ -7,7 +7,7 @@ validation, context) and the decorator chain around each handler. This middlewar
 security requirement and the response validators - and serves a request directly when it is
 *fully valid*:
 
-* a known method and path, no undeclared or repeated query parameter, valid parameters
+* a known method and path, no undeclared, repeated or missing required query parameter, valid parameters
   (path, query and header; a number or an integer in plain decimal digits, as Connexion
   coerces it, anything more unusual is Connexion's);
 * credentials the access policy accepts for one of the operation's security requirements
@@ -70,6 +70,8 @@ class Operation:
     """Response schemas by status, and by ``"4XX"``-style ranges and ``"DEFAULT"``."""
     header_params: dict[bytes, dict] = field(default_factory=dict)
     """Declared header parameters by their lower-case ASGI name."""
+    required_query: frozenset[str] = frozenset()
+    """Query parameters the request must carry (without one, Connexion answers the 400)."""
 
     def declared(self, status: int) -> bool:
         return status in self.responses or f"{status // 100}XX" in self.responses or "DEFAULT" in self.responses
@@ -129,6 +131,9 @@ def compile_operations(
                     header_params={
                         name.lower().encode("latin-1"): p for (loc, name), p in params.items() if loc == "header"
                     },
+                    required_query=frozenset(
+                        name for (loc, name), p in params.items() if loc == "query" and p.get("required")
+                    ),
                 )
             )
     return operations
@@ -188,7 +193,7 @@ class FastPathMiddleware:
         raw_query = scope.get("query_string", b"")
         query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         names = [name for name, _ in query]
-        if len(set(names)) != len(names):
+        if len(set(names)) != len(names) or not operation.required_query.issubset(names):
             return None
         params: dict[str, t.Any] = dict(path_values)
         for name, value in query:
@@ -226,6 +231,7 @@ class FastPathMiddleware:
 
 _FALLBACK = object()
 _NO_HEADERS: t.Mapping[str, str] = {}
+_COMPOSED = {"anyOf", "oneOf", "allOf", "$ref", "not"}
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 
@@ -233,10 +239,12 @@ _NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 def _coerced(param: dict | None, value: str) -> t.Any:
     """A parameter's value as Connexion hands it to the handler (``"7"`` is ``7`` for an
     integer, ``7.0`` for a number), or ``_FALLBACK`` for an undeclared parameter or a form
-    whose coercion this path does not repeat (exponents, booleans, arrays...)."""
+    whose coercion this path does not repeat (exponents, booleans, arrays, 3.1 type lists,
+    ``anyOf``...: ``request_bodies.coerce_parameter`` reads those on the Connexion path)."""
     if param is None:
         return _FALLBACK
-    kind = param.get("schema", {}).get("type", "string")
+    schema = param.get("schema", {})
+    kind = schema.get("type", "string" if not _COMPOSED.intersection(schema) else None)
     if kind == "string":
         return value
     if kind == "integer" and _INTEGER.fullmatch(value):

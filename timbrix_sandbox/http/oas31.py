@@ -8,7 +8,11 @@ validates bodies with JSON Schema Draft 4, silently ignoring 3.1 keywords such a
 * parameters, request and response bodies are validated with a compiled Draft 2020-12
   validator (jsonschema-rs), cached per schema (Connexion would otherwise rebuild a Draft 4
   validator on every request), through Connexion's public ``validator_map``;
-* a request body that is not valid UTF-8, or hostile JSON, becomes a 400 instead of a 500.
+* a request body that is not valid UTF-8, or hostile JSON, becomes a 400 instead of a 500;
+* form and XML bodies are read by their schema (``contract/request_bodies.py``: form arrays,
+  XML names and attributes, scalars typed) and validated like JSON; the value the validator
+  read is what the handler gets (:data:`DECODED_BODY`), so both see one reading;
+* an omitted request body is accepted unless the contract says ``required: true``.
 
 The validators subclass Connexion's and override or read some of their private members; 3.1
 documents get past Connexion's 3.0 meta-schema by a patch. Both are listed, fingerprinted and
@@ -24,16 +28,26 @@ import typing as t
 import jsonschema_rs
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.validators import (
+    AbstractRequestBodyValidator,
     FormDataValidator,
     JSONRequestBodyValidator,
     JSONResponseBodyValidator,
-    MultiPartFormDataValidator,
     ParameterValidator,
     TextResponseBodyValidator,
 )
+from starlette.datastructures import Headers
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
 from timbrix_sandbox.contract.records import json_bytes
+from timbrix_sandbox.contract.request_bodies import (
+    UnreadableBody,
+    coerce_parameter,
+    decode_form,
+    decode_xml,
+    is_array,
+)
 
 _validators: dict[int, tuple[dict, jsonschema_rs.Validator]] = {}
 
@@ -189,18 +203,107 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     return body
 
 
+DECODED_BODY = "timbrix_sandbox.decoded_body"
+"""ASGI scope key under which a form or XML body validator leaves the body it read, for the
+handler (``operations.py``) to use instead of Connexion's own, differently typed, reading."""
+
+class _NoBody:
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: t.Any = _NoBody()
+"""What a body validator's ``_parse`` gives for a request that sent no body at all (a JSON
+``null`` body is ``None``)."""
+
+
+def check_body(schema: dict, required: bool, body: t.Any) -> None:
+    """What every request body validator here checks: an omitted body is refused only when the
+    contract's ``requestBody`` is ``required: true`` (Connexion refused it whenever the schema
+    was not nullable), and a body is checked with the Draft 2020-12 validators."""
+    if body is NO_BODY:
+        if required:
+            raise BadRequestProblem("Request body must not be empty")
+        return
+    error = first_error_details(schema, body)
+    if error is not None:
+        raise BadRequest(detail=error[0], ext={"details": error[1], "kind": "validation"})
+
+
+async def _raw(stream: t.AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
 class RequestBodyValidator2020(JSONRequestBodyValidator):
     """JSON request bodies validated with Draft 2020-12; invalid UTF-8 is a 400."""
 
     async def _parse(self, stream, scope) -> t.Any:
-        return parse_json_body(b"".join([message async for message in stream]), self._encoding)
+        raw = await _raw(stream)
+        return parse_json_body(raw, self._encoding) if raw.strip() else NO_BODY
 
     def _validate(self, body: t.Any) -> None:
-        if not self._nullable and body is None:
-            raise BadRequestProblem("Request body must not be empty")
-        error = first_error_details(self._schema, body)
-        if error is not None:
-            raise BadRequest(detail=error[0], ext={"details": error[1], "kind": "validation"})
+        check_body(self._schema, self._required, body)
+
+
+class FormBodyValidator2020(FormDataValidator):
+    """``application/x-www-form-urlencoded`` bodies read by their schema (form arrays, typed
+    scalars: ``request_bodies.decode_form``) and validated with Draft 2020-12. Fields the schema
+    does not name are the schema's to refuse (``additionalProperties``), not refused outright.
+    An empty body sent *with* a form Content-Type is a form with no fields (validated: its
+    required fields are missing); without one, no body at all (an empty JSON or XML body can
+    only be that)."""
+
+    parser: type = FormParser
+
+    async def _parse(self, stream, scope) -> t.Any:
+        raw = await _raw(stream)
+        headers = Headers(scope=scope)
+        if not raw.strip() and "content-type" not in headers:
+            return NO_BODY  # (with its Content-Type, an empty form is a form with no fields)
+
+        async def replayed() -> t.AsyncIterator[bytes]:
+            yield raw
+
+        try:
+            form = await self.parser(headers, replayed()).parse()
+        except (MultiPartException, KeyError, ValueError) as exc:
+            # (Connexion let a multipart body without its boundary escape as a 500)
+            raise BadRequest(detail=f"Request body is not a valid form: {exc}") from None
+        try:
+            body = decode_form(form.multi_items(), self._schema)
+        finally:
+            await form.close()
+        scope[DECODED_BODY] = body
+        return body
+
+    def _validate(self, body: t.Any) -> None:
+        check_body(self._schema, self._required, body)
+
+
+class MultiPartBodyValidator2020(FormBodyValidator2020):
+    """``multipart/form-data`` bodies, read like forms (a file part is its file name)."""
+
+    parser = MultiPartParser
+
+
+class XMLBodyValidator2020(AbstractRequestBodyValidator):
+    """XML request bodies read by their schema and its ``xml`` objects
+    (``request_bodies.decode_xml``, defusedxml), then validated like JSON; XML that does not
+    parse is a 400 (it was passed to the handler unread)."""
+
+    async def _parse(self, stream, scope) -> t.Any:
+        raw = await _raw(stream)
+        if not raw.strip():
+            return NO_BODY
+        try:
+            body = decode_xml(raw, self._schema)
+        except UnreadableBody as exc:
+            raise BadRequest(detail=str(exc)) from None
+        scope[DECODED_BODY] = body
+        return body
+
+    def _validate(self, body: t.Any) -> None:
+        check_body(self._schema, self._required, body)
 
 
 class ResponseBodyValidator2020(JSONResponseBodyValidator):
@@ -215,8 +318,8 @@ class ResponseBodyValidator2020(JSONResponseBodyValidator):
 
 class ParameterValidator2020(ParameterValidator):
     """Parameters validated with the same cached validators as bodies, errors that name the
-    parameter, and a 400 for a repeated scalar query parameter (``?a=1&a=2`` would otherwise
-    be silently resolved to one of the values)."""
+    parameter, ``allowEmptyValue`` honoured, and a 400 for a repeated scalar query parameter
+    (``?a=1&a=2`` would otherwise be silently resolved to one of the values)."""
 
     @staticmethod
     def validate_parameter(parameter_type, value, param, param_name=None):
@@ -224,6 +327,8 @@ class ParameterValidator2020(ParameterValidator):
             if param.get("required"):
                 return f"Missing {parameter_type} parameter '{param['name']}'"
             return None
+        if value == "" and param.get("allowEmptyValue"):
+            return None  # ``?opt_pretty=``: sent, with the empty value the contract allows
         error = first_error(param.get("schema", param), value)
         if error is not None:
             return f"{error} - {parameter_type} parameter '{param['name']}'"
@@ -241,13 +346,46 @@ class ParameterValidator2020(ParameterValidator):
         super().validate_request(request)
 
 
+class SchemaURIParser(OpenAPIURIParser):
+    """Connexion's OpenAPI parameter parser (styles, explode, deepObject kept), with values read
+    by ``request_bodies.coerce_parameter``: the schema's 3.1 type lists (``[string, "null"]``)
+    and compositions (``anyOf``) included, where Connexion's ``coerce_type`` looked up
+    ``schema["type"]`` (a ``KeyError`` without one, a ``TypeError`` for a list: 500s). Passed as
+    ``add_api(uri_parser_class=...)``; the validator and the handler both read through it."""
+
+    def resolve_params(self, params, _in):
+        resolved = {}
+        for name, values in params.items():
+            definition = self.param_defns.get(name)
+            if not definition:
+                resolved[name] = values  # undeclared: strict validation refuses it
+                continue
+            schema = self.param_schemas.get(name) or {}
+            if _in == "path":
+                values = [values]
+            if is_array(schema):
+                value = self._split(self._resolve_param_duplicates(values, definition, _in), definition, _in)
+            else:
+                value = values[-1]
+            resolved[name] = coerce_parameter(value, schema)
+        return resolved
+
+    def resolve_form(self, form_data):
+        # (the handler's reading; the validator's, by the same rules, is what the handler uses)
+        fields = [(name, value) for name, values in form_data.items() for value in values]
+        return decode_form(fields, self._body_schema)
+
+
 VALIDATOR_MAP = {
     "parameter": ParameterValidator2020,
     "body": MediaTypeDict(
         {
             "*/*json": RequestBodyValidator2020,
-            "application/x-www-form-urlencoded": FormDataValidator,
-            "multipart/form-data": MultiPartFormDataValidator,
+            "application/x-www-form-urlencoded": FormBodyValidator2020,
+            "multipart/form-data": MultiPartBodyValidator2020,
+            "application/xml": XMLBodyValidator2020,
+            "text/xml": XMLBodyValidator2020,
+            "*/*+xml": XMLBodyValidator2020,
         }
     ),
     "response": MediaTypeDict(

@@ -22,6 +22,7 @@ from connexion import request as connexion_request
 from connexion.context import context as connexion_context
 from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
+from starlette.datastructures import UploadFile
 
 from timbrix_sandbox.contract.model import Operation, declared_status, is_json_media
 from timbrix_sandbox.contract.records import json_bytes
@@ -30,6 +31,7 @@ from timbrix_sandbox.engine.policy import Caller, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http import behaviours
 from timbrix_sandbox.http.errors import error_response
+from timbrix_sandbox.http.oas31 import DECODED_BODY
 
 Answer = tuple[t.Any, int] | ConnexionResponse
 
@@ -144,6 +146,10 @@ def _declares(operation: Operation | None, status: int) -> bool:
     return operation is not None and str(status) in operation.declared
 
 
+def _is_file(value: t.Any) -> bool:
+    return isinstance(value, UploadFile) or isinstance(value, list) and any(isinstance(v, UploadFile) for v in value)
+
+
 def connexion_handlers(sandbox: Sandbox) -> t.Callable[[str], t.Callable[..., t.Awaitable[Answer]]]:
     """operationId -> the coroutine Connexion calls with the request's parameters and body."""
 
@@ -156,6 +162,10 @@ def connexion_handlers(sandbox: Sandbox) -> t.Callable[[str], t.Callable[..., t.
             info = connexion_context.get("token_info")
             caller = Caller.from_token_info(info) if info else None
             body = params.pop("body", None)
+            # A form or XML body as its validator read it by the schema (``oas31.py``); the
+            # files Connexion adds as arguments are in that body already (their names).
+            body = connexion_request.scope.get(DECODED_BODY, body)
+            params = {name: value for name, value in params.items() if not _is_file(value)}
             headers = connexion_request.headers
             try:
                 tenant = authorize(sandbox, operation_id, caller, params, headers)
