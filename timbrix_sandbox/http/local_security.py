@@ -123,10 +123,10 @@ class PathMethods:
         self._patterns = list(patterns)
 
     def for_path(self, path: str) -> tuple[str, ...] | None:
-        for pattern, methods in self._patterns:
-            if pattern.fullmatch(path):
-                return methods
-        return None
+        """Every method of every template ``path`` fits (``/groups/{name}.json`` and
+        ``/groups/{id}.json`` are one path to a browser)."""
+        found = {m for pattern, methods in self._patterns if pattern.fullmatch(path) for m in methods}
+        return tuple(sorted(found)) if found else None
 
 
 class LocalSecurityMiddleware:
