@@ -166,3 +166,61 @@ def test_a_delete_that_answers_a_status_object_answers_it_from_the_contract(tmp_
         assert deleted.json() == {"success": "OK"}
         assert client.delete(f"/groups/{group_id}.json").status_code == 404
         assert client.get("/groups.json").json() == []
+
+
+def test_a_fixed_path_is_not_the_template_beside_it(tmp_path):
+    """DigitalOcean's ``/v2/apps/propose`` (POST) beside ``/v2/apps/{id}`` (GET, DELETE): the
+    fixed path's Allow is its own method only (OpenAPI matches concrete paths first)."""
+    contract = _groups_contract(tmp_path)
+    spec = yaml.safe_load(contract.read_text())
+    spec["paths"]["/groups/propose.json"] = {"post": {"operationId": "proposeGroup", "responses": {
+        "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+    _, client = _client(_write(tmp_path, spec))
+    with client:
+        assert client.options("/groups/propose.json").headers["allow"] == "POST"
+        assert client.options("/groups/7.json").headers["allow"] == "DELETE, GET, HEAD, PUT"
+
+
+def _references_contract(tmp_path: Path) -> Path:
+    """Asana's shape: a request names related records by id (``assignee: "123"``, ``followers:
+    ["1", "2"]``) and any ``access_level``; the response shows each as a compact record ``{gid,
+    resource_type, name}`` and the access level as one of an enum."""
+    compact = {"type": "object", "properties": {"gid": {"type": "string", "readOnly": True},
+                                                 "resource_type": {"type": "string", "readOnly": True},
+                                                 "name": {"type": "string"}}}
+    task = {"type": "object", "properties": {
+        "gid": {"type": "string", "readOnly": True}, "name": {"type": "string"},
+        "access_level": {"type": "string", "enum": ["admin", "editor"]},
+        "assignee": {**compact, "nullable": True}, "followers": {"type": "array", "items": compact}}}
+    request = {"type": "object", "properties": {"data": {"type": "object", "properties": {
+        "name": {"type": "string"}, "access_level": {"type": "string"},
+        "assignee": {"type": "string", "nullable": True},
+        "followers": {"type": "array", "items": {"type": "string"}}}}}}
+    wrapped = {"type": "object", "properties": {"data": task}}
+    json_of = lambda schema: {"content": {"application/json": {"schema": schema}}}  # noqa: E731
+    gid = [{"name": "task_gid", "in": "path", "required": True, "schema": {"type": "string"}}]
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "Tasks", "version": "1"},
+        "paths": {
+            "/tasks": {"post": {"operationId": "createTask", "requestBody": {"required": True, **json_of(request)},
+                                "responses": {"201": {"description": "ok", **json_of(wrapped)}}}},
+            "/tasks/{task_gid}": {"get": {"operationId": "getTask", "parameters": gid,
+                                          "responses": {"200": {"description": "ok", **json_of(wrapped)}}}},
+        },
+    }
+    return _write(tmp_path, spec)
+
+
+def test_references_sent_as_ids_are_answered_as_the_compact_records_the_response_declares(tmp_path):
+    _, client = _client(_references_contract(tmp_path))
+    with client:
+        sent = {"data": {"name": "Buy catnip", "assignee": "12345", "followers": ["12345", "42563"],
+                         "access_level": "owner"}}
+        created = client.post("/tasks", json=sent)
+        assert created.status_code == 201, created.text
+        task = created.json()["data"]
+        assert task["assignee"] == {"gid": "12345"}
+        assert task["followers"] == [{"gid": "12345"}, {"gid": "42563"}]
+        assert "access_level" not in task  # "owner" is none of the levels a task can answer
+        assert client.get(f"/tasks/{task['gid']}").json()["data"] == task

@@ -198,6 +198,11 @@ class _Route:
     path_params: dict[str, dict[str, dict]]
     """``METHOD -> {name: schema}``: each operation's path parameters (item and operation level)."""
 
+    @property
+    def specificity(self) -> tuple[bool, ...]:
+        """Per segment, whether it is fixed text (compared left to right)."""
+        return tuple("{" not in segment for segment in self.template.split("/"))
+
 
 class AllowedMethods:
     """The contract's routes as the error handlers see them: ``Allow`` values, and which
@@ -233,21 +238,31 @@ class AllowedMethods:
             pattern = template_pattern(base_path + path, named=True)
             self._routes.append(_Route(pattern, path, frozenset(methods), params))
 
+    def _fitting(self, path: str) -> list[tuple[_Route, re.Match[str]]]:
+        """The most specific templates ``path`` fits: a fixed segment beats a parameter, left
+        to right (OpenAPI: concrete paths match before templated ones, so DigitalOcean's
+        ``/v2/apps/propose`` is not ``/v2/apps/{id}``); templates as specific as each other
+        all fit (Discourse's ``/groups/{name}.json`` and ``/groups/{id}.json``)."""
+        found = [(route, match) for route in self._routes if (match := route.pattern.fullmatch(path))]
+        if len(found) < 2:
+            return found
+        best = max(route.specificity for route, _ in found)
+        return [(route, match) for route, match in found if route.specificity == best]
+
+    def methods(self, path: str) -> tuple[str, ...]:
+        """Every method the contract serves on ``path``, sorted (none: no template fits it)."""
+        return tuple(sorted({m for route, _ in self._fitting(path) for m in route.methods}))
+
     def for_path(self, path: str) -> str | None:
-        """Every method the contract serves on ``path`` (``None``: no template fits it)."""
-        methods: set[str] = set()
-        for route in self._routes:
-            if route.pattern.fullmatch(path):
-                methods |= route.methods
-        return ", ".join(sorted(methods)) if methods else None
+        """The ``Allow`` value for ``path`` (``None``: no template fits it)."""
+        return ", ".join(self.methods(path)) or None
 
     def malformed(self, method: str, path: str) -> tuple[str, str] | None:
         """``(template, message)`` when ``path`` fits a template ``method`` is served on but a
         path value fails its parameter's schema (``"abc" is not of type "integer"``)."""
         method = "GET" if method == "HEAD" else method
-        for route in self._routes:
-            match = route.pattern.fullmatch(path)
-            if match is None or method not in route.path_params:
+        for route, match in self._fitting(path):
+            if method not in route.path_params:
                 continue
             for name, schema in route.path_params[method].items():
                 raw = match.groupdict().get(name)
