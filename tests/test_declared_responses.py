@@ -98,6 +98,17 @@ def test_tictactoe_errors_are_text_html_and_a_malformed_square_is_a_400():
         assert client.get("/board/1/1/2", headers=auth).status_code == 404
 
 
+@needs_corpus
+def test_conduit_malformed_comment_id_is_its_declared_422_not_a_404():
+    """Conduit's ``DELETE /articles/{slug}/comments/{id}`` declares 204, 401 and 422 (an integer
+    ``id``): a malformed id is a bad request, answered as the 422 in Conduit's error format."""
+    _, client = _client(CORPUS / "conduit.yaml")
+    with client:
+        answer = client.delete("/api/articles/some-article/comments/null%2Cnull")
+        assert answer.status_code == 422, answer.text
+        assert list(answer.json()) == ["errors"] and "id" in answer.json()["errors"]["body"][0]
+
+
 def _groups_contract(tmp_path: Path) -> Path:
     """Discourse's shape: ``/groups/{name}.json`` (GET) beside ``/groups/{id}.json`` (PUT, DELETE,
     an integer id), a delete answering ``{success}`` rather than the record."""
