@@ -235,3 +235,25 @@ def test_references_sent_as_ids_are_answered_as_the_compact_records_the_response
         assert task["followers"] == [{"gid": "12345"}, {"gid": "42563"}]
         assert "access_level" not in task  # "owner" is none of the levels a task can answer
         assert client.get(f"/tasks/{task['gid']}").json()["data"] == task
+
+
+def test_the_suite_predicts_references_as_the_compact_records_a_conforming_server_answers(
+    tmp_path, live_server_factory
+):
+    """The behaviour layer's create -> read check, on the Asana shape: a server answering
+    ``assignee: "…"`` as ``{gid: "…"}`` (what the response declares) is not a violation."""
+    from conformance.model import Options
+    from conformance.runner import run
+
+    contract = _references_contract(tmp_path)
+    spec = yaml.safe_load(contract.read_text())
+    data = spec["paths"]["/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]
+    data["required"] = ["name", "assignee"]
+    data["properties"]["assignee"] = {"type": "string", "minLength": 3}
+    contract = _write(tmp_path, spec)
+    server = live_server_factory(data_dir=None, extra=["--contract", str(contract)])
+    result = run(Options(base_url=server.url, token=None, contract=contract, seed=1, max_examples=1,
+                         phases=("examples",)))
+    assert result.created > 0
+    wrong = [f for f in result.findings if f.check == "create_then_read"]
+    assert wrong == [], wrong
