@@ -150,6 +150,10 @@ def test_allow_lists_every_method_of_every_template_the_path_fits(tmp_path):
         options = client.options("/groups/1.json")
         assert options.status_code == 405
         assert options.headers["allow"] == "DELETE, GET, HEAD, PUT"
+        # "admins" is a {name}, never an integer {id}: only the GET template takes it.
+        assert client.options("/groups/admins.json").headers["allow"] == "GET, HEAD"
+        not_served = client.put("/groups/admins.json", json={"name": "x"})
+        assert not_served.status_code == 405 and not_served.headers["allow"] == "GET, HEAD"
         preflight = client.options(
             "/groups/1.json", headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "DELETE"}
         )

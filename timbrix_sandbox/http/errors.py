@@ -249,29 +249,54 @@ class AllowedMethods:
         best = max(route.specificity for route, _ in found)
         return [(route, match) for route, match in found if route.specificity == best]
 
+    def _accepting(self, path: str) -> dict[str, tuple[_Route, str | None]]:
+        """``METHOD -> (route, why its path values fail or None)`` over the fitting templates,
+        a route whose values its parameters accept winning over one whose values they refuse."""
+        found: dict[str, tuple[_Route, str | None]] = {}
+        for route, match in self._fitting(path):
+            for method, params in route.path_params.items():
+                error = _path_error(params, match)
+                if method not in found or (found[method][1] is not None and error is None):
+                    found[method] = (route, error)
+        return found
+
     def methods(self, path: str) -> tuple[str, ...]:
-        """Every method the contract serves on ``path``, sorted (none: no template fits it)."""
-        return tuple(sorted({m for route, _ in self._fitting(path) for m in route.methods}))
+        """Every method the contract serves on ``path``, sorted (none: no template fits it).
+        Where templates collide, those whose parameters accept the path's values say it
+        (``/groups/admins.json`` is a ``{name}``, not an integer ``{id}``); with no template
+        accepting them, every fitting one does (the request is malformed, see :meth:`malformed`)."""
+        accepting = self._accepting(path)
+        methods = {m for m, (_, error) in accepting.items() if error is None} or set(accepting)
+        if "GET" in methods:
+            methods.add("HEAD")
+        return tuple(sorted(methods))
 
     def for_path(self, path: str) -> str | None:
         """The ``Allow`` value for ``path`` (``None``: no template fits it)."""
         return ", ".join(self.methods(path)) or None
 
     def malformed(self, method: str, path: str) -> tuple[str, str] | None:
-        """``(template, message)`` when ``path`` fits a template ``method`` is served on but a
-        path value fails its parameter's schema (``"abc" is not of type "integer"``)."""
-        method = "GET" if method == "HEAD" else method
-        for route, match in self._fitting(path):
-            if method not in route.path_params:
-                continue
-            for name, schema in route.path_params[method].items():
-                raw = match.groupdict().get(name)
-                if raw is None:
-                    continue
-                error = first_error(schema, _path_value(raw, schema))
-                if error is not None:
-                    return route.template, f"{error} - path parameter '{name}'"
-        return None
+        """``(template, message)`` when ``path`` fits a template ``method`` is served on but no
+        template accepts its values, and a path value fails its parameter's schema (``"abc"
+        is not of type "integer"``)."""
+        accepting = self._accepting(path)
+        if any(error is None for _, error in accepting.values()):
+            return None  # some template takes these values: a method it lacks is a 405
+        found = accepting.get("GET" if method == "HEAD" else method)
+        if found is None or found[1] is None:
+            return None
+        return found[0].template, found[1]
+
+
+def _path_error(params: dict[str, dict], match: re.Match[str]) -> str | None:
+    for name, schema in params.items():
+        raw = match.groupdict().get(name)
+        if raw is None:
+            continue
+        error = first_error(schema, _path_value(raw, schema))
+        if error is not None:
+            return f"{error} - path parameter '{name}'"
+    return None
 
 
 def _path_value(raw: str, schema: dict) -> t.Any:
