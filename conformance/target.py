@@ -272,6 +272,14 @@ class Target:
         media = next((m for m in content if "json" in m), None)
         return content[media].get("schema", {}) if media else {}
 
+    def declared_media(self, operation: Operation, status: int) -> tuple[str, ...]:
+        """The JSON media types the response for ``status`` declares (Museum's errors:
+        ``application/problem+json`` only)."""
+        responses = self.raw(operation)["responses"]
+        raw = next((responses[k] for k in (str(status), f"{str(status)[0]}XX", "default") if k in responses), None)
+        content = resolve_refs(raw, self.spec).get("content", {}) if raw is not None else {}
+        return tuple(m.split(";")[0].strip().lower() for m in content if "json" in m)
+
     def is_declared(self, operation: Operation, status: int) -> bool:
         """Declared exactly, by its range (``4XX``) or by ``default``."""
         responses = self.spec["paths"][operation.path][operation.method.lower()]["responses"]
@@ -322,8 +330,9 @@ class Target:
         if not schema:
             return None
         media = response.headers.get("content-type", "")
-        if "json" not in media or "problem" in media:
-            return f"{status} answered as {media!r}, the contract says application/json"
+        declared = self.declared_media(operation, status)
+        if media.split(";")[0].strip().lower() not in declared:
+            return f"{status} answered as {media!r}, the contract says {', '.join(declared)}"
         try:
             body = response.json()
         except ValueError:

@@ -334,5 +334,9 @@ def test_the_suite_runs_on_a_public_contract_with_a_basic_scheme(live_server_fac
         f for f in result.findings if "member's credentials" in f.message or "valid create was refused" in f.message
     ]
     assert member == [], member
+    # Museum declares its errors as application/problem+json: answered so, and judged so.
+    media = [f for f in result.findings if f.check in ("response_conformance", "auth_required",
+                                                       "content_type_conformance")]
+    assert media == [], media
     with pytest.raises(UsageProblem, match="preflight"):
         run(Options(base_url=base, token=None, contract=museum, seed=1, max_examples=1, phases=("examples",)))

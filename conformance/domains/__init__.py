@@ -16,7 +16,7 @@ import typing as t
 import jsonschema_rs
 import schemathesis
 
-from timbrix_sandbox.contract.records import apply_body, complete
+from timbrix_sandbox.contract.records import apply_body, complete, conform
 from timbrix_sandbox.contract.shapes import instance
 
 from .. import checks
@@ -126,6 +126,9 @@ class Domain:
         request says (fields the server fills itself are not predicted)."""
         record_props = target.resource.schema.get("properties", {})
         sent = apply_body({}, body, target.body_schema(action))
+        # As a conforming server must store it: a reference sent as an id is the compact
+        # record the response declares (Asana's ``assignee: "123"`` is ``{gid: "123"}``).
+        sent = conform(sent, list(sent), target.resource.schema, TIMESTAMP, before=stored)
         return {**stored, **{k: v for k, v in sent.items() if k in record_props}}
 
 

@@ -236,6 +236,24 @@ class Listing:
 
 
 @dataclasses.dataclass(frozen=True)
+class ErrorMedia:
+    """One media type an error response declares, with its schema and example."""
+
+    media_type: str
+    schema: dict | None = None
+    example: t.Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorContent:
+    """An error response an operation declares: its key and its media types (none: the
+    response has no body)."""
+
+    key: str
+    media: tuple[ErrorMedia, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Operation:
     operation_id: str
     method: str
@@ -274,6 +292,8 @@ class Operation:
     examples: tuple[tuple[str, t.Any], ...] = ()
     """``(media type, example)`` for each success media type that offers one (the response's
     ``example``, its first ``examples`` value, or its schema's example)."""
+    errors: tuple[ErrorContent, ...] = ()
+    """The error responses it declares (4xx, 5xx, ``4XX``, ``default``), with their content."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -695,8 +715,13 @@ def infer_error_body(spec: dict) -> dict | None:
     if not counts:
         return None
     schema = max(counts.values(), key=lambda entry: entry[0])[1]
-    if valid(schema, ErrorFormat().render(404)):
-        return None  # the default format already fits (Timbrix's own contract)
+    default = ErrorFormat().render(404)
+    named = set(flatten(schema).get("properties", {}))
+    if valid(schema, default) and (not named or named & set(default)):
+        # The default format already fits, and is what the schema describes (Timbrix's own
+        # contract); a schema that merely tolerates it (Museum's problem+json ``{type,
+        # title}``, open to any property) gets its own fields instead.
+        return None
     template = _error_template(schema, 0)
     if not isinstance(template, dict) or not template or not valid(schema, ErrorFormat(body=template).render(404)):
         return None
@@ -936,6 +961,7 @@ def load_profile(spec: dict) -> Profile:
             success_key=success_key or "",
             body_media=media_types(request_body.get("content")),
             examples=_examples(success.get("content")),
+            errors=_error_contents(operation),
             response_media=tuple(
                 dict.fromkeys(
                     m
@@ -974,6 +1000,72 @@ def _examples(content: t.Any) -> tuple[tuple[str, t.Any], ...]:
         elif isinstance(schema.get("examples"), list) and schema["examples"]:
             found.append((media, schema["examples"][0]))
     return tuple(found)
+
+
+def _error_contents(operation: dict) -> tuple[ErrorContent, ...]:
+    """The error responses of an operation (refs already inlined), media types in declared
+    order (a client reads the first one as the preferred)."""
+    found = []
+    for code, response in (operation.get("responses") or {}).items():
+        key = str(code)
+        if not (key == "default" or key[:1] in ("4", "5")) or not isinstance(response, dict):
+            continue
+        content = response.get("content") if isinstance(response.get("content"), dict) else {}
+        media = []
+        for name, entry in content.items():
+            entry = entry if isinstance(entry, dict) else {}
+            schema = entry.get("schema") if isinstance(entry.get("schema"), dict) else None
+            example = _examples({name: entry})
+            media.append(ErrorMedia(str(name), schema, example[0][1] if example else None))
+        found.append(ErrorContent(key, tuple(media)))
+    return tuple(found)
+
+
+def error_content(operation: Operation | None, status: int) -> ErrorContent | None:
+    """The declared error response an error of ``status`` answers under: the status itself,
+    else its ``4XX``/``5XX`` range, else ``default`` (``None``: none is declared)."""
+    if operation is None:
+        return None
+    by_key = {content.key.upper(): content for content in operation.errors}
+    return by_key.get(str(status)) or by_key.get(f"{status // 100}XX") or by_key.get("DEFAULT")
+
+
+def error_media(operation: Operation | None, status: int) -> ErrorMedia | None:
+    """The media type an error of ``status`` goes out in: ``None`` for plain
+    ``application/json`` (the default: declared, or nothing declared), else the declared one
+    the sandbox can write - another JSON type (``application/problem+json``: the same body),
+    or a text type (Tic Tac Toe's ``text/html``: the message as text)."""
+    content = error_content(operation, status)
+    if content is None or not content.media:
+        return None
+    names = [m.media_type.split(";")[0].strip().lower() for m in content.media]
+    if "application/json" in names:
+        return None
+    for media in content.media:
+        if is_json_media(media.media_type) and media.media_type.strip() != "*/*":
+            return media
+    return content.media[0] if not any(m.media_type.strip() == "*/*" for m in content.media) else None
+
+
+def error_text(media: ErrorMedia, status: int, message: str) -> str:
+    """The body of an error declared as text (``text/html``, ``text/plain``): the message,
+    cut to the schema's ``maxLength``; the declared example (else a minimal instance) when
+    the schema constrains the text further (an enum, a pattern). An XML type gets the same
+    message in one element, so that it parses."""
+    schema = media.schema or {}
+    text = message
+    flat = flatten(schema) if schema else {}
+    if isinstance(flat.get("maxLength"), int):
+        text = text[: flat["maxLength"]]
+    if schema and not valid(schema, text):
+        example = media.example
+        text = example if isinstance(example, str) and valid(schema, example) else instance(schema)
+        text = text if isinstance(text, str) else ""
+    if "xml" in media.media_type.lower():
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return f'<?xml version="1.0" encoding="UTF-8"?><error><status>{status}</status><message>{escaped}</message>' \
+            "</error>"
+    return text
 
 
 def _item_param(draft: _Draft | None) -> str | None:

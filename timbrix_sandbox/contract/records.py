@@ -418,7 +418,18 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
     if not isinstance(schema, dict):
         return value
     kinds = _types(schema)
+    if isinstance(value, list) and kinds is not None and "array" in kinds:
+        # The items too: Asana takes ``followers: ["123"]`` and answers ``[{gid: "123", ...}]``.
+        items = flatten(schema).get("items")
+        fitted = [_fit(v, items, now) for v in value] if isinstance(items, dict) else value
+        if any(v is _DROP for v in fitted):
+            return _DROP
+        return value if all(a is b for a, b in zip(fitted, value, strict=True)) else fitted
     if kinds is None or any(k in kinds for k in _JSON_TYPES.get(type(value), ())):
+        enum = schema.get("enum")
+        if isinstance(enum, list) and value not in enum and value is not None:
+            # Asana's membership takes any access_level and answers one of four.
+            return _DROP
         return value
     flat = flatten(schema)
     if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):

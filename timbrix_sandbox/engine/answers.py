@@ -60,6 +60,10 @@ class ContractAnswer:
         self._answer: t.Any = _UNSET
 
     async def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
+        return self.reply()
+
+    def reply(self) -> Reply:
+        """The operation's answer (the same on every call)."""
         if self._answer is _UNSET:
             self._answer = example_answer(self.operation)
         value, media = self._answer

@@ -148,6 +148,7 @@ class CrudOperation:
         """Reads project a stored record once, not on every read (see ``StoredViews``)."""
         self.min_items = self._min_items()
         self.fallback = ContractAnswer(operation)
+        self.answers_record = self._answers_record()
         self.action = getattr(self, operation.action)
 
     def __call__(self, tenant: str | None, params: t.Mapping[str, t.Any], body: t.Any) -> t.Awaitable[Reply]:
@@ -185,6 +186,15 @@ class CrudOperation:
         if isinstance(schema, dict) and schema.get("properties"):
             return schema
         return self.resource.schema
+
+    def _answers_record(self) -> bool:
+        """Whether the success body shows the record (``False``: a status object without the
+        record's id, Discourse's delete answering ``{success: "OK"}``, answered from the
+        contract's example or schema once the record is gone)."""
+        if self.operation.action != "delete" or self.operation.response_schema is None:
+            return True
+        properties = self._record_schema().get("properties", {})
+        return self._record_schema() is self.resource.schema or self.resource.id_field in properties
 
     def _min_items(self) -> int:
         """The fewest records a list answer may hold (``minItems`` of its array)."""
@@ -368,6 +378,8 @@ class CrudOperation:
         if self.engine.behaviours.persists("delete"):
             if not await store.delete_async(self.name, tenant, key):
                 raise Refusal(404, self.not_found)  # deleted by a concurrent request meanwhile
+        if not self.answers_record:
+            return self.fallback.reply()
         return self._answer(self._view(doc["data"]))
 
 

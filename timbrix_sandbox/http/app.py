@@ -73,16 +73,16 @@ scheme type, on both pipelines (``access.py`` says why Connexion's cannot)."""
 
 
 def _path_methods(spec: dict, prefix: str) -> PathMethods:
-    """The contract API's methods per path, for CORS preflights."""
-    return PathMethods(
-        [
-            (
-                template_pattern(prefix + path),
-                tuple(sorted(m.upper() for m in item if m in ("get", "put", "post", "delete", "patch"))),
-            )
-            for path, item in spec.get("paths", {}).items()
-        ]
-    )
+    """The contract API's methods per path, for CORS preflights (HEAD, OPTIONS and TRACE are
+    not granted)."""
+    routes = AllowedMethods()
+    routes.add_spec(prefix, spec)
+
+    def lookup(path: str) -> tuple[str, ...] | None:
+        methods = tuple(m for m in routes.methods(path) if m in ("GET", "PUT", "POST", "DELETE", "PATCH"))
+        return methods or None
+
+    return PathMethods(lookup)
 
 
 def create_app(

@@ -40,7 +40,7 @@ from connexion.lifecycle import ConnexionResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from timbrix_sandbox.contract.model import ErrorFormat
+from timbrix_sandbox.contract.model import ErrorFormat, is_json_media
 from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.contract.security import ContractSecurity
 from timbrix_sandbox.engine.policy import Refusal
@@ -303,10 +303,13 @@ async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Rece
 
 async def _respond(operation: Operation, result: t.Any, send: Send, errors: ErrorFormat) -> None:
     refused = isinstance(result, ConnexionResponse)
+    content_type = "application/json"
     if refused:
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
-        data = json.loads(payload) if payload else None
+        # A refusal goes out in the error media type the operation declares (``errors.py``).
+        content_type = result.content_type or content_type
+        data = json.loads(payload) if payload and is_json_media(content_type) else None
     else:
         data, status = result
         empty = data is NoContent
@@ -320,15 +323,16 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
             # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
-            payload = json.dumps(data).encode()
+            payload, content_type = json.dumps(data).encode(), "application/json"
         elif schema is not None and payload:
             error = first_error(schema, data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
                 status, payload = 500, json.dumps(error_body(500, message, errors=errors)).encode()
+                content_type = "application/json"
     # Header for header what the Connexion path sends (a 204 there carries a content-type and
     # no content-length), so clients cannot tell which path answered.
-    headers = [(b"content-type", b"application/json")]
+    headers = [(b"content-type", content_type.encode("latin-1"))]
     if status != 204:
         headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})

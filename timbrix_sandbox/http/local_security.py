@@ -117,16 +117,14 @@ _ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<p
 
 
 class PathMethods:
-    """``path -> methods`` for the contract API, from the contract's own paths (preflights)."""
+    """``path -> methods`` for the contract API, from the contract's own paths (preflights):
+    the same templates the ``Allow`` header is computed from (``errors.AllowedMethods``)."""
 
-    def __init__(self, patterns: t.Sequence[tuple[re.Pattern[str], tuple[str, ...]]]) -> None:
-        self._patterns = list(patterns)
+    def __init__(self, lookup: t.Callable[[str], tuple[str, ...] | None]) -> None:
+        self._lookup = lookup
 
     def for_path(self, path: str) -> tuple[str, ...] | None:
-        for pattern, methods in self._patterns:
-            if pattern.fullmatch(path):
-                return methods
-        return None
+        return self._lookup(path)
 
 
 class LocalSecurityMiddleware:

@@ -139,6 +139,7 @@ def refusal_response(sandbox: Sandbox, refusal: Refusal, operation: Operation | 
         details=refusal.details,
         errors=sandbox.profile.errors,
         exact=operation is not None and status != refusal.status or _declares(operation, status),
+        operation=operation,
     )
 
 
