@@ -261,3 +261,40 @@ def test_the_suite_predicts_references_as_the_compact_records_a_conforming_serve
     assert result.created > 0
     wrong = [f for f in result.findings if f.check == "create_then_read"]
     assert wrong == [], wrong
+
+
+def test_a_counted_integer_id_skips_one_a_client_chose(tmp_path):
+    """Petstore lets a client choose a pet's integer ``id``; a create without one counts up.
+    The counter must step over an id a client already took (it answered 500 before)."""
+    pet = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"id": {"type": "integer", "format": "int64"}, "name": {"type": "string"}},
+    }
+    error = {"description": "invalid", "content": {"application/json": {"schema": {"type": "object"}}}}
+    ok = {"description": "the pet", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}
+    path_id = {"name": "petId", "in": "path", "required": True, "schema": {"type": "integer", "format": "int64"}}
+    body = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "pets", "version": "1"},
+        "paths": {
+            "/pets": {"post": {"operationId": "addPet", "requestBody": body, "responses": {"200": ok, "400": error}}},
+            "/pets/{petId}": {
+                "get": {"operationId": "getPet", "parameters": [path_id], "responses": {"200": ok, "404": error}}
+            },
+        },
+        "components": {"schemas": {"Pet": pet}},
+    }
+    _, client = _client(_write(tmp_path, spec))
+    with client:
+        first = client.post("/pets", json={"name": "counted"})
+        assert first.status_code == 200, first.text
+        taken = first.json()["id"] + 1
+        chosen = client.post("/pets", json={"id": taken, "name": "chosen"})
+        assert chosen.status_code == 200, chosen.text
+        counted = client.post("/pets", json={"name": "counted again"})
+        assert counted.status_code == 200, counted.text
+        assert counted.json()["id"] not in (first.json()["id"], taken)
+        assert client.get(f"/pets/{taken}").json()["name"] == "chosen"
+        assert client.get(f"/pets/{counted.json()['id']}").json()["name"] == "counted again"

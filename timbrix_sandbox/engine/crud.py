@@ -242,6 +242,18 @@ class CrudOperation:
             return await anyio.to_thread.run_sync(read, *args)
         return read(*args)
 
+    async def _new_id(self, store: RecordStore, tenant: str) -> t.Any:
+        """A new id the scope does not hold yet. Integer ids count up, but a client may have
+        chosen the next one itself (Petstore's ``POST /pet {"id": 2}``), so a counted id that
+        is taken is skipped; uuids, ObjectIds and fitted patterns are random enough."""
+        ids, resource = self.engine.ids, self.resource
+        candidate = ids.new(resource)
+        if resource.id_kind != "integer":
+            return candidate
+        while await self._read(store.peek, self.name, tenant, record_key(candidate)) is not None:
+            candidate = ids.new(resource)
+        return candidate
+
     # -- actions --------------------------------------------------------------------------------
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
         store = self.engine.store
@@ -305,7 +317,7 @@ class CrudOperation:
                 raise Refusal(409, f"{resource.id_field} {record_key(chosen)} already exists")
             record[resource.id_field] = chosen
         else:
-            record[resource.id_field] = engine.ids.new(resource)
+            record[resource.id_field] = await self._new_id(store, tenant)
         for field in (resource.created_field, resource.updated_field):
             if field:
                 record[field] = now
