@@ -165,6 +165,7 @@ def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> 
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "req_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
         "p50_ms": latency("50%"),
         "p99_ms": latency("99%"),
