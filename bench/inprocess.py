@@ -101,6 +101,22 @@ async def _load(app, target: str, requests: int, concurrency: int, latencies: li
     return statuses
 
 
+class _Collections:
+    """The collector's pauses: how many full (generation 2) collections, and the time of all."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full += info["generation"] == 2
+
+
 async def _lifespan(app, phase: str, queue: asyncio.Queue, done: asyncio.Queue) -> None:
     async def receive():
         return await queue.get()
@@ -140,6 +156,8 @@ def main() -> int:
             latencies: list[float] = []
             profiler = cProfile.Profile() if args.profile else None
             gc_before = sum(s["collections"] for s in gc.get_stats())
+            pauses = _Collections()
+            gc.callbacks.append(pauses)
             cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
@@ -148,11 +166,13 @@ def main() -> int:
                 profiler.disable()
             cpu, loop_cpu, wall = time.process_time() - cpu, time.thread_time() - loop_cpu, time.perf_counter() - wall
             collections = sum(s["collections"] for s in gc.get_stats()) - gc_before
+            gc.callbacks.remove(pauses)
             await queue.put({"type": "lifespan.shutdown"})
             await done.get()
             await life
             return {"cpu": cpu, "loop_cpu": loop_cpu, "wall": wall, "latencies": latencies, "statuses": statuses,
-                    "profiler": profiler, "collections": collections}
+                    "profiler": profiler, "collections": collections,
+                    "pauses": pauses}
 
         result = asyncio.run(session())
     finally:
@@ -164,7 +184,8 @@ def main() -> int:
         f"event loop), {1000 * result['wall'] / n:.3f} wall ms/request "
         f"({n} requests, {args.concurrency} in flight, journal {args.journal_size}); latency p50 "
         f"{1000 * statistics.median(lat):.2f} ms, p99 {1000 * lat[int(0.99 * len(lat))]:.2f} ms, max "
-        f"{1000 * lat[-1]:.1f} ms; statuses {result['statuses']}; {result['collections']} gc collections; "
+        f"{1000 * lat[-1]:.1f} ms; statuses {result['statuses']}; {result['collections']} gc collections "
+        f"({result['pauses'].full} full, {1000 * result['pauses'].seconds:.0f} ms in all); "
         f"load {os.getloadavg()[0]:.2f}; code {CODE}"
     )
     if result["profiler"]:

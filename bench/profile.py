@@ -77,7 +77,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_per_request(target: str, seconds: int, rounds: int) -> list[dict]:
+def cpu_per_request(target: str, seconds: int, rounds: int, extra: tuple[str, ...] = ()) -> list[dict]:
     """CPU ms the server spends per request under wrk, one figure per round, each on a fresh
     server and data directory (POST grows its partition: every round starts from the fixtures)."""
     contract, endpoints, endpoint, auth = TARGETS[target]
@@ -85,7 +85,7 @@ def cpu_per_request(target: str, seconds: int, rounds: int) -> list[dict]:
     figures = []
     for _ in range(rounds):
         data_dir = tempfile.mkdtemp(dir=ROOT / "bench")
-        server, api = run.sandbox(data_dir, contract=contract)
+        server, api = run.sandbox(data_dir, contract=contract, extra=extra)
         try:
             run.wrk(api + path, 2, script, auth=auth)  # warm-up
             before = _cpu_seconds(server.process.pid)
@@ -108,16 +108,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the collapsed stacks here")
     parser.add_argument("--cpu", action="store_true", help="CPU ms per request instead of a profile")
     parser.add_argument("--rounds", type=int, default=3, help="with --cpu: fresh servers to measure")
+    parser.add_argument("--serve-args", default="", help="with --cpu: more serve options, e.g. '--journal-size 0'")
     parser.add_argument("--root", type=Path, default=None, help="serve this checkout's code instead")
     args = parser.parse_args()
     if args.root is not None:
         run.ROOT = args.root.resolve()  # the server's working directory: its package wins
     if args.cpu:
-        for figure in cpu_per_request(args.target, args.seconds, args.rounds):
+        for figure in cpu_per_request(args.target, args.seconds, args.rounds, tuple(args.serve_args.split())):
             print(
                 f"{args.target} ({run.ROOT}): {figure['cpu_ms_per_request']:.3f} CPU ms/request, "
                 f"{figure['req_per_s']} req/s, p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms, "
-                f"load {figure['load']}"
+                f"load {figure['load']} {args.serve_args}"
             )
         return 0
     contract, endpoints, endpoint, auth = TARGETS[args.target]
