@@ -247,7 +247,8 @@ def test_a_write_waits_out_a_reset_without_blocking_the_event_loop(tmp_path):
 
     assert anyio.run(scenario) == rec(2)
     gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
-    assert len(ticks) >= 10 and max(gaps) < 0.2, f"the event loop was blocked: {max(gaps):.3f} s"
+    # Blocked, the loop would tick once: the holder is released from the loop itself.
+    assert len(ticks) >= 3 and max(gaps) < 1.0, f"the event loop was blocked: {max(gaps):.3f} s"
     store.abandon()
     assert Store(tmp_path).list("c", "org") == [rec(1), rec(2)]
 
