@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import os
 import shutil
 import statistics
@@ -32,6 +33,8 @@ CODE = Path(sys.argv[sys.argv.index("--root") + 1]).resolve() if "--root" in sys
 """Whose code is measured: ``--root DIR`` measures another checkout (before vs after, one run)."""
 # bench/ goes after the stdlib: bench/profile.py must not stand in for the stdlib's profile.
 sys.path[:] = [str(CODE), *(p for p in sys.path if Path(p).resolve() != ROOT / "bench"), str(ROOT / "bench")]
+
+importlib.import_module("timbrix_sandbox")  # from CODE, before bench/run.py puts this checkout first
 
 import run  # noqa: E402
 

@@ -79,7 +79,6 @@ import logging
 import os
 import queue
 import re
-import sys
 import tempfile
 import threading
 import typing as t
@@ -107,12 +106,6 @@ _HASHED = re.compile(r"[0-9a-f]{64}")
 WRITER_THREADS = 4
 """Threads that append and fsync journals: one partition's batches go one at a time (in
 order), different partitions' in parallel."""
-WRITER_SWITCH_INTERVAL = 0.001
-"""The longest a writer thread waits to win the GIL back from a busy event loop (seconds;
-CPython's default is 5 ms). A batch's writer takes the GIL back twice (woken, and after its
-durable ``write``), and each wait is added to the latency of every write in the batch: at the
-default, two waits alone would break a 10 ms p99 under load. ``sys.setswitchinterval`` is
-lowered to this when the first writer thread starts (never raised)."""
 
 _DSYNC = getattr(os, "O_DSYNC", 0)
 """Journal appends durable on ``write`` (0 where the platform has none: ``fsync`` after it)."""
@@ -289,8 +282,6 @@ class _Writers:
     def submit(self, partition: _Partition) -> None:
         if len(self._threads) < WRITER_THREADS:
             with self._lock:
-                if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
-                    sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
                 while len(self._threads) < WRITER_THREADS:
                     thread = threading.Thread(target=self._run, name="timbrix-store-writer", daemon=True)
                     thread.start()
