@@ -165,6 +165,7 @@ def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> 
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "req_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
         "p50_ms": latency("50%"),
         "p99_ms": latency("99%"),
@@ -678,6 +679,9 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
+    parser.add_argument(
+        "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
+    )
     args = parser.parse_args()
     if args.only in (None, "http", "scale", "peer", "store-pg") and not shutil.which("wrk"):
         print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
@@ -686,6 +690,7 @@ def main() -> int:
     report: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     if args.only in (None, "store"):
         store = report["store_update"] = bench_store((100, 10_000, 100_000), args.writes)
@@ -739,7 +744,10 @@ def main() -> int:
         )
         for finding in fuzz["findings"][:20]:
             print("  -", finding[:200])
-    out = ROOT / "bench" / "results" / f"{report['date'][:10]}.json"
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"\nload average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}")
+    name = report["date"][:10] + (f"-{args.label}" if args.label else "")
+    out = ROOT / "bench" / "results" / f"{name}.json"
     if out.exists() and args.only:
         previous = json.loads(out.read_text())
         previous.update({k: v for k, v in report.items()})

@@ -165,25 +165,27 @@ def test_crash_between_snapshot_and_journal_truncation(tmp_path):
 
 
 def test_a_failed_append_is_rolled_back_not_resurrected(tmp_path, monkeypatch):
-    """A write reported as failed (here: fsync raising, as on a full disk) must not reappear
-    after a restart because a later write flushed its bytes."""
+    """A write reported as failed (here: the durable append's ``write`` raising after its bytes
+    reached the file, as a full disk or an I/O error can) must not reappear after a restart
+    because a later write flushed its bytes."""
     import os
 
     store = Store(tmp_path)
     store.insert("c", "org", rec(1))
-    real_fsync = os.fsync
+    real_write = os.write
     calls = {"n": 0}
 
-    def failing_once(fd):
+    def failing_once(fd, data):
         calls["n"] += 1
+        written = real_write(fd, data)
         if calls["n"] == 1:
             raise OSError(28, "No space left on device")
-        return real_fsync(fd)
+        return written
 
-    monkeypatch.setattr(os, "fsync", failing_once)
+    monkeypatch.setattr(os, "write", failing_once)
     with pytest.raises(OSError):
         store.insert("c", "org", rec(2))
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "write", real_write)
     store.insert("c", "org", rec(3))
     assert store.list("c", "org") == [rec(1), rec(3)]
     assert reopen(store, tmp_path).list("c", "org") == [rec(1), rec(3)]

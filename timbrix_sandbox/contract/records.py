@@ -251,7 +251,29 @@ def stored_doc(record: dict, resource: Resource) -> dict:
 
 
 def _properties(schema: dict | None) -> dict:
-    return flatten(schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
+    return _flat(schema).get("properties", {})
+
+
+_FLAT: dict[int, tuple[dict, dict]] = {}
+_FLAT_LIMIT = 50_000
+
+
+def _flat(schema: t.Any) -> dict:
+    """``flatten(schema)`` (``{}`` for no schema), computed once per schema object: every
+    create and update fits each field it writes to its schema (:func:`conform`), and
+    flattening them on every request was a fifth of a create's CPU. Cached by identity, as
+    :func:`projector` is (a loaded contract's schemas live as long as the process; the cache
+    is emptied if something keeps handing it new schemas). Read-only: never mutate the result."""
+    if not isinstance(schema, dict) or not schema:
+        return {}
+    cached = _FLAT.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    flat = flatten(schema)
+    if len(_FLAT) >= _FLAT_LIMIT:
+        _FLAT.clear()
+    _FLAT[id(schema)] = (schema, flat)
+    return flat
 
 
 def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: str) -> t.Any:
@@ -261,7 +283,7 @@ def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: st
         return data
     head, *rest = path
     sub = _properties(schema).get(head)
-    body = complete({head: wrap_record(data, tuple(rest), sub, now)}, flatten(schema or {}), now)
+    body = complete({head: wrap_record(data, tuple(rest), sub, now)}, _flat(schema), now)
     return body
 
 
@@ -291,7 +313,7 @@ class Page(t.NamedTuple):
             target[path[-1]] = self.total
         if listing.next_field:
             cursor = _cursor(properties.get(listing.next_field), self.next_offset, self.now)
-            required = listing.next_field in flatten(self.schema or {}).get("required", [])
+            required = listing.next_field in _flat(self.schema).get("required", [])
             if cursor is not None or (required and _nullable(properties.get(listing.next_field))):
                 body[listing.next_field] = cursor
             else:
@@ -346,7 +368,7 @@ def _cursor(schema: t.Any, offset: int | None, now: str) -> t.Any:
     number, or an object such as Asana's ``{offset, path, uri}``); ``None`` on the last page."""
     if offset is None:
         return None
-    flat = flatten(schema or {}) if isinstance(schema, dict) else {}
+    flat = _flat(schema)
     kind = flat.get("type")
     kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
     if kind in ("integer", "number"):
@@ -399,14 +421,21 @@ def conform(
 
 
 def _types(schema: dict) -> tuple[str, ...] | None:
-    flat = flatten(schema)
-    kind = flat.get("type")
-    if kind is None:
-        return None
-    kinds = tuple(kind) if isinstance(kind, list) else (kind,)
-    if flat.get("nullable"):
+    """The JSON types ``schema`` allows (``None``: any), once per schema object (see :func:`_flat`)."""
+    cached = _TYPES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    kind = _flat(schema).get("type")
+    kinds = None if kind is None else tuple(kind) if isinstance(kind, list) else (kind,)
+    if kinds is not None and _flat(schema).get("nullable"):
         kinds = (*kinds, "null")
+    if len(_TYPES) >= _FLAT_LIMIT:
+        _TYPES.clear()
+    _TYPES[id(schema)] = (schema, kinds)
     return kinds
+
+
+_TYPES: dict[int, tuple[dict, tuple[str, ...] | None]] = {}
 
 
 def _accepts_type(schema: t.Any, value: t.Any) -> bool:
@@ -431,7 +460,7 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
             # Asana's membership takes any access_level and answers one of four.
             return _DROP
         return value
-    flat = flatten(schema)
+    flat = _flat(schema)
     if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):
         properties = flat.get("properties", {})
         # The reference property that can hold the value: DigitalOcean's image ``"ubuntu-20-04"``

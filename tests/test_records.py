@@ -1,0 +1,44 @@
+"""Fitting the fields a request writes to the record schema (``contract/records.py``'s
+``conform``), as every create and update does: what it derives from a schema (its flattened
+form, its types) is worked out once per schema object and reused, so it must never answer for
+another schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from timbrix_sandbox.contract import records
+from timbrix_sandbox.contract.records import conform
+
+NOW = "2026-01-01T00:00:00Z"
+SENT = {"string": 7, "integer": "7", "array": "7,8", "composed": "7"}
+FITTED = {"string": "7", "integer": 7, "array": ["7", "8"], "composed": 7}
+
+
+def _schema(kind: str) -> dict:
+    field = {
+        "string": {"type": "string"},
+        "integer": {"type": "integer"},
+        "array": {"type": "array", "items": {"type": "string"}},
+        "composed": {"allOf": [{"description": "a count"}, {"type": "integer"}]},
+    }[kind]
+    return {"allOf": [{"type": "object", "properties": {"v": field}}]}
+
+
+@pytest.mark.parametrize("limit", [records._FLAT_LIMIT, 3])
+def test_each_field_is_fitted_to_its_own_schema_however_many_schemas_come_and_go(monkeypatch, limit):
+    """Schemas made and dropped one after another, with the caches
+    emptied when full (``limit`` 3) or not: each gets its own answer, the first time and later."""
+    monkeypatch.setattr(records, "_FLAT_LIMIT", limit)
+    kinds = list(SENT)
+    for n in range(400):
+        kind = kinds[n % len(kinds)]
+        schema = _schema(kind)
+        for _ in range(2):
+            assert conform({"v": SENT[kind]}, ["v"], schema, NOW) == {"v": FITTED[kind]}, (n, kind)
+
+
+def test_a_value_that_cannot_fit_keeps_what_the_record_had():
+    schema = _schema("integer")
+    assert conform({"v": "seven"}, ["v"], schema, NOW, before={"v": 6}) == {"v": 6}
+    assert conform({"v": "seven"}, ["v"], schema, NOW) == {}
