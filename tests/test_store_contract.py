@@ -5,12 +5,13 @@ only a shared store can do (several processes) is at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import typing as t
 
 import pytest
 
-from timbrix_sandbox.engine.store import WrongContract
+from timbrix_sandbox.engine.store import RecordExists, WrongContract
 from timbrix_sandbox.engine.stores import RecordStore, StoreUnavailable, TinyDBStore, open_store
 
 
@@ -84,9 +85,25 @@ def test_an_update_keeps_the_records_position(store):
 
 def test_inserting_an_existing_id_is_refused_and_keeps_the_record(store):
     store.insert("c", "org", rec(1, n=1))
-    with pytest.raises(KeyError):
+    with pytest.raises(RecordExists):
         store.insert("c", "org", rec(1, n=2))
     assert store.list("c", "org") == [rec(1, n=1)]
+
+
+def test_two_awaited_inserts_of_one_id_store_one_and_refuse_the_other(store):
+    """Two creates racing for one id (the engine's 409, not a 500): exactly one is stored,
+    the other is refused as ``RecordExists`` and changes nothing."""
+
+    async def race() -> list[t.Any]:
+        first = store.insert_async("c", "org", rec(1, n=1))
+        second = store.insert_async("c", "org", rec(1, n=2))
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    outcomes = asyncio.run(race())
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(refused) == 1 and isinstance(refused[0], RecordExists), outcomes
+    stored = store.list("c", "org")
+    assert len(stored) == 1 and stored[0] in (rec(1, n=1), rec(1, n=2))
 
 
 def test_update_contract(store):

@@ -45,6 +45,7 @@ from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now,
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
 from timbrix_sandbox.engine.policy import Refusal
+from timbrix_sandbox.engine.store import RecordExists
 from timbrix_sandbox.engine.stores import RecordStore
 
 Record = dict[str, t.Any]
@@ -334,7 +335,13 @@ class CrudOperation:
                 return self._answer(self._view(same["data"]))
         if engine.behaviours.persists("create"):
             # Answered once durable; the fsync runs on the store's writer threads, shared.
-            await store.insert_async(self.name, tenant, stored_doc(record, resource))
+            try:
+                await store.insert_async(self.name, tenant, stored_doc(record, resource))
+            except RecordExists:
+                # Two creates raced for one id: the client's own (checked above, taken since),
+                # or a counted one a client chose meanwhile.
+                taken = record_key(record[resource.id_field])
+                raise Refusal(409, f"{resource.id_field} {taken} already exists") from None
         return self._answer(self._view(record))
 
     async def update(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:

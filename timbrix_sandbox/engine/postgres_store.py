@@ -47,7 +47,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from timbrix_sandbox.contract.records import copy_json
-from timbrix_sandbox.engine.store import WrongContract
+from timbrix_sandbox.engine.store import RecordExists, WrongContract
 
 Record = dict[str, t.Any]
 
@@ -195,7 +195,7 @@ class PostgresStore:
                     )
                     return record
                 except psycopg.errors.UniqueViolation:
-                    raise KeyError(f"record {record['id']} already exists") from None
+                    raise RecordExists(f"record {record['id']} already exists") from None
                 except psycopg.errors.ForeignKeyViolation:  # the partition's first record
                     conn.execute(
                         "INSERT INTO sandbox_partitions (collection, scope) VALUES (%s, %s) ON CONFLICT DO NOTHING",

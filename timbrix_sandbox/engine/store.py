@@ -190,6 +190,11 @@ class StoreClosed(RuntimeError):
     """A write reached a store that was closed or abandoned before it was durable."""
 
 
+class RecordExists(KeyError):
+    """An insert of an id the partition already holds (or has staged). A ``KeyError`` for
+    callers that predate it; the engine answers it as a conflict, never a 500."""
+
+
 class _Batch:
     """Writes that share one journal append and one fsync, and are acknowledged together,
     only once that fsync returned and they were applied (or all failed together)."""
@@ -1218,7 +1223,7 @@ class Store:
 def _insert(record: Record, partition: _Partition) -> _Outcome:
     current, staged = partition.latest(record["id"])
     if current is not None:
-        exists = KeyError(f"record {record['id']} already exists")
+        exists = RecordExists(f"record {record['id']} already exists")
         return _Outcome(partition.tail if staged else _SETTLED, refusal=exists)
     return _Outcome(partition.stage(record["id"], record), record)
 
