@@ -43,9 +43,13 @@ CONTRACT = {
             },
             "get": {
                 "operationId": "listThings",
-                "responses": {"200": {"description": "things", "content": {"application/json": {"schema": {
-                    "type": "array", "items": THING}}}}},
-            },  # fmt: skip
+                "responses": {
+                    "200": {
+                        "description": "things",
+                        "content": {"application/json": {"schema": {"type": "array", "items": THING}}},
+                    }
+                },
+            },
         },
         "/things/{thing_id}": {
             "parameters": ID,

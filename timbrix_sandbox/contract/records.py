@@ -135,10 +135,10 @@ def _compile(schema: dict | None) -> Projector:
         if found:
             objects, branches = found[0], found
     properties = objects.get("properties")
-    fields = None if properties is None else [(name, projector(sub)) for name, sub in properties.items()]
+    fields = None if properties is None else _answered_fields(properties)
     # Several object branches (DigitalOcean's static or dynamic autoscale config): each value is
     # projected onto the branch that declares most of its fields.
-    alternatives = [[(name, projector(sub)) for name, sub in b["properties"].items()] for b in branches[1:]]
+    alternatives = [_answered_fields(b["properties"]) for b in branches[1:]]
 
     def project_one(value: t.Any) -> t.Any:
         kind = type(value)
@@ -154,6 +154,16 @@ def _compile(schema: dict | None) -> Projector:
         return {name: field(value[name]) for name, field in chosen if name in value}
 
     return project_one
+
+
+def _answered_fields(properties: dict) -> list[tuple[str, Projector]]:
+    """The properties a response carries, each with its projector: not a ``writeOnly`` one
+    (OpenAPI: sent in requests, never in responses - DigitalOcean's domain ``ip_address``)."""
+    return [
+        (name, projector(sub))
+        for name, sub in properties.items()
+        if not (isinstance(sub, dict) and sub.get("writeOnly") is True)
+    ]
 
 
 class StoredViews:
