@@ -21,7 +21,7 @@ ERROR = {
         }
     },
 }
-THING = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+THING = {"type": "object", "properties": {"id": {"type": "string", "readOnly": True}, "name": {"type": "string"}}}
 ONE = {"description": "a thing", "content": {"application/json": {"schema": THING}}}
 SIZES = {
     "type": "object",
@@ -60,6 +60,14 @@ CONTRACT = {
                 "responses": {"200": ONE, "400": ERROR, "404": ERROR},
             },
             "delete": {"operationId": "deleteThing", "responses": {"204": {"description": "gone"}, "404": ERROR}},
+        },
+        "/things/default": {
+            "get": {"operationId": "getDefaultThing", "responses": {"200": ONE}},
+            "put": {
+                "operationId": "updateDefaultThing",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": THING}}},
+                "responses": {"200": ONE, "400": ERROR},
+            },
         },
         "/things/sizes": {
             "get": {
@@ -124,3 +132,12 @@ def test_precedence_order_and_shadowed_methods():
     ]  # fmt: skip
     found = {entry.template: (set(entry.served), set(entry.shadowed)) for entry in shadowed_methods(paths)}
     assert found == {"/a/fixed": ({"GET", "HEAD"}, {"DELETE"}), "/a/b/{y}": ({"GET", "HEAD"}, {"POST"})}
+
+
+def test_a_fixed_path_updated_without_an_id_is_answered_not_refused(client):
+    """``PUT /v2/projects/default``: no path parameter, and the record's id is readOnly, so the
+    body cannot name the record: it is not an update by id (which would refuse every request
+    with "the body names no id") but an operation answered from the contract."""
+    response = client.put("/v2/things/default", json={"name": "rex"})
+    assert response.status_code == 200, response.text
+    assert client.get("/v2/things/default").status_code == 200
