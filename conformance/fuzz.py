@@ -18,6 +18,7 @@ from . import checks
 from .causes import Exchange, Sent, classify
 from .credentials import schemathesis_auth
 from .model import TOKEN_PLACEHOLDER, Finding, Result, StopRun, UsageProblem
+from .target import read_spec
 
 UNIT_PHASES = ("examples", "coverage", "fuzzing")
 AST_RACE = (3, 11) <= sys.version_info[:3] < (3, 11, 8) or (3, 12) <= sys.version_info[:3] < (3, 12, 2)
@@ -171,7 +172,10 @@ def execute(
 ) -> set[tuple[str, str]]:
     """One schemathesis run (of the operations named ``only``, when retrying); the (phase,
     operation) pairs the tooling failed in. Cases of a failed attempt stay counted: they ran."""
-    schema = schemathesis.openapi.from_path(run.options.contract, config=config)
+    # The document the sandbox serves from (bundled, normalised, cycles cut), never the raw file:
+    # schemathesis cannot follow a multi-file ``$ref`` (DigitalOcean's path parameters and
+    # responses live in other files), and must read the contract as the server does.
+    schema = schemathesis.openapi.from_dict(read_spec(run.options), config=config)
     if only is not None:
         schema = schema.include(name=list(only))
     crashed: set[tuple[str, str]] = set()

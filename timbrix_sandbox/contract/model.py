@@ -902,7 +902,10 @@ def load_profile(spec: dict) -> Profile:
             if draft.role is None:
                 continue
             if draft.role == "update" and not _item_param(draft):
-                if not (draft.method in ("put", "patch") and id_field in _body_properties(draft, schema)):
+                # An update by an id in the body: only where a client can send the id (not
+                # DigitalOcean's PUT /v2/projects/default, whose project id is readOnly).
+                sent = _body_properties(draft, schema).get(id_field)
+                if not (draft.method in ("put", "patch") and sent is not None and not flatten(sent).get("readOnly")):
                     continue
             if draft.role == "list" and not _listing(_success_body(draft, data_path), draft.params):
                 continue

@@ -135,10 +135,10 @@ def _compile(schema: dict | None) -> Projector:
         if found:
             objects, branches = found[0], found
     properties = objects.get("properties")
-    fields = None if properties is None else [(name, projector(sub)) for name, sub in properties.items()]
+    fields = None if properties is None else _answered_fields(objects)
     # Several object branches (DigitalOcean's static or dynamic autoscale config): each value is
     # projected onto the branch that declares most of its fields.
-    alternatives = [[(name, projector(sub)) for name, sub in b["properties"].items()] for b in branches[1:]]
+    alternatives = [_answered_fields(b) for b in branches[1:]]
 
     def project_one(value: t.Any) -> t.Any:
         kind = type(value)
@@ -154,6 +154,24 @@ def _compile(schema: dict | None) -> Projector:
         return {name: field(value[name]) for name, field in chosen if name in value}
 
     return project_one
+
+
+def _answered_fields(schema: dict) -> list[tuple[str, Projector]]:
+    """The properties a response carries, each with its projector: not a ``writeOnly`` one
+    (OpenAPI: sent in requests, never in responses - DigitalOcean's domain ``ip_address``),
+    and a ``required`` name the schema forgot to declare as well (DigitalOcean's logtail
+    destination requires ``endpoint`` and declares only ``token``: dropping the sent value
+    would answer a record its own schema refuses)."""
+    properties = schema.get("properties") or {}
+    fields = [
+        (name, projector(sub))
+        for name, sub in properties.items()
+        if not (isinstance(sub, dict) and sub.get("writeOnly") is True)
+    ]
+    required = schema.get("required")
+    if isinstance(required, list):
+        fields += [(name, copy_json) for name in required if isinstance(name, str) and name not in properties]
+    return fields
 
 
 class StoredViews:

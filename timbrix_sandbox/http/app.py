@@ -19,7 +19,7 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
 from timbrix_sandbox.contract.loading import load_contract
-from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.contract.paths import in_precedence_order, shadowed_methods, template_pattern
 from timbrix_sandbox.contract.servers import base_path as served_base_path
 from timbrix_sandbox.contract.servers import mount_prefix, normalise
 from timbrix_sandbox.engine.sandbox import Sandbox
@@ -46,6 +46,7 @@ from timbrix_sandbox.http.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
 from timbrix_sandbox.http.journal import Credentials, Journal, JournalMiddleware
 from timbrix_sandbox.http.local_security import LocalSecurityMiddleware, PathMethods, SecurityPolicy
 from timbrix_sandbox.http.operations import ResponseJsonifier, connexion_handlers
+from timbrix_sandbox.http.path_precedence import ShadowedMethodMiddleware
 from timbrix_sandbox.http.resolver import FunctionResolver
 
 CONTROL_CONTRACT = Path(__file__).resolve().parent / "control.yaml"
@@ -85,6 +86,15 @@ def _path_methods(spec: dict, prefix: str) -> PathMethods:
     return PathMethods(lookup)
 
 
+def _routing_document(contract: Path) -> dict:
+    """The contract as the routers read it: its paths in precedence order (a fixed path before
+    the templates it collides with, ``path_precedence.py``); the served document keeps the
+    author's order (``contract_document.py``)."""
+    document = load_contract(contract)
+    document["paths"] = in_precedence_order(document.get("paths") or {})
+    return document
+
+
 def create_app(
     sandbox: Sandbox,
     security: SecurityPolicy | None = None,
@@ -122,7 +132,7 @@ def create_app(
         uri_parser_class=oas31.SchemaURIParser,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui"),
     )
-    api, control = load_contract(sandbox.contract), load_contract(CONTROL_CONTRACT)
+    api, control = _routing_document(sandbox.contract), load_contract(CONTROL_CONTRACT)
     served_at = served_base_path(api) if base_path is None else normalise(base_path)
     prefix = mount_prefix(served_at)
     allowed = AllowedMethods()
@@ -156,7 +166,8 @@ def _stack(
 
     [ServerError] > Journal (inserted by ``create_app``) > SandboxState > LocalSecurity > BodyLimit
     > FaultyRequest, FaultyResponse (faults only) > [Exception] > TrailingSlash > AuthoredContract
-    > RequestBehaviour > FastPath (no faults) > [SwaggerUI] > [Routing]
+    > RequestBehaviour > ShadowedMethod (colliding paths only) > FastPath (no faults) > [SwaggerUI]
+    > [Routing]
     > Access (authentication and access, the policy's) > [RequestValidation]
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
@@ -198,9 +209,13 @@ def _stack(
     stack.append((AuthoredContractMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     settings = {"sandbox": sandbox, "api_prefix": prefix}
     stack.append((RequestBehaviourMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
+    shadowed = shadowed_methods(api.get("paths") or {})
+    if shadowed:
+        settings = {"base_path": prefix, "shadowed": shadowed}
+        stack.append((ShadowedMethodMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     if not behaviours and fast_path_enabled():
         operations = compile_operations(
-            load_contract(sandbox.contract), prefix, sandbox.operations, sandbox.security
+            _routing_document(sandbox.contract), prefix, sandbox.operations, sandbox.security
         )
         settings = {"operations": operations, "sandbox": sandbox}
         stack.append((FastPathMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
