@@ -30,7 +30,7 @@ from timbrix_sandbox.contract.model import (
     error_text,
     is_json_media,
 )
-from timbrix_sandbox.contract.paths import template_pattern
+from timbrix_sandbox.contract.paths import HTTP_METHODS, specificity, template_pattern
 from timbrix_sandbox.contract.refs import resolve_refs
 from timbrix_sandbox.engine.clock import new_request_id, utc_now
 from timbrix_sandbox.http.context import sandbox_of
@@ -186,9 +186,6 @@ def problem_handler(request: ConnexionRequest, exc: ProblemException) -> Connexi
     )
 
 
-_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-
-
 @dataclasses.dataclass(frozen=True)
 class _Route:
     pattern: re.Pattern[str]
@@ -200,8 +197,8 @@ class _Route:
 
     @property
     def specificity(self) -> tuple[bool, ...]:
-        """Per segment, whether it is fixed text (compared left to right)."""
-        return tuple("{" not in segment for segment in self.template.split("/"))
+        """Per segment, whether it is fixed text (``contract.paths.specificity``)."""
+        return specificity(self.template)
 
 
 class AllowedMethods:
@@ -225,7 +222,7 @@ class AllowedMethods:
                 continue
             shared = resolve_refs(item.get("parameters") or [], spec)
             params: dict[str, dict[str, dict]] = {}
-            for method in _METHODS:
+            for method in HTTP_METHODS:
                 if not isinstance(item.get(method), dict):
                     continue
                 declared = [*shared, *resolve_refs(item[method].get("parameters") or [], spec)]
