@@ -20,6 +20,19 @@ alike; each is narrow, and whatever no rule claims is the implementation's:
     record that does not exist (a read of it finds nothing) and the operation declares no 404
     (nor ``4XX`` nor ``default``): "not found" has no status of its own, so any refusal reads as
     "valid data rejected" (Conduit's ``GET /profiles/{username}`` answers 422 to an unknown name).
+``taken_id_no_409``
+    A positive create refused with a status the operation declares, where the body names an id
+    a stored record already has (a read of it finds it) and the operation declares no 409 (nor
+    ``4XX`` nor ``default``): a conflict has no status of its own (Museum's ``POST
+    /special-events`` with an ``eventId`` its examples already created gets its 400).
+``inexpressible_positive``
+    A positive case refused whose form body sends a field the schema makes an object or an
+    array of objects: form encoding cannot nest, so what went on the wire is not the case that
+    was generated (Petstore's ``tags: [{id, name}]`` went as ``tags=id&tags=name``).
+``identical_templates``
+    An ``Allow`` mismatch on a path that another path repeats with other parameter names
+    (OpenAPI forbids such templates as identical): one URL, two method sets, no ``Allow`` fits
+    the check of each (Discourse's ``/groups/{id}.json`` and ``/groups/{name}.json``).
 ``inexpressible_negative``
     A negative case accepted where the request, read back the way its encoding carries it
     (form fields, query, path and header parameters are text), is valid for the contract:
@@ -33,11 +46,13 @@ import dataclasses
 import json
 import re
 import typing as t
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import jsonschema_rs
 
 from timbrix_sandbox.contract.refs import resolve_refs
+from timbrix_sandbox.contract.request_bodies import allowed_types, coerce_parameter, decode_form, is_array
+from timbrix_sandbox.contract.shapes import flatten
 
 CONTRACT, IMPLEMENTATION = "contract", "implementation"
 UNDECLARED_STATUS_CHECKS = frozenset({"status_code_conformance", "response_conformance"})
@@ -72,6 +87,9 @@ class Exchange:
     """Asked only by the rule that needs it: a read says the record the case names does not
     exist (``None``: cannot tell)."""
     request: Sent | None = None
+    record_taken: t.Callable[[], bool | None] | None = None
+    """Asked only by the rule that needs it: the create's body names an id a stored record
+    already has (``None``: cannot tell)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +131,32 @@ def classify(spec: dict, exchange: Exchange) -> Cause:
         why = f"{label} declares no 404: an unknown record can only be refused with a declared {status}"
         return Cause(CONTRACT, "unknown_record_no_404", why)
     if (
+        exchange.check == "positive_data_acceptance"
+        and exchange.positive is not False
+        and status is not None
+        and 400 <= status < 500
+        and not undeclared
+        and not _declares(keys, 409)
+        and exchange.record_taken is not None
+        and exchange.record_taken()
+    ):
+        why = f"{label} declares no 409: a create of an id already taken can only be refused with a declared {status}"
+        return Cause(CONTRACT, "taken_id_no_409", why)
+    if (
+        exchange.check == "positive_data_acceptance"
+        and exchange.positive is not False
+        and exchange.request is not None
+        and _form_nests_objects(spec, raw, exchange.request)
+    ):
+        why = f"{label}: the valid case puts an object in a form field, which form encoding cannot carry"
+        return Cause(CONTRACT, "inexpressible_positive", why)
+    if exchange.check == "allow_header_conformance" and _identical_templates(spec, exchange.path):
+        why = (
+            f"{exchange.path} and another path differ only in their parameters' names, which OpenAPI forbids"
+            " (identical templates): one URL, two method sets, no Allow value fits both"
+        )
+        return Cause(CONTRACT, "identical_templates", why)
+    if (
         exchange.check == "negative_data_rejection"
         and exchange.request is not None
         and reads_back_valid(spec, raw, exchange.path, exchange.request)
@@ -120,6 +164,31 @@ def classify(spec: dict, exchange: Exchange) -> Cause:
         why = f"{label}: the negative case, encoded as sent, reads back as a valid request"
         return Cause(CONTRACT, "inexpressible_negative", why)
     return IMPLEMENTATIONS
+
+
+def _identical_templates(spec: dict, template: str) -> bool:
+    """Another path of the contract is ``template`` with other parameter names (OpenAPI 3.1
+    §4.8.8: "Templated paths with the same hierarchy but different templated names MUST NOT
+    exist as they are identical"; Discourse's ``/groups/{id}.json`` and ``/groups/{name}.json``)."""
+    shape = re.sub(r"{[^}]+}", "{}", template)
+    return any(p != template and re.sub(r"{[^}]+}", "{}", p) == shape for p in spec.get("paths") or {})
+
+
+def _form_nests_objects(spec: dict, raw: dict, sent: Sent) -> bool:
+    """A form body that sends a field whose schema is an object, or an array of objects: form
+    encoding has no nesting, so what went on the wire is not the case that was generated
+    (schemathesis writes Petstore's ``tags: [{id, name}]`` as ``tags=id&tags=name``)."""
+    media = {k.lower(): v for k, v in sent.headers.items()}.get("content-type", "").split(";")[0].strip().lower()
+    content = (resolve_refs(raw.get("requestBody") or {}, spec).get("content") or {}).get(media)
+    if media != FORM or not isinstance(content, dict) or not sent.body:
+        return False
+    properties = flatten(content.get("schema") or {}).get("properties") or {}
+    for name, _ in parse_qsl(sent.body.decode("utf-8", "replace"), keep_blank_values=True):
+        field = flatten(properties.get(name) or {})
+        items = flatten(field.get("items") or {}) if is_array(field) else {}
+        if "object" in allowed_types(field) or "object" in allowed_types(items):
+            return True
+    return False
 
 
 def _declares(keys: set[str], status: int) -> bool:
@@ -178,7 +247,7 @@ def reads_back_valid(spec: dict, raw: dict, template: str, sent: Sent) -> bool:
         return False
     schema = content[media].get("schema") or {}
     if media == FORM:
-        return _form_valid(parse_qs(sent.body.decode("utf-8", "replace"), keep_blank_values=True), schema)
+        return _form_valid(parse_qsl(sent.body.decode("utf-8", "replace"), keep_blank_values=True), schema)
     if "json" in media:
         try:
             return _validator(schema).is_valid(json.loads(sent.body))
@@ -196,86 +265,19 @@ def path_values(template: str, path: str) -> dict[str, str] | None:
     return {n: unquote(v) for n, v in zip(names, found.groups(), strict=True)} if found else None
 
 
-def _form_valid(fields: dict[str, list[str]], schema: dict) -> bool:
-    properties = schema.get("properties") or {}
-    if any(name not in fields for name in schema.get("required") or []):
-        return False
-    for name, values in fields.items():
-        sub = properties.get(name)
-        if sub is None:
-            extra = schema.get("additionalProperties", True)
-            if extra is False:
-                return False
-            sub = extra if isinstance(extra, dict) else {}
-        if not _text_valid(values, sub):
-            return False
-    return True
-
-
-INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-
-
-def _bounded(node: t.Any) -> t.Any:
-    """The schema with the ranges its ``int32``/``int64`` formats imply made explicit (JSON
-    Schema validators do not know those formats; schemathesis generates past them)."""
-    if isinstance(node, list):
-        return [_bounded(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _bounded(value) for key, value in node.items()}
-    bounds = INTEGER_FORMATS.get(out.get("format")) if isinstance(out.get("format"), str) else None
-    if bounds is not None:
-        out.setdefault("minimum", bounds[0])
-        out.setdefault("maximum", bounds[1])
-    return out
+def _form_valid(pairs: list[tuple[str, str]], schema: dict) -> bool:
+    """The form read as the server reads it (``request_bodies.decode_form``: one reading for
+    the sandbox and for this judgement), then validated."""
+    return _validator(schema).is_valid(decode_form(pairs, schema))
 
 
 def _validator(schema: dict) -> t.Any:
-    return jsonschema_rs.validator_for(_bounded(schema))
+    # The contract was normalised by load_contract: integer formats are explicit bounds there.
+    return jsonschema_rs.validator_for(schema)
 
 
 def _text_valid(values: list[str], schema: dict) -> bool:
-    """Some reading of these text values, as the schema's types allow, is valid for it."""
-    validator = _validator(schema)
-    return any(validator.is_valid(candidate) for candidate in _readings(values, schema))
-
-
-def _readings(values: list[str], schema: dict) -> list[t.Any]:
-    kinds = _kinds(schema)
-    readings: list[t.Any] = []
-    if "array" in kinds or not kinds:
-        items = schema.get("items") or {}
-        readings.append([_scalar(v, items) for v in values])
-    if len(values) == 1:
-        readings += _scalars(values[0], kinds)
-    return readings
-
-
-def _scalar(text: str, schema: dict) -> t.Any:
-    return next(iter(_scalars(text, _kinds(schema))), text)
-
-
-def _scalars(text: str, kinds: set[str]) -> list[t.Any]:
-    out: list[t.Any] = []
-    if "integer" in kinds and re.fullmatch(r"-?[0-9]+", text):
-        out.append(int(text))
-    if "number" in kinds and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", text):
-        out.append(float(text))
-    if "boolean" in kinds and text in ("true", "false"):
-        out.append(text == "true")
-    if kinds & {"object", "array"}:
-        try:
-            out.append(json.loads(text))
-        except ValueError:
-            pass
-    out.append(text)
-    return out
-
-
-def _kinds(schema: dict) -> set[str]:
-    kind = schema.get("type")
-    kinds = set(kind) if isinstance(kind, list) else {kind} if kind else set()
-    for part in (*schema.get("allOf", []), *schema.get("anyOf", []), *schema.get("oneOf", [])):
-        if isinstance(part, dict):
-            kinds |= _kinds(part)
-    return kinds
+    """The parameter's text read as its schema says (``request_bodies.coerce_parameter``, as
+    the server reads it) is valid for it."""
+    value: t.Any = values if is_array(schema) else values[0] if len(values) == 1 else values
+    return _validator(schema).is_valid(coerce_parameter(value, schema))

@@ -146,14 +146,48 @@ def carries_credentials(run: Run, sent: Sent) -> bool:
 def record_missing(run: Run, method: str, path: str, sent: Sent) -> bool | None:
     """A read of the record the request names finds nothing (``None``: cannot tell): its
     resource's read at the same ids, else its list under the same parents without it."""
+    found = _operation_resource(run, method, path)
+    if found is None:
+        return None
+    operation, resource = found
+    values = path_values(path, urlsplit(sent.url).path) or {}
+    key = values.get(operation.id_param or "") if operation.id_param else None
+    return _absent(run, resource, values, key, sent)
+
+
+def record_taken(run: Run, method: str, path: str, sent: Sent) -> bool | None:
+    """A create whose JSON body names an id (the client chooses ids: Museum's ``eventId``)
+    that a stored record already has (``None``: cannot tell)."""
+    found = _operation_resource(run, method, path)
+    if found is None or found[0].action != "create" or not found[1].client_ids or not sent.body:
+        return None
+    operation, resource = found
+    try:
+        body = json.loads(sent.body)
+    except ValueError:
+        return None
+    if operation.body_key and isinstance(body, dict):
+        body = body.get(operation.body_key)
+    key = body.get(resource.id_field) if isinstance(body, dict) else None
+    if key is None:
+        return None
+    absent = _absent(run, resource, path_values(path, urlsplit(sent.url).path) or {}, record_key(key), sent)
+    return None if absent is None else not absent
+
+
+def _operation_resource(run: Run, method: str, path: str) -> tuple[t.Any, t.Any] | None:
     profile = run.target.profile
     operation = next((o for o in profile.operations.values() if (o.method.upper(), o.path) == (method, path)), None)
     resource = profile.resources.get(operation.resource) if operation is not None else None
     if resource is None or run.target.resource is None:
         return None
+    return operation, resource
+
+
+def _absent(run: Run, resource: t.Any, values: dict[str, str], key: str | None, sent: Sent) -> bool | None:
+    """The record ``key`` of ``resource`` under the parents in ``values`` is not there: its read
+    says so, else its list does not show it (``None``: cannot tell)."""
     view = run.target if resource.name == run.target.resource.name else run.target.focused(resource)
-    values = path_values(path, urlsplit(sent.url).path) or {}
-    key = values.get(operation.id_param or "") if operation.id_param else None
     read, listing = view.op("read"), view.op("list")
     headers = {k: v for k, v in sent.headers.items() if k.lower() not in _HOP_HEADERS}
     member = identities(run.options, run.target)["member"]

@@ -252,5 +252,6 @@ def exchange(run: checks.Run, case, check: str, status: int | None, sent: Sent |
         positive=checks.is_positive(case) if getattr(case, "meta", None) else None,
         credentialed=sent is None or checks.carries_credentials(run, sent),
         record_missing=(lambda: checks.record_missing(run, method, path, sent)) if sent is not None else None,
+        record_taken=(lambda: checks.record_taken(run, method, path, sent)) if sent is not None else None,
         request=sent,
     )

@@ -150,9 +150,8 @@ class Probe:
         response = self.http.request(
             operation.method,
             self.target.url(operation, record_id, who.tenant),
-            headers=who.send(),
             params={**who.query(), **(query or {})},
-            **encoded(operation, body),
+            **encoded(operation, body, who.send()),
         )
         if operation.action == "create":
             # Before any verdict: a create answered with an undeclared 200 (or a fail-fast stop
@@ -329,9 +328,8 @@ class Probe:
             url = self.target.url(delete, key, who.tenant)
             try:
                 sent = self.delete_body(delete)
-                response = self.http.request(
-                    delete.method, url, headers=who.send(), params=who.query(), **encoded(delete, sent)
-                )
+                request = encoded(delete, sent, who.send())
+                response = self.http.request(delete.method, url, params=who.query(), **request)
             except httpx.HTTPError as exc:
                 left.append(f"{key}: DELETE {url} failed: {exc}")
                 continue
@@ -345,17 +343,21 @@ class Probe:
 FORM = "application/x-www-form-urlencoded"
 
 
-def encoded(operation: Operation, body: t.Any) -> dict[str, t.Any]:
-    """The request body as the operation takes it: JSON, or a form where the operation takes
-    only forms (Twilio's creates and updates)."""
+def encoded(operation: Operation, body: t.Any, headers: dict[str, str]) -> dict[str, t.Any]:
+    """The request as the operation takes its body: JSON, or a form where the operation takes
+    only forms (Twilio's creates and updates). A form with no fields is sent as an empty body
+    *with* its Content-Type: without one it would be an omitted body, which an optional
+    ``requestBody`` allows (the create without its one required field would be valid)."""
     if body is NO_BODY:
-        return {}
+        return {"headers": headers}
     body = wrapped(operation, body)
     media = operation.body_media
     if media and FORM in media and not any("json" in m for m in media) and isinstance(body, dict):
+        if not body:
+            return {"headers": {**headers, "Content-Type": FORM}, "content": b""}
         flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in body.items()}
-        return {"data": {k: str(v).lower() if isinstance(v, bool) else v for k, v in flat.items()}}
-    return {"json": body}
+        return {"headers": headers, "data": {k: str(v).lower() if isinstance(v, bool) else v for k, v in flat.items()}}
+    return {"headers": headers, "json": body}
 
 
 def wrapped(operation: Operation, body: t.Any) -> t.Any:

@@ -8,12 +8,17 @@ import json
 
 import httpx
 import pytest
+import yaml
 from conftest import ROOT
 
 from conformance.causes import CONTRACT, IMPLEMENTATION, Exchange, Sent, classify
 from conformance.model import Finding, Options, Result
+from conformance.probe import encoded
 from conformance.report import summary, to_html, to_json, to_markdown
 from conformance.runner import run
+from timbrix_sandbox.contract.normalise import to_openapi_31
+from timbrix_sandbox.http.app import create_app
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 FORM = "application/x-www-form-urlencoded"
 PET = {
@@ -23,9 +28,10 @@ PET = {
         "name": {"type": "string"},
         "photoUrls": {"type": "array", "items": {"type": "string"}},
         "age": {"type": "integer", "format": "int64"},
+        "tags": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}}}},
     },
 }
-SPEC = {
+SPEC = to_openapi_31({  # as the suite reads every contract: through load_contract's normalising
     "openapi": "3.1.0",
     "security": [{"key": []}],
     "components": {"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Key"}}},
@@ -43,6 +49,14 @@ SPEC = {
             "get": {"responses": {"200": {"description": "ok"}, "422": {"description": "no"}}},
             "delete": {"responses": {"204": {"description": "gone"}, "404": {"description": "no"}}},
         },
+        "/with-409": {
+            "post": {
+                "requestBody": {"content": {"application/json": {"schema": PET}}},
+                "responses": {"201": {"description": "made"}, "400": {"description": "b"}, "409": {"description": "x"}},
+            }
+        },
+        "/groups/{id}.json": {"put": {"responses": {"200": {"description": "ok"}}}},
+        "/groups/{name}.json": {"get": {"responses": {"200": {"description": "ok"}}}},
         "/search": {
             "get": {
                 "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
@@ -50,7 +64,7 @@ SPEC = {
             }
         },
     },
-}
+})
 
 
 def cause(check: str, method: str, path: str, status: int | None, **kw) -> tuple[str, str | None]:
@@ -271,3 +285,69 @@ def test_a_read_that_declares_fewer_fields_than_the_create_is_compared_on_its_ow
     assert not narrower.same_record({"id": 1, "text": "b"}, written)
     same = Target(Options(base_url="http://h", token=None), spec=_notes({"id": {}, "text": {}, "draft": {}}))
     assert not same.same_record({"id": 1, "text": "a"}, written), "one schema: every field must come back"
+
+
+def test_a_refused_create_of_a_taken_id_is_the_contracts_only_where_no_409_is_declared():
+    """Museum's ``POST /special-events`` with an ``eventId`` already stored: its 400 stands for
+    the conflict it cannot name."""
+    taken, free = (lambda: True), (lambda: False)
+    gap = cause("positive_data_acceptance", "POST", "/with-400", 400, positive=True, record_taken=taken)
+    assert gap == (CONTRACT, "taken_id_no_409")
+    assert cause("positive_data_acceptance", "POST", "/with-400", 400, positive=True, record_taken=free) == (
+        IMPLEMENTATION,
+        None,
+    ), "nothing holds the id: refusing it is the server's fault"
+    assert cause("positive_data_acceptance", "POST", "/with-409", 400, positive=True, record_taken=taken) == (
+        IMPLEMENTATION,
+        None,
+    ), "the contract declares 409: the server should have used it"
+
+
+def test_a_refused_form_that_nests_objects_is_the_contracts():
+    nested = sent("http://h/api/with-400", "name=rex&tags=id&tags=name")
+    flat = sent("http://h/api/with-400", "name=rex&photoUrls=a")
+    as_json = sent("http://h/api/with-400", json.dumps({"name": "rex", "tags": [{"id": 1}]}), "application/json")
+    assert cause("positive_data_acceptance", "POST", "/with-400", 400, positive=True, request=nested) == (
+        CONTRACT,
+        "inexpressible_positive",
+    )
+    assert cause("positive_data_acceptance", "POST", "/with-400", 400, positive=True, request=flat)[0] == IMPLEMENTATION
+    assert cause("positive_data_acceptance", "POST", "/with-400", 400, positive=True, request=as_json)[0] == (
+        IMPLEMENTATION
+    ), "JSON can carry the objects"
+
+
+def test_an_allow_mismatch_is_the_contracts_only_on_identical_templates():
+    assert cause("allow_header_conformance", "PUT", "/groups/{id}.json", 200) == (CONTRACT, "identical_templates")
+    assert cause("allow_header_conformance", "GET", "/only-ok/{id}", 200) == (IMPLEMENTATION, None)
+
+
+def test_a_create_without_its_one_field_goes_as_an_empty_form_not_an_omitted_body(tmp_path):
+    """Twilio's creates take only forms and their requestBody is optional: a form with no fields
+    must still go with its Content-Type (the sandbox validates it: 400), or it is an omitted
+    body, which the contract allows (the create succeeds and the check "a rejected create
+    changed the list" blamed the server)."""
+    thing = {"type": "object", "required": ["FriendlyName"], "properties": {"FriendlyName": {"type": "string"}}}
+    json_of = {"application/json": {"schema": {"type": "object"}}}
+    spec = {
+        "openapi": "3.0.1",
+        "info": {"title": "things", "version": "1"},
+        "paths": {
+            "/Things": {
+                "post": {
+                    "operationId": "CreateThing",
+                    "requestBody": {"content": {FORM: {"schema": thing}}},
+                    "responses": {"201": {"description": "made", "content": json_of}, "400": {"description": "bad"}},
+                }
+            }
+        },
+    }
+    contract = tmp_path / "things.yaml"
+    contract.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    sandbox = make_sandbox(contract=contract, data_dir=None)
+    create = next(o for o in sandbox.profile.operations.values() if o.method.upper() == "POST")
+    with create_app(sandbox).test_client(base_url="http://127.0.0.1") as client:
+        refused = client.request("POST", "/Things", **encoded(create, {}, {}))
+        assert refused.status_code == 400, refused.text
+        made = client.request("POST", "/Things", **encoded(create, {"FriendlyName": "x"}, {}))
+        assert made.status_code == 201, made.text

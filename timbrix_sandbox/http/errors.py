@@ -161,7 +161,9 @@ def _problem_message(exc: ProblemException) -> str | None:
         # are clear enough; keep them.
         return exc.detail
     if exc.status == 415:
-        return DEFAULT_MESSAGES[415] + (f" ({exc.detail})" if exc.detail else "")
+        # Connexion's detail names what the operation takes ("expected ['application/x-www-form-
+        # urlencoded']"); the default's "send application/json" would be wrong for a form.
+        return f"Unsupported media type ({exc.detail})" if exc.detail else DEFAULT_MESSAGES[415]
     return exc.detail or exc.title
 
 
