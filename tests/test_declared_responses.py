@@ -298,3 +298,48 @@ def test_a_counted_integer_id_skips_one_a_client_chose(tmp_path):
         assert counted.json()["id"] not in (first.json()["id"], taken)
         assert client.get(f"/pets/{taken}").json()["name"] == "chosen"
         assert client.get(f"/pets/{counted.json()['id']}").json()["name"] == "counted again"
+
+
+def test_an_operation_with_its_own_error_schema_gets_errors_in_it(tmp_path):
+    """DigitalOcean's errors are ``{id, message}``, but its nfs operations declare ``{code,
+    message}``: each operation's errors fit the schema it declares, not only the contract's."""
+    strict = lambda *names: {  # noqa: E731
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(names),
+        "properties": {name: {"type": "string"} for name in names},
+    }
+    error_of = lambda schema: {"description": "e", "content": {"application/json": {"schema": schema}}}  # noqa: E731
+    thing = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+    ok = {"description": "ok", "content": {"application/json": {"schema": thing}}}
+    usual, own = strict("id", "message"), strict("code", "message")
+    param = [{"name": "thing_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "errors", "version": "1"},
+        "paths": {
+            "/things": {
+                "get": {"operationId": "listThings", "responses": {"200": ok, "401": error_of(usual)}},
+                "post": {
+                    "operationId": "createThing",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": thing}}},
+                    "responses": {"201": ok, "400": error_of(usual), "401": error_of(usual)},
+                },
+            },
+            "/things/{thing_id}": {
+                "get": {"operationId": "getThing", "parameters": param, "responses": {"200": ok, "404": error_of(own)}},
+                "delete": {
+                    "operationId": "deleteThing",
+                    "parameters": param,
+                    "responses": {"204": {"description": "gone"}, "404": error_of(usual)},
+                },
+            },
+        },
+    }
+    _, client = _client(_write(tmp_path, spec))
+    with client:
+        missing = client.get("/things/nope")
+        assert missing.status_code == 404, missing.text
+        assert valid(own, missing.json()), missing.json()
+        gone = client.delete("/things/nope")
+        assert gone.status_code == 404 and valid(usual, gone.json()), gone.text

@@ -1033,6 +1033,34 @@ def error_content(operation: Operation | None, status: int) -> ErrorContent | No
     return by_key.get(str(status)) or by_key.get(f"{status // 100}XX") or by_key.get("DEFAULT")
 
 
+_FITTED_ERRORS: dict[int, tuple[ErrorFormat, dict, ErrorFormat]] = {}
+
+
+def operation_errors(errors: ErrorFormat, operation: Operation | None, status: int) -> ErrorFormat:
+    """The error format for one operation's ``status``: the contract's, unless that operation
+    declares a JSON error schema the contract's format does not fit (DigitalOcean's nfs
+    operations declare ``{code, message}`` where the rest declare ``{id, message}``); then a
+    template from that schema, as :func:`infer_error_body` makes one for the contract. Cached
+    by the declared schema (errors are the exception, but a fuzz run sends many)."""
+    content = error_content(operation, status)
+    schemas = [m.schema for m in content.media if m.schema and is_json_media(m.media_type)] if content else []
+    if not schemas:
+        return errors
+    schema = schemas[0]
+    cached = _FITTED_ERRORS.get(id(schema))
+    if cached is not None and cached[0] is errors and cached[1] is schema:
+        return cached[2]
+    fitted = errors
+    if not valid(schema, errors.render(status)):
+        template = _error_template(schema, 0)
+        if isinstance(template, dict) and template:
+            candidate = dataclasses.replace(errors, body=template)
+            if valid(schema, candidate.render(status)):
+                fitted = candidate
+    _FITTED_ERRORS[id(schema)] = (errors, schema, fitted)
+    return fitted
+
+
 def error_media(operation: Operation | None, status: int) -> ErrorMedia | None:
     """The media type an error of ``status`` goes out in: ``None`` for plain
     ``application/json`` (the default: declared, or nothing declared), else the declared one

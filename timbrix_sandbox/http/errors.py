@@ -29,6 +29,7 @@ from timbrix_sandbox.contract.model import (
     error_media,
     error_text,
     is_json_media,
+    operation_errors,
 )
 from timbrix_sandbox.contract.paths import HTTP_METHODS, specificity, template_pattern
 from timbrix_sandbox.contract.refs import resolve_refs
@@ -130,7 +131,8 @@ def error_response(
             headers=dict(headers or {}),
         )
     content_type = media.media_type if media is not None else "application/json"
-    body = error_body(status, message, details=details, kind=kind, errors=errors, exact=True)
+    fitted = operation_errors(errors, operation, status)
+    body = error_body(status, message, details=details, kind=kind, errors=fitted, exact=True)
     return ConnexionResponse(
         status_code=status,
         mimetype=content_type,
