@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from timbrix_sandbox.contract import records
-from timbrix_sandbox.contract.records import conform
+from timbrix_sandbox.contract.records import complete, conform
+from timbrix_sandbox.contract.shapes import valid
 
 NOW = "2026-01-01T00:00:00Z"
 SENT = {"string": 7, "integer": "7", "array": "7,8", "composed": "7"}
@@ -42,3 +43,26 @@ def test_a_value_that_cannot_fit_keeps_what_the_record_had():
     schema = _schema("integer")
     assert conform({"v": "seven"}, ["v"], schema, NOW, before={"v": 6}) == {"v": 6}
     assert conform({"v": "seven"}, ["v"], schema, NOW) == {}
+
+
+def test_a_string_the_response_schema_refuses_is_not_stored_and_the_rest_is():
+    """DigitalOcean's reserved IP takes any ``project_id`` string and answers a uuid: storing
+    "abc" would make every read of it a 500, so that field is left out (and completed where
+    required) while the fields that fit are kept."""
+    schema = {
+        "type": "object",
+        "required": ["project_id"],
+        "properties": {
+            "project_id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string", "pattern": "^[a-z]+$"},
+            "note": {"type": "string"},
+        },
+    }
+    now = "2026-12-01T00:00:00Z"
+    fields = ("project_id", "name", "note")
+    good = {"project_id": "746c6152-2fa2-11ed-92d3-27aaa54e4988", "name": "vpc", "note": "x"}
+    assert conform(dict(good), fields, schema, now) == good
+    bad = {"project_id": "abc", "name": "Not Lower", "note": "x"}
+    fitted = complete(conform(bad, fields, schema, now), schema, now)
+    assert fitted["note"] == "x" and "name" not in fitted
+    assert valid(schema, fitted) and fitted["project_id"] != "abc"

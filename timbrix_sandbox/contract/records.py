@@ -12,6 +12,7 @@ import json
 import typing as t
 import uuid
 
+import jsonschema_rs
 import orjson
 
 from .model import Resource
@@ -294,6 +295,29 @@ def _flat(schema: t.Any) -> dict:
     return flat
 
 
+_STRING_RULES = ("pattern", "format", "minLength", "maxLength")
+_STRING_CHECKS: dict[int, tuple[dict, t.Any]] = {}
+
+
+def _string_fits(value: str, schema: dict) -> bool:
+    """``value`` meets the string rules of the field's response ``schema`` (pattern, format,
+    length), where it has any: a validator per schema object, built once, as in :func:`_flat`."""
+    cached = _STRING_CHECKS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        flat = _flat(schema)
+        rules = {k: flat[k] for k in _STRING_RULES if k in flat}
+        check = None
+        if rules:
+            try:
+                check = jsonschema_rs.validator_for({"type": "string", **rules}, validate_formats=True).is_valid
+            except (ValueError, TypeError):
+                check = None
+        if len(_STRING_CHECKS) >= _FLAT_LIMIT:
+            _STRING_CHECKS.clear()
+        cached = _STRING_CHECKS[id(schema)] = (schema, check)
+    return cached[1] is None or cached[1](value)
+
+
 def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: str) -> t.Any:
     """``data`` placed at ``path`` of a body shaped by ``schema`` (Asana's ``{data: ...}``),
     the body's other required properties completed from the schema."""
@@ -476,6 +500,10 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
         enum = schema.get("enum")
         if isinstance(enum, list) and value not in enum and value is not None:
             # Asana's membership takes any access_level and answers one of four.
+            return _DROP
+        if isinstance(value, str) and not _string_fits(value, schema):
+            # DigitalOcean's reserved IP takes any project_id and answers a uuid: a value the
+            # response refuses is not stored (it would be answered as a 500).
             return _DROP
         return value
     flat = _flat(schema)
