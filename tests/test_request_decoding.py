@@ -394,3 +394,43 @@ def test_parameters_with_type_lists_or_compositions_are_read_not_a_500(tmp_path,
             response = client.get(f"/api/things?{query}")
             assert response.status_code == 400, (query, response.text)
             assert response.json()["message"]
+
+
+# -- header and cookie parameters ----------------------------------------------------------------
+HEADERS = """\
+openapi: 3.0.3
+info: {title: headers, version: "1"}
+servers: [{url: /api}]
+paths:
+  /droplets:
+    get:
+      operationId: listDroplets
+      parameters:
+        - {name: X-Dangerous, in: header, schema: {type: boolean}}
+        - {name: X-Page, in: header, schema: {type: integer, minimum: 1}}
+        - {name: X-Tags, in: header, schema: {type: array, items: {type: integer}}}
+        - {name: session, in: cookie, schema: {type: integer}}
+      responses:
+        '200':
+          description: droplets
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+        '400':
+          description: bad
+          content:
+            application/json:
+              schema: {type: object}
+"""
+
+
+def test_header_and_cookie_values_are_read_by_their_schema(tmp_path, pipeline):
+    """DigitalOcean's ``X-Dangerous: true`` is a boolean, not the text "true" (it was refused
+    as "not of type 'boolean'"); text no type reads is still refused."""
+    with serve(write(tmp_path, HEADERS)) as client:
+        for headers in ({"X-Dangerous": "true"}, {"X-Page": "2"}, {"X-Tags": "1, 2"}, {"Cookie": "session=7"}):
+            answer = client.get("/api/droplets", headers=headers)
+            assert answer.status_code == 200, (headers, answer.text)
+        for headers in ({"X-Dangerous": "maybe"}, {"X-Page": "0"}, {"X-Tags": "1,x"}, {"Cookie": "session=x"}):
+            answer = client.get("/api/droplets", headers=headers)
+            assert answer.status_code == 400, (headers, answer.text)

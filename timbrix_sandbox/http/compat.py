@@ -191,6 +191,14 @@ INTERNALS: tuple[Internal, ...] = (
         "connexion.validators.parameter:ParameterValidator.validate_request", "overridden", "oas31", "self, request",
         "6e3b0bc3de25c314", "extended, then called",
     ),
+    Internal(
+        "connexion.validators.parameter:ParameterValidator.validate_header_parameter", "overridden", "oas31",
+        "self, param, request", "7799c41f6f4d1539", "the value read by its schema first",
+    ),
+    Internal(
+        "connexion.validators.parameter:ParameterValidator.validate_cookie_parameter", "overridden", "oas31",
+        "self, param, request", "ab60cb80603b9bb7", "the value read by its schema first",
+    ),
     # uvicorn 0.54.0
     Internal(
         _HTTPTOOLS + "__init__", "relied on", "server", "self, config, server_state, app_state, _loop",

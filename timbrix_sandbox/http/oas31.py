@@ -334,6 +334,12 @@ class ParameterValidator2020(ParameterValidator):
             return f"{error} - {parameter_type} parameter '{param['name']}'"
         return None
 
+    def validate_header_parameter(self, param, request):
+        return self.validate_parameter("header", _as_typed(request.headers.get(param["name"]), param), param)
+
+    def validate_cookie_parameter(self, param, request):
+        return self.validate_parameter("cookie", _as_typed(request.cookies.get(param["name"]), param), param)
+
     def validate_request(self, request) -> None:
         from urllib.parse import parse_qsl
 
@@ -344,6 +350,17 @@ class ParameterValidator2020(ParameterValidator):
                 if names.count(param["name"]) > 1:
                     raise BadRequest(detail=f"Query parameter '{param['name']}' must be given once")
         super().validate_request(request)
+
+
+def _as_typed(text: str | None, param: dict) -> t.Any:
+    """A header or cookie value read by its schema, as query and path values are
+    (:class:`SchemaURIParser`): Connexion validates the raw text, so DigitalOcean's
+    ``X-Dangerous: true`` was refused as "not of type 'boolean'". An array is the ``simple``
+    style, comma-separated."""
+    if text is None:
+        return None
+    schema = param.get("schema", param)
+    return coerce_parameter([part.strip() for part in text.split(",")] if is_array(schema) else text, schema)
 
 
 class SchemaURIParser(OpenAPIURIParser):
