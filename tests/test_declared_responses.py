@@ -343,3 +343,38 @@ def test_an_operation_with_its_own_error_schema_gets_errors_in_it(tmp_path):
         assert valid(own, missing.json()), missing.json()
         gone = client.delete("/things/nope")
         assert gone.status_code == 404 and valid(usual, gone.json()), gone.text
+
+
+def test_a_chosen_id_the_answer_cannot_show_is_replaced_not_a_500(tmp_path):
+    """The request takes any string ``id``, the answer only lowercase ones: the record gets an id
+    of its own (as any value the answer refuses is not stored) instead of failing with a 500."""
+    answered = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "pattern": "^[a-z]{8}$"}, "name": {"type": "string"}},
+    }
+    sent = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+    ok = {"description": "the thing", "content": {"application/json": {"schema": answered}}}
+    error = {"description": "invalid", "content": {"application/json": {"schema": {"type": "object"}}}}
+    path_id = {"name": "thingId", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "things", "version": "1"},
+        "paths": {
+            "/things": {
+                "post": {
+                    "operationId": "addThing",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": sent}}},
+                    "responses": {"200": ok, "400": error},
+                }
+            },
+            "/things/{thingId}": {
+                "get": {"operationId": "getThing", "parameters": [path_id], "responses": {"200": ok, "404": error}}
+            },
+        },
+    }
+    _, client = _client(_write(tmp_path, spec))
+    with client:
+        made = client.post("/things", json={"id": "NOT-LOWER", "name": "x"})
+        assert made.status_code == 200, made.text
+        assert valid(answered, made.json()) and made.json()["id"] != "NOT-LOWER"
+        assert client.get(f"/things/{made.json()['id']}").json()["name"] == "x"

@@ -66,3 +66,10 @@ def test_a_string_the_response_schema_refuses_is_not_stored_and_the_rest_is():
     fitted = complete(conform(bad, fields, schema, now), schema, now)
     assert fitted["note"] == "x" and "name" not in fitted
     assert valid(schema, fitted) and fitted["project_id"] != "abc"
+
+
+def test_an_integer_written_as_a_whole_float_is_kept_as_the_integer():
+    """JSON Schema's ``integer`` accepts ``-878.0``; the field (Petstore's client-chosen ``id``)
+    was dropped as not an integer, and a create whose id it was answered 500."""
+    schema = {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}, "n": {"type": "integer"}}}
+    assert conform({"id": -878.0, "n": 2.5}, ("id", "n"), schema, "2026-12-01T00:00:00Z") == {"id": -878}

@@ -521,6 +521,9 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
         values = value.split(",") if isinstance(value, str) else [value]
         fitted = [_fit(v.strip() if isinstance(v, str) else v, items, now) for v in values if v != ""]
         return _DROP if any(v is _DROP for v in fitted) else fitted
+    if "integer" in kinds and isinstance(value, float) and value.is_integer():
+        # JSON Schema's integer is any number with a zero fraction: Petstore's ``"id": -878.0``.
+        return int(value)
     if "string" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if ("integer" in kinds or "number" in kinds) and isinstance(value, str):

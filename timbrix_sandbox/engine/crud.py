@@ -323,6 +323,10 @@ class CrudOperation:
             if field:
                 record[field] = now
         record = complete(conform(record, self._sent(body), resource.schema, now), resource.schema, now)
+        if resource.id_field not in record:
+            # A client-chosen id the record schema cannot answer is not stored, as any unfit
+            # value is not (``conform``): the record gets an id of its own.
+            record[resource.id_field] = await self._new_id(store, tenant)
         engine.plugin.check(
             self.name, record, body.keys(), creating=True, behaviours=engine.behaviours, options=engine.options
         )
