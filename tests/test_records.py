@@ -66,3 +66,28 @@ def test_a_string_the_response_schema_refuses_is_not_stored_and_the_rest_is():
     fitted = complete(conform(bad, fields, schema, now), schema, now)
     assert fitted["note"] == "x" and "name" not in fitted
     assert valid(schema, fitted) and fitted["project_id"] != "abc"
+
+
+def test_a_number_the_response_schema_refuses_is_not_stored_in_nested_objects_either():
+    """DigitalOcean's agent guardrails take any integer ``priority`` and answer an int32:
+    ``[{guardrail_uuid, priority: 9223372036854775806}]`` made every answer a 500. Inside the
+    list's objects, the field that does not fit is left out (completed where required); the
+    rest of the item, and values that fit, are kept as sent."""
+    item = {
+        "type": "object",
+        "required": ["rank"],
+        "properties": {
+            "guardrail_uuid": {"type": "string"},
+            "priority": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+            "rank": {"type": "number", "minimum": 1},
+        },
+    }
+    schema = {"type": "object", "properties": {"guardrails": {"type": "array", "items": item}}}
+    now = "2026-12-01T00:00:00Z"
+    good = {"guardrails": [{"guardrail_uuid": "g1", "priority": 5, "rank": 1.5}]}
+    assert conform(good, ["guardrails"], schema, now) is good
+    bad = {"guardrails": [{"guardrail_uuid": "g1", "priority": 2**63 - 2, "rank": 0}]}
+    fitted = conform(bad, ["guardrails"], schema, now)
+    assert fitted["guardrails"][0]["guardrail_uuid"] == "g1"
+    assert "priority" not in fitted["guardrails"][0]
+    assert valid(schema, fitted)
