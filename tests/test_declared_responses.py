@@ -378,3 +378,46 @@ def test_a_chosen_id_the_answer_cannot_show_is_replaced_not_a_500(tmp_path):
         assert made.status_code == 200, made.text
         assert valid(answered, made.json()) and made.json()["id"] != "NOT-LOWER"
         assert client.get(f"/things/{made.json()['id']}").json()["name"] == "x"
+
+
+def test_request_validation_errors_use_the_operations_own_error_schema(tmp_path):
+    """DigitalOcean's ``POST /v2/nfs/shares/{share_id}/access_points`` without a body and its
+    list with ``?status=AAA`` are refused before any handler runs; those 400s too must be the
+    ``{code, message}`` the operation declares, not the contract's usual ``{id, message}``."""
+    strict = lambda *names: {  # noqa: E731
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(names),
+        "properties": {name: {"type": "string"} for name in names},
+    }
+    error_of = lambda schema: {"description": "e", "content": {"application/json": {"schema": schema}}}  # noqa: E731
+    point = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+    ok = {"description": "ok", "content": {"application/json": {"schema": point}}}
+    usual, own = strict("id", "message"), strict("code", "message")
+    share = {"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    status = {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["ACTIVE", "CREATING"]}}
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "errors", "version": "1"},
+        "paths": {
+            "/shares/{share_id}/points": {
+                "parameters": [share],
+                "get": {"operationId": "listPoints", "parameters": [status],
+                        "responses": {"200": ok, "400": error_of(own)}},
+                "post": {
+                    "operationId": "createPoint",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": point}}},
+                    "responses": {"201": ok, "400": error_of(own)},
+                },
+            },
+            "/things": {"get": {"operationId": "listThings", "parameters": [status],
+                                "responses": {"200": ok, "400": error_of(usual)}}},
+        },
+    }
+    _, client = _client(_write(tmp_path, spec))
+    with client:
+        for answer in (client.post("/shares/s1/points"), client.get("/shares/s1/points", params={"status": "AAA"})):
+            assert answer.status_code == 400, answer.text
+            assert valid(own, answer.json()), answer.json()
+        usual_answer = client.get("/things", params={"status": "AAA"})
+        assert usual_answer.status_code == 400 and valid(usual, usual_answer.json()), usual_answer.text

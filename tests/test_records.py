@@ -73,3 +73,28 @@ def test_an_integer_written_as_a_whole_float_is_kept_as_the_integer():
     was dropped as not an integer, and a create whose id it was answered 500."""
     schema = {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}, "n": {"type": "integer"}}}
     assert conform({"id": -878.0, "n": 2.5}, ("id", "n"), schema, "2026-12-01T00:00:00Z") == {"id": -878}
+
+
+def test_a_number_the_response_schema_refuses_is_not_stored_in_nested_objects_either():
+    """DigitalOcean's agent guardrails take any integer ``priority`` and answer an int32:
+    ``[{guardrail_uuid, priority: 9223372036854775806}]`` made every answer a 500. Inside the
+    list's objects, the field that does not fit is left out (completed where required); the
+    rest of the item, and values that fit, are kept as sent."""
+    item = {
+        "type": "object",
+        "required": ["rank"],
+        "properties": {
+            "guardrail_uuid": {"type": "string"},
+            "priority": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+            "rank": {"type": "number", "minimum": 1},
+        },
+    }
+    schema = {"type": "object", "properties": {"guardrails": {"type": "array", "items": item}}}
+    now = "2026-12-01T00:00:00Z"
+    good = {"guardrails": [{"guardrail_uuid": "g1", "priority": 5, "rank": 1.5}]}
+    assert conform(good, ["guardrails"], schema, now) is good
+    bad = {"guardrails": [{"guardrail_uuid": "g1", "priority": 2**63 - 2, "rank": 0}]}
+    fitted = conform(bad, ["guardrails"], schema, now)
+    assert fitted["guardrails"][0]["guardrail_uuid"] == "g1"
+    assert "priority" not in fitted["guardrails"][0]
+    assert valid(schema, fitted)

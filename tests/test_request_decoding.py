@@ -434,3 +434,57 @@ def test_header_and_cookie_values_are_read_by_their_schema(tmp_path, pipeline):
         for headers in ({"X-Dangerous": "maybe"}, {"X-Page": "0"}, {"X-Tags": "1,x"}, {"Cookie": "session=x"}):
             answer = client.get("/api/droplets", headers=headers)
             assert answer.status_code == 400, (headers, answer.text)
+
+
+# -- Accept, Content-Type and Authorization header parameters ------------------------------------
+IGNORED_HEADERS = """\
+openapi: 3.0.3
+info: {title: ignored headers, version: "1"}
+servers: [{url: /api}]
+paths:
+  /apps:
+    parameters:
+      - {name: authorization, in: header, required: true, schema: {type: string, enum: [never]}}
+    post:
+      operationId: createApp
+      parameters:
+        - $ref: '#/components/parameters/accept'
+        - {name: Content-Type, in: header, schema: {type: string, enum: [application/yaml]}}
+        - {name: X-Trace, in: header, schema: {type: integer}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, properties: {name: {type: string}}}
+      responses:
+        '200':
+          description: created
+          content:
+            application/json:
+              schema: {type: object, properties: {id: {type: string}, name: {type: string}}}
+        '400':
+          description: bad
+          content:
+            application/json:
+              schema: {type: object}
+components:
+  parameters:
+    accept:
+      {name: Accept, in: header, schema: {type: string, enum: [application/json, application/yaml]}}
+"""
+
+
+def test_accept_content_type_and_authorization_header_parameters_are_ignored(tmp_path, pipeline):
+    """OpenAPI says such header parameters "SHALL be ignored": DigitalOcean's ``POST /v2/apps``
+    declares ``Accept: enum [application/json, application/yaml]`` and refused ``Accept: */*``.
+    They are dropped where the contract is loaded (a ``$ref``'d one and a path-level one too);
+    any other header parameter is still validated."""
+    path = write(tmp_path, IGNORED_HEADERS)
+    operation = load_contract(path)["paths"]["/apps"]
+    assert operation["parameters"] == []
+    assert [p.get("name") for p in operation["post"]["parameters"]] == ["X-Trace"]
+    with serve(path) as client:
+        answer = client.post("/api/apps", json={"name": "web"}, headers={"Accept": "*/*"})
+        assert answer.status_code == 200, answer.text
+        refused = client.post("/api/apps", json={"name": "web"}, headers={"X-Trace": "x"})
+        assert refused.status_code == 400, refused.text

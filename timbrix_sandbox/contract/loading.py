@@ -10,7 +10,8 @@ The steps, each in its own module:
 2. **Bundle** ``$ref``s to other files into the document (``bundle.py``); a Markdown file
    referenced as a description becomes its text.
 3. **Normalise** OpenAPI 3.0.x to 3.1 (``normalise.py``): ``nullable``, boolean
-   ``exclusiveMinimum``; ``openapi: 3.1.0``.
+   ``exclusiveMinimum``; ``openapi: 3.1.0``; header parameters named ``Accept``,
+   ``Content-Type`` or ``Authorization`` dropped (OpenAPI says they are ignored).
 4. **Cut reference cycles** (``refs.py``): a recursive schema is cut to ``{}`` where it
    re-enters itself, so neither the model nor Connexion loops on it (and references that
    would inline too deep or too large are cut the same way).
@@ -32,7 +33,7 @@ import yaml
 
 from .bundle import STRUCTURED_SUFFIXES, Bundler, has_external_refs
 from .errors import ContractError
-from .normalise import to_openapi_31
+from .normalise import drop_ignored_header_parameters, to_openapi_31
 from .refs import cut_cycles, lookup
 from .yaml12 import parse_yaml
 
@@ -133,6 +134,7 @@ def _load(path: str) -> LoadedContract:
     document = Bundler(path, read).bundle() if has_external_refs(text) else parsed_root
     to_openapi_31(document)
     _inline_path_items(document)
+    drop_ignored_header_parameters(document)
     cut = cut_cycles(document)
     return LoadedContract(
         document=document,

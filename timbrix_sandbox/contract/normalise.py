@@ -19,12 +19,20 @@ Schema treats ``format`` as an annotation, so without this ``9223372036854775808
 ``int64`` id; written as bounds, both request pipelines, the response validator and the
 conformance suite read the same limits from one place. A document with no such format (Timbrix,
 BeeL, bookkeeping) is left exactly as written.
+
+A header parameter named ``Accept``, ``Content-Type`` or ``Authorization`` "SHALL be ignored"
+(OpenAPI 3.0 / 3.1, Parameter Object): media types and security say those. Such definitions are
+dropped from every path item and operation here (:func:`drop_ignored_header_parameters`), so
+Connexion's validators, the fast path and the conformance suite all read the contract without
+them; DigitalOcean's ``Accept: enum [application/json, application/yaml]`` otherwise refused a
+client sending ``Accept: */*``.
 """
 
 from __future__ import annotations
 
 import typing as t
 
+from .refs import lookup
 from .structure import SCHEMA, VALUE, child_kind
 
 TARGET_VERSION = "3.1.0"
@@ -38,6 +46,54 @@ def to_openapi_31(document: dict) -> dict:
     else:
         _walk(document, "document", (_integer_format_bounds,))
     return document
+
+
+IGNORED_HEADER_PARAMETERS = frozenset({"accept", "content-type", "authorization"})
+"""Header parameter names OpenAPI says are ignored (compared case-insensitively, as headers are)."""
+
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def drop_ignored_header_parameters(document: dict) -> list[str]:
+    """Each path item's and operation's ``parameters`` (changed in place) without the header
+    parameters OpenAPI says are ignored; a ``$ref`` is read through ``resolve`` (``pointer`` ->
+    node, :class:`KeyError` if absent). Returns ``"METHOD path: Name"`` (or ``"path: Name"``) for
+    each one dropped. Run after path items are inlined: the lists are replaced, never mutated, so
+    a path item shared through ``components/pathItems`` keeps its own."""
+    dropped: list[str] = []
+
+    def kept(parameters: t.Any, where: str) -> t.Any:
+        if not isinstance(parameters, list):
+            return parameters
+        result = []
+        for parameter in parameters:
+            resolved = parameter
+            reference = parameter.get("$ref") if isinstance(parameter, dict) else None
+            if isinstance(reference, str) and reference.startswith("#"):
+                try:
+                    resolved = lookup(document, reference[1:])
+                except KeyError:
+                    resolved = parameter
+            if (
+                isinstance(resolved, dict)
+                and resolved.get("in") == "header"
+                and str(resolved.get("name", "")).lower() in IGNORED_HEADER_PARAMETERS
+            ):
+                dropped.append(f"{where}: {resolved['name']}")
+                continue
+            result.append(parameter)
+        return result
+
+    for path, item in (document.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        if "parameters" in item:
+            item["parameters"] = kept(item["parameters"], path)
+        for method in _HTTP_METHODS:
+            operation = item.get(method)
+            if isinstance(operation, dict) and "parameters" in operation:
+                operation["parameters"] = kept(operation["parameters"], f"{method.upper()} {path}")
+    return dropped
 
 
 SchemaRule = t.Callable[[dict], None]

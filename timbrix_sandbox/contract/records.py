@@ -296,25 +296,28 @@ def _flat(schema: t.Any) -> dict:
 
 
 _STRING_RULES = ("pattern", "format", "minLength", "maxLength")
-_STRING_CHECKS: dict[int, tuple[dict, t.Any]] = {}
+_NUMBER_RULES = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_SCALAR_CHECKS: dict[tuple[int, str], tuple[dict, t.Any]] = {}
 
 
-def _string_fits(value: str, schema: dict) -> bool:
-    """``value`` meets the string rules of the field's response ``schema`` (pattern, format,
-    length), where it has any: a validator per schema object, built once, as in :func:`_flat`."""
-    cached = _STRING_CHECKS.get(id(schema))
+def _scalar_fits(value: str | int | float, schema: dict) -> bool:
+    """``value`` meets the string rules (pattern, format, length) or number rules (bounds,
+    ``multipleOf``) of the field's response ``schema``, where it has any: a validator per
+    schema object and kind, built once, as in :func:`_flat`."""
+    kind = "string" if isinstance(value, str) else "number"
+    cached = _SCALAR_CHECKS.get((id(schema), kind))
     if cached is None or cached[0] is not schema:
         flat = _flat(schema)
-        rules = {k: flat[k] for k in _STRING_RULES if k in flat}
+        rules = {k: flat[k] for k in (_STRING_RULES if kind == "string" else _NUMBER_RULES) if k in flat}
         check = None
         if rules:
             try:
-                check = jsonschema_rs.validator_for({"type": "string", **rules}, validate_formats=True).is_valid
+                check = jsonschema_rs.validator_for({"type": kind, **rules}, validate_formats=True).is_valid
             except (ValueError, TypeError):
                 check = None
-        if len(_STRING_CHECKS) >= _FLAT_LIMIT:
-            _STRING_CHECKS.clear()
-        cached = _STRING_CHECKS[id(schema)] = (schema, check)
+        if len(_SCALAR_CHECKS) >= _FLAT_LIMIT:
+            _SCALAR_CHECKS.clear()
+        cached = _SCALAR_CHECKS[(id(schema), kind)] = (schema, check)
     return cached[1] is None or cached[1](value)
 
 
@@ -501,10 +504,13 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
         if isinstance(enum, list) and value not in enum and value is not None:
             # Asana's membership takes any access_level and answers one of four.
             return _DROP
-        if isinstance(value, str) and not _string_fits(value, schema):
-            # DigitalOcean's reserved IP takes any project_id and answers a uuid: a value the
-            # response refuses is not stored (it would be answered as a 500).
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and not _scalar_fits(value, schema):
+            # DigitalOcean's reserved IP takes any project_id and answers a uuid, its agent
+            # guardrail any integer priority and answers an int32: a value the response
+            # refuses is not stored (it would be answered as a 500).
             return _DROP
+        if isinstance(value, dict) and value:
+            return _fit_object(value, schema, now)
         return value
     flat = _flat(schema)
     if "object" in kinds and isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -532,3 +538,30 @@ def _fit(value: t.Any, schema: t.Any, now: str) -> t.Any:
         except ValueError:
             return _DROP
     return _DROP
+
+
+def _fit_object(value: dict, schema: dict, now: str) -> t.Any:
+    """An object's own fields fitted as :func:`conform` fits a record's (DigitalOcean's
+    ``guardrails: [{priority}]``): a field that cannot be made to fit is left out, and a
+    required one left out is completed from the schema; unchanged, the same object."""
+    flat = _flat(schema)
+    properties = flat.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return value
+    out = value
+    for name, field in value.items():
+        sub = properties.get(name)
+        if not isinstance(sub, dict):
+            continue
+        fitted = _fit(field, sub, now)
+        if fitted is field:
+            continue
+        if out is value:
+            out = dict(value)
+        if fitted is _DROP:
+            del out[name]
+        else:
+            out[name] = fitted
+    if out is value:
+        return value
+    return complete(out, flat, now) if any(name not in out for name in flat.get("required", ())) else out
