@@ -451,6 +451,8 @@ def conform(
     for name in sent:
         if name not in record or name not in properties:
             continue
+        if _already_fits(record[name], properties[name]):
+            continue  # the common case, one compiled check instead of walking the value
         fitted = _fit(record[name], properties[name], now)
         if fitted is record[name]:
             continue
@@ -463,6 +465,32 @@ def conform(
         else:
             out[name] = fitted
     return out
+
+
+_FIELD_CHECKS: dict[int, tuple[dict, t.Any]] = {}
+
+
+def _already_fits(value: t.Any, schema: dict) -> bool:
+    """``value`` is valid for its field's response ``schema`` as the response validator judges
+    it (Draft 2020-12 with formats): :func:`_fit` would return it unchanged, so it is skipped.
+    A validator per schema object, built once (``False`` where one cannot be built: ``_fit``
+    then decides)."""
+    cached = _FIELD_CHECKS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        try:
+            check = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
+        except (ValueError, TypeError, RecursionError):
+            check = None
+        if len(_FIELD_CHECKS) >= _FLAT_LIMIT:
+            _FIELD_CHECKS.clear()
+        cached = _FIELD_CHECKS[id(schema)] = (schema, check)
+    check = cached[1]
+    if check is None:
+        return False
+    try:
+        return bool(check(value))
+    except (ValueError, TypeError, RecursionError):
+        return False
 
 
 def _types(schema: dict) -> tuple[str, ...] | None:
