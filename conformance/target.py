@@ -25,6 +25,7 @@ from timbrix_sandbox.contract.model import (
 )
 from timbrix_sandbox.contract.records import record_key
 from timbrix_sandbox.contract.security import ContractSecurity, read_security
+from timbrix_sandbox.contract.shapes import fitting_id, flatten
 
 from .model import Options, UsageProblem
 
@@ -201,6 +202,30 @@ class Target:
         if schema is None:
             return True
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
+
+    def with_fresh_id(self, body: t.Any, entropy: str) -> t.Any:
+        """``body`` with a new id of the client's choosing, where the resource's id is one
+        (DigitalOcean's database ``name``, a schema registry's ``subject_name``): the contract's
+        example names the same record every time, so a second create would be a 409 conflict.
+        The id fits the create body's schema for it (else the body is kept as it was)."""
+        resource = self.resource
+        if resource is None or not resource.client_ids or not isinstance(body, dict) or resource.id_field not in body:
+            return body
+        schema = self.body_schema("create")
+        field_schema = flatten(schema).get("properties", {}).get(resource.id_field) or resource.id_schema
+        fresh: t.Any = fitting_id(field_schema, entropy)
+        if flatten(field_schema or {}).get("type") == "integer":
+            fresh = int(entropy[-7:], 16)
+        if fresh is None:
+            return body
+        candidate = {**body, resource.id_field: fresh}
+        return candidate if self.validator(("fresh-id",), schema).is_valid(candidate) else body
+
+    def successes(self, operation: Operation) -> tuple[int, ...]:
+        """Every 2xx status the operation declares (DigitalOcean's ``POST /v2/byoip_prefixes``
+        answers 202, a destination's update 204): any of them is a success."""
+        declared = tuple(int(k) for k in operation.declared if k.isdigit() and 200 <= int(k) < 300)
+        return declared or (operation.status,)
 
     def key(self, record: t.Any) -> str | None:
         if self.resource is not None and isinstance(record, dict) and self.resource.id_field in record:
