@@ -66,6 +66,8 @@ def create_read_update_delete(probe: Probe) -> None:
     if not probe.expect(create, "create_then_read", key is not None, f"no {resource.id_field} in the answer"):
         return
     expected = domain.apply_write(target, "create", {}, body)
+    answered = target.answered_fields(create)  # a 202 may answer a few fields of the record
+    expected = {k: v for k, v in expected.items() if answered is None or k in answered}
     what = "the created record differs from what was sent"
     probe.matches(create, "create_then_read", expected, written, what, body=body)
     if read is not None:

@@ -297,7 +297,9 @@ class Probe:
         if operation.action == "create":
             return create_body
         change = self.domain.update_body(self.target, create_body, {}, self.run)
-        return change if change is not None else create_body
+        if change is not None:
+            return change
+        return {**create_body, **self.domain.update_required(self.target, create_body)}
 
     def matches(
         self,

@@ -213,13 +213,13 @@ class Target:
             return body
         schema = self.body_schema("create")
         field_schema = flatten(schema).get("properties", {}).get(resource.id_field) or resource.id_schema
-        fresh: t.Any = fitting_id(field_schema, entropy)
-        if flatten(field_schema or {}).get("type") == "integer":
-            fresh = int(entropy[-7:], 16)
-        if fresh is None:
-            return body
-        candidate = {**body, resource.id_field: fresh}
-        return candidate if self.validator(("fresh-id",), schema).is_valid(candidate) else body
+        integer = flatten(field_schema or {}).get("type") == "integer"
+        # A pattern fitting_id cannot fill (DigitalOcean's ``^[a-z0-9-]{1,63}$``) may still
+        # take the lower-case hex entropy as it is.
+        tries = (int(entropy[-7:], 16),) if integer else (fitting_id(field_schema, entropy), entropy)
+        validator = self.validator(("fresh-id",), schema)
+        candidates = ({**body, resource.id_field: fresh} for fresh in tries if fresh is not None)
+        return next((c for c in candidates if validator.is_valid(c)), body)
 
     def successes(self, operation: Operation) -> tuple[int, ...]:
         """Every 2xx status the operation declares (DigitalOcean's ``POST /v2/byoip_prefixes``
@@ -257,18 +257,25 @@ class Target:
         narrower record than the create (Discourse's ``POST /posts.json`` answers
         ``draft_sequence``, which ``GET /posts/{id}.json`` does not declare), equal on the
         fields the read declares."""
-        fields = self._read_fields()
+        fields = self.shared_fields()
         if fields is None or not (isinstance(shown, dict) and isinstance(written, dict)):
             return shown == written
         return {k: v for k, v in shown.items() if k in fields} == {k: v for k, v in written.items() if k in fields}
 
-    def _read_fields(self) -> set[str] | None:
-        """The fields the read's record declares, where they are fewer than the create's."""
+    def shared_fields(self) -> set[str] | None:
+        """The fields both the read's and the create's records declare, where the two differ:
+        a read narrower than the create (Discourse), or a create that answers an acceptance
+        with a few fields of the record (DigitalOcean's 202 ``{uuid, region}`` for a BYOIP
+        prefix). ``None``: they declare the same fields (or one declares none)."""
         read, create = self.op("read"), self.op("create")
         if read is None or create is None:
             return None
         shown, made = self._record_fields(read), self._record_fields(create)
-        return shown if shown is not None and made is not None and made - shown else None
+        return shown & made if shown is not None and made is not None and shown != made else None
+
+    def answered_fields(self, operation: Operation) -> set[str] | None:
+        """The fields the operation's answer declares for the record (``None``: any)."""
+        return self._record_fields(operation)
 
     def _record_fields(self, operation: Operation) -> set[str] | None:
         schema = operation.response_schema or {}
