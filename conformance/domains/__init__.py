@@ -17,7 +17,7 @@ import jsonschema_rs
 import schemathesis
 
 from timbrix_sandbox.contract.records import apply_body, complete, conform
-from timbrix_sandbox.contract.shapes import instance
+from timbrix_sandbox.contract.shapes import flatten, instance
 
 from .. import checks
 from ..model import Options, UsageProblem
@@ -107,7 +107,7 @@ class Domain:
 
     def update_body(self, target: Target, create_body: dict, current: dict, run: str) -> dict | None:
         """A partial update that changes one free-text field (plus what the schema requires)."""
-        schema = target.body_schema("update")
+        schema = flatten(target.body_schema("update"))  # composed (allOf) schemas too
         body = self.update_required(target, create_body)
         record_props = target.resource.schema.get("properties", {})
         for name, sub in schema.get("properties", {}).items():
@@ -127,7 +127,7 @@ class Domain:
     def update_required(self, target: Target, create_body: dict) -> dict:
         """What the update schema requires: as created, or, for a field the create does not take
         (DigitalOcean's ``PUT /v2/projects/{id}`` requires ``description``), a valid value of its own."""
-        schema = target.body_schema("update")
+        schema = flatten(target.body_schema("update"))
         properties = schema.get("properties", {})
         return {
             name: create_body[name] if name in create_body else instance(properties.get(name, {}))
