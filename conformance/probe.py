@@ -15,7 +15,7 @@ import uuid
 import httpx
 
 from timbrix_sandbox.contract.model import Operation
-from timbrix_sandbox.contract.shapes import instance
+from timbrix_sandbox.contract.shapes import flatten, instance
 
 from .causes import Exchange, classify
 from .credentials import Placed, check_schemes, forged, masked, place
@@ -355,6 +355,7 @@ class Probe:
 
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 
 
 def encoded(operation: Operation, body: t.Any, headers: dict[str, str]) -> dict[str, t.Any]:
@@ -366,12 +367,36 @@ def encoded(operation: Operation, body: t.Any, headers: dict[str, str]) -> dict[
         return {"headers": headers}
     body = wrapped(operation, body)
     media = operation.body_media
+    if media and MULTIPART in media and not any("json" in m or m == FORM for m in media) and isinstance(body, dict):
+        if not body:  # no parts at all, still multipart (without a Content-Type it is an omitted body)
+            empty = {"Content-Type": f"{MULTIPART}; boundary=conformance"}
+            return {"headers": {**headers, **empty}, "content": b"--conformance--\r\n"}
+        return {"headers": headers, "files": multipart(operation.body_schema or {}, body)}
     if media and FORM in media and not any("json" in m for m in media) and isinstance(body, dict):
         if not body:
             return {"headers": {**headers, "Content-Type": FORM}, "content": b""}
         flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in body.items()}
         return {"headers": headers, "data": {k: str(v).lower() if isinstance(v, bool) else v for k, v in flat.items()}}
     return {"headers": headers, "json": body}
+
+
+def multipart(schema: dict, body: dict) -> list[tuple[str, tuple[str | None, bytes]]]:
+    """A body as ``multipart/form-data`` parts (Asana's ``POST /attachments`` takes nothing
+    else): a ``format: binary`` field is a file part, any other a plain field, objects and
+    arrays as JSON."""
+    properties = flatten(schema).get("properties", {})
+    parts: list[tuple[str, tuple[str | None, bytes]]] = []
+    for name, value in body.items():
+        binary = flatten(properties.get(name) or {}).get("format") == "binary"
+        parts.append((name, (f"{name}.txt" if binary else None, _form_text(value).encode())))
+    return parts
+
+
+def _form_text(value: t.Any) -> str:
+    """A field's value as a form or multipart part carries it."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def wrapped(operation: Operation, body: t.Any) -> t.Any:
