@@ -257,9 +257,10 @@ class Probe:
         if listing is None:
             return None
         paging = listing.listing
+        filters = self.target.list_filters(listing, self.domain.create_body(self.target, self.run))
 
         def page(query: dict | None) -> list[t.Any]:
-            response = self.call(listing, who=who, query=query)
+            response = self.call(listing, who=who, query={**filters, **(query or {})})
             records = self.target.record(response, listing) if response.status_code == 200 else None
             return records if isinstance(records, list) else []
 

@@ -203,6 +203,26 @@ class Target:
             return True
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
+    def list_filters(self, listing: Operation, body: t.Any) -> dict[str, str]:
+        """The query parameters the list requires (Asana's ``GET /portfolios?workspace=``,
+        ``GET /attachments?parent=``), valued as the suite's creates send them: the create
+        body's field of that name (a reference object: its id), so the run's records are in
+        the answer. A required parameter the body does not name is left out (the list's 400
+        is then the server's answer to judge)."""
+        item = self.spec["paths"][listing.path]
+        declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
+        filters = {}
+        for parameter in declared:
+            name = parameter.get("name")
+            if parameter.get("in") != "query" or not parameter.get("required") or not isinstance(body, dict):
+                continue
+            value = body.get(name)
+            if isinstance(value, dict):  # a compact reference ({gid: ...}): the id it names
+                value = next((v for k, v in value.items() if k in ("gid", "id", "uuid")), None)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                filters[name] = str(value)
+        return filters
+
     def with_fresh_id(self, body: t.Any, entropy: str) -> t.Any:
         """``body`` with a new id of the client's choosing, where the resource's id is one
         (DigitalOcean's database ``name``, a schema registry's ``subject_name``): the contract's
