@@ -1,7 +1,7 @@
 """The behaviour scenarios on resources shaped like DigitalOcean's and Asana's: a client-chosen
 id, a create answered 202 with a few fields under its own wrapper, an update answered 204, a
 create that takes only multipart/form-data, an update that requires a field the create does not
-take. Each of these once made the suite blame a conforming server (issue 12)."""
+take, a list that requires a query parameter. Each of these once made the suite blame a conforming server (issue 12)."""
 
 from __future__ import annotations
 
@@ -176,6 +176,8 @@ paths:
   /attachments:
     get:
       operationId: attachments_list
+      parameters:
+        - {name: parent, in: query, required: true, schema: {type: string}}
       responses:
         '200':
           description: the attachments
@@ -195,9 +197,10 @@ paths:
           multipart/form-data:
             schema:
               type: object
-              required: [title]
+              required: [title, parent]
               properties:
                 title: {type: string, example: a file}
+                parent: {type: string, example: task-1}
                 file: {type: string, format: binary}
       responses:
         '201':
@@ -270,6 +273,7 @@ components:
       properties:
         id: {type: string, readOnly: true}
         title: {type: string}
+        parent: {type: string}
 """
 
 BEHAVIOUR = ("create_then_read", "partial_update", "delete_then_404", "boundary_lengths", "invalid_input")
