@@ -257,7 +257,8 @@ class Probe:
         if listing is None:
             return None
         paging = listing.listing
-        filters = self.target.list_filters(listing, self.domain.create_body(self.target, self.run))
+        sent = self.target.with_list_filters(self.domain.create_body(self.target, self.run))
+        filters = self.target.list_filters(listing, sent)
 
         def page(query: dict | None) -> list[t.Any]:
             response = self.call(listing, who=who, query={**filters, **(query or {})})
@@ -275,9 +276,10 @@ class Probe:
         return records
 
     def create_body(self, **overrides: t.Any) -> dict:
-        """The domain's valid create body, naming a record of its own where the client chooses
-        the id (a fresh one per create, from the seed: the same seed sends the same ids)."""
-        body = self.domain.create_body(self.target, self.run, **overrides)
+        """The domain's valid create body, naming what the list is filtered by, and a record of
+        its own where the client chooses the id (a fresh one per create, from the seed: the same
+        seed sends the same ids)."""
+        body = self.target.with_list_filters(self.domain.create_body(self.target, self.run, **overrides))
         if self.target.resource is None or self.target.resource.id_field in overrides:
             return body
         digest = hashlib.sha256(f"{self.run}:{next(self._creates)}".encode()).hexdigest()

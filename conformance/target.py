@@ -25,7 +25,7 @@ from timbrix_sandbox.contract.model import (
 )
 from timbrix_sandbox.contract.records import record_key
 from timbrix_sandbox.contract.security import ContractSecurity, read_security
-from timbrix_sandbox.contract.shapes import fitting_id, flatten
+from timbrix_sandbox.contract.shapes import fitting_id, flatten, instance
 
 from .model import Options, UsageProblem
 
@@ -203,19 +203,35 @@ class Target:
             return True
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
+    def _required_query(self, listing: Operation) -> list[str]:
+        item = self.spec["paths"][listing.path]
+        declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
+        return [p["name"] for p in declared if p.get("in") == "query" and p.get("required") and "name" in p]
+
+    def with_list_filters(self, body: t.Any) -> t.Any:
+        """``body`` naming what the list requires to be filtered by, where the create takes it
+        and the body does not say (Asana's ``POST /portfolios`` takes an optional ``workspace``;
+        ``GET /portfolios`` requires ``?workspace=``): else the run's records are never listed."""
+        listing = self.op("list")
+        if listing is None or not isinstance(body, dict):
+            return body
+        schema = self.body_schema("create")
+        properties = flatten(schema).get("properties", {})
+        validator = self.validator(("list-filters",), schema)
+        for name in self._required_query(listing):
+            if name not in body and name in properties:
+                candidate = {**body, name: instance(properties[name])}
+                body = candidate if validator.is_valid(candidate) else body
+        return body
+
     def list_filters(self, listing: Operation, body: t.Any) -> dict[str, str]:
         """The query parameters the list requires (Asana's ``GET /portfolios?workspace=``,
         ``GET /attachments?parent=``), valued as the suite's creates send them: the create
         body's field of that name (a reference object: its id), so the run's records are in
         the answer. A required parameter the body does not name is left out (the list's 400
         is then the server's answer to judge)."""
-        item = self.spec["paths"][listing.path]
-        declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
-        filters = {}
-        for parameter in declared:
-            name = parameter.get("name")
-            if parameter.get("in") != "query" or not parameter.get("required") or not isinstance(body, dict):
-                continue
+        filters: dict[str, str] = {}
+        for name in self._required_query(listing) if isinstance(body, dict) else ():
             value = body.get(name)
             if isinstance(value, dict):  # a compact reference ({gid: ...}): the id it names
                 value = next((v for k, v in value.items() if k in ("gid", "id", "uuid")), None)

@@ -1,7 +1,7 @@
 """The behaviour scenarios on resources shaped like DigitalOcean's and Asana's: a client-chosen
 id, a create answered 202 with a few fields under its own wrapper, an update answered 204, a
 create that takes only multipart/form-data, an update that requires a field the create does not
-take, a list that requires a query parameter. Each of these once made the suite blame a conforming server (issue 12)."""
+take, a list that requires query parameters (one the create takes but need not send). Each of these once made the suite blame a conforming server (issue 12)."""
 
 from __future__ import annotations
 
@@ -178,6 +178,7 @@ paths:
       operationId: attachments_list
       parameters:
         - {name: parent, in: query, required: true, schema: {type: string}}
+        - {name: workspace, in: query, required: true, schema: {type: string}}
       responses:
         '200':
           description: the attachments
@@ -201,6 +202,7 @@ paths:
               properties:
                 title: {type: string, example: a file}
                 parent: {type: string, example: task-1}
+                workspace: {type: string, example: w-1}
                 file: {type: string, format: binary}
       responses:
         '201':
@@ -274,6 +276,7 @@ components:
         id: {type: string, readOnly: true}
         title: {type: string}
         parent: {type: string}
+        workspace: {type: string}
 """
 
 BEHAVIOUR = ("create_then_read", "partial_update", "delete_then_404", "boundary_lengths", "invalid_input")
