@@ -79,10 +79,10 @@ def create_read_update_delete(probe: Probe) -> None:
     change = domain.update_body(target, body, written, probe.run) if update is not None else None
     if change is not None:
         _tick(written.get(resource.updated_field))
-        want = target.successes(update)
-        answered = probe.call(update, key, change, check="partial_update", want=want, what="partial update")
+        done = target.successes(update)
+        answered = probe.call(update, key, change, check="partial_update", want=done, what="partial update")
         after = None
-        if answered.status_code in want:  # an answer without the record (204): read it back
+        if answered.status_code in done:  # an answer without the record (204): read it back
             after = target.record(answered, update) if answered.content else probe.read(key)
         if isinstance(after, dict):
             want = domain.apply_write(target, "update", written, change)

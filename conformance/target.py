@@ -204,6 +204,7 @@ class Target:
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
     def _required_query(self, listing: Operation) -> list[str]:
+        """The names of the query parameters the list cannot be asked without."""
         item = self.spec["paths"][listing.path]
         declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
         return [p["name"] for p in declared if p.get("in") == "query" and p.get("required") and "name" in p]
