@@ -1,7 +1,8 @@
 """The behaviour scenarios on resources shaped like DigitalOcean's and Asana's: a client-chosen
 id, a create answered 202 with a few fields under its own wrapper, an update answered 204, a
 create that takes only multipart/form-data, an update that requires a field the create does not
-take, a list that requires query parameters (one the create takes but need not send). Each of these once made the suite blame a conforming server (issue 12)."""
+take, a list that requires query parameters (one the create takes but need not send). Each of
+these once made the suite blame a conforming server (issue 12)."""
 
 from __future__ import annotations
 
