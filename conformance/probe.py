@@ -5,6 +5,8 @@ delete exactly that (and never a record that existed before it)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import json
 import random
 import typing as t
@@ -13,7 +15,7 @@ import uuid
 import httpx
 
 from timbrix_sandbox.contract.model import Operation
-from timbrix_sandbox.contract.shapes import instance
+from timbrix_sandbox.contract.shapes import flatten, instance
 
 from .causes import Exchange, classify
 from .credentials import Placed, check_schemes, forged, masked, place
@@ -119,6 +121,7 @@ class Probe:
         self.rng = rng or random.Random(result.seed)
         # From the seed, so that the same seed sends the same bodies (names carry the run id).
         self.run = f"{self.rng.getrandbits(32):08x}"
+        self._creates = itertools.count()
         self.who = identities(self.options, target)
         self.member: Identity = self.who["member"]
         self.http = httpx.Client(base_url=self.options.api, timeout=30)
@@ -164,7 +167,7 @@ class Probe:
         )
         want = self.target.stand_ins(operation, want) if check is not None else want
         if check is not None and want:  # none left: the contract declares no answer to judge by
-            shown = self.target.record(response) if same is not NO_BODY else None
+            shown = self.target.record(response, operation) if same is not NO_BODY else None
             ok = self.answered(operation, response, want) and (same is NO_BODY or self.target.same_record(shown, same))
             wanted = "/".join(map(str, want)) + (" with the record as written" if same is not NO_BODY else "")
             if any(status >= 400 for status in want):
@@ -180,7 +183,7 @@ class Probe:
 
     def _track(self, operation: Operation, response: httpx.Response, who: Identity, body: t.Any) -> None:
         """Remember a record a create made, whatever status it was answered with."""
-        key = self.target.key(self.target.record(response)) if response.status_code < 400 else None
+        key = self.target.key(self.target.record(response, operation)) if response.status_code < 400 else None
         if key is None:
             return
         if key in self.existing:
@@ -223,9 +226,9 @@ class Probe:
     def create(self, body: dict | None = None, who: Identity | None = None, layer: str = "behaviour") -> str | None:
         """A record of the run's own (``None``, and a finding, if a valid create is refused)."""
         operation = self.target.op("create")
-        body = self.domain.create_body(self.target, self.run) if body is None else body
+        body = self.create_body() if body is None else body
         response = self.call(operation, body=body, who=who)
-        key = self.target.key(self.target.record(response)) if 200 <= response.status_code < 300 else None
+        key = self.target.key(self.target.record(response, operation)) if 200 <= response.status_code < 300 else None
         if key in self.existing:
             return None  # flagged when the answer came in
         if key is None:
@@ -241,7 +244,7 @@ class Probe:
         if read is None:
             return next((r for r in self.listed_records(who) or [] if self.target.key(r) == key), None)
         response = self.call(read, key, who=who)
-        return self.target.record(response) if response.status_code == 200 else None
+        return self.target.record(response, read) if response.status_code == 200 else None
 
     def listed(self, who: Identity | None = None) -> list[str] | None:
         """The keys the list shows (``None``: the contract has no list operation)."""
@@ -254,9 +257,11 @@ class Probe:
         if listing is None:
             return None
         paging = listing.listing
+        sent = self.target.with_list_filters(self.domain.create_body(self.target, self.run))
+        filters = self.target.list_filters(listing, sent)
 
         def page(query: dict | None) -> list[t.Any]:
-            response = self.call(listing, who=who, query=query)
+            response = self.call(listing, who=who, query={**filters, **(query or {})})
             records = self.target.record(response, listing) if response.status_code == 200 else None
             return records if isinstance(records, list) else []
 
@@ -270,6 +275,16 @@ class Probe:
                 break
         return records
 
+    def create_body(self, **overrides: t.Any) -> dict:
+        """The domain's valid create body, naming what the list is filtered by, and a record of
+        its own where the client chooses the id (a fresh one per create, from the seed: the same
+        seed sends the same ids)."""
+        body = self.target.with_list_filters(self.domain.create_body(self.target, self.run, **overrides))
+        if self.target.resource is None or self.target.resource.id_field in overrides:
+            return body
+        digest = hashlib.sha256(f"{self.run}:{next(self._creates)}".encode()).hexdigest()
+        return self.target.with_fresh_id(body, "c" + digest[:15])
+
     def delete_body(self, operation: Operation) -> t.Any:
         """What a delete sends: nothing, or a minimal valid body where the delete takes one
         (Discourse's ``DELETE /posts/{id}.json`` wants ``force_destroy``)."""
@@ -281,11 +296,13 @@ class Probe:
             return NO_BODY
         if operation.action == "delete":
             return self.delete_body(operation)
-        create_body = self.domain.create_body(self.target, self.run)
+        create_body = self.create_body()
         if operation.action == "create":
             return create_body
         change = self.domain.update_body(self.target, create_body, {}, self.run)
-        return change if change is not None else create_body
+        if change is not None:
+            return change
+        return {**create_body, **self.domain.update_required(self.target, create_body)}
 
     def matches(
         self,
@@ -341,6 +358,7 @@ class Probe:
 
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 
 
 def encoded(operation: Operation, body: t.Any, headers: dict[str, str]) -> dict[str, t.Any]:
@@ -352,12 +370,36 @@ def encoded(operation: Operation, body: t.Any, headers: dict[str, str]) -> dict[
         return {"headers": headers}
     body = wrapped(operation, body)
     media = operation.body_media
+    if media and MULTIPART in media and not any("json" in m or m == FORM for m in media) and isinstance(body, dict):
+        if not body:  # no parts at all, still multipart (without a Content-Type it is an omitted body)
+            empty = {"Content-Type": f"{MULTIPART}; boundary=conformance"}
+            return {"headers": {**headers, **empty}, "content": b"--conformance--\r\n"}
+        return {"headers": headers, "files": multipart(operation.body_schema or {}, body)}
     if media and FORM in media and not any("json" in m for m in media) and isinstance(body, dict):
         if not body:
             return {"headers": {**headers, "Content-Type": FORM}, "content": b""}
         flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in body.items()}
         return {"headers": headers, "data": {k: str(v).lower() if isinstance(v, bool) else v for k, v in flat.items()}}
     return {"headers": headers, "json": body}
+
+
+def multipart(schema: dict, body: dict) -> list[tuple[str, tuple[str | None, bytes]]]:
+    """A body as ``multipart/form-data`` parts (Asana's ``POST /attachments`` takes nothing
+    else): a ``format: binary`` field is a file part, any other a plain field, objects and
+    arrays as JSON."""
+    properties = flatten(schema).get("properties", {})
+    parts: list[tuple[str, tuple[str | None, bytes]]] = []
+    for name, value in body.items():
+        binary = flatten(properties.get(name) or {}).get("format") == "binary"
+        parts.append((name, (f"{name}.txt" if binary else None, _form_text(value).encode())))
+    return parts
+
+
+def _form_text(value: t.Any) -> str:
+    """A field's value as a form or multipart part carries it."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def wrapped(operation: Operation, body: t.Any) -> t.Any:

@@ -25,6 +25,7 @@ from timbrix_sandbox.contract.model import (
 )
 from timbrix_sandbox.contract.records import record_key
 from timbrix_sandbox.contract.security import ContractSecurity, read_security
+from timbrix_sandbox.contract.shapes import fitting_id, flatten, instance
 
 from .model import Options, UsageProblem
 
@@ -202,6 +203,67 @@ class Target:
             return True
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
+    def _required_query(self, listing: Operation) -> list[str]:
+        """The names of the query parameters the list cannot be asked without."""
+        item = self.spec["paths"][listing.path]
+        declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
+        return [p["name"] for p in declared if p.get("in") == "query" and p.get("required") and "name" in p]
+
+    def with_list_filters(self, body: t.Any) -> t.Any:
+        """``body`` naming what the list requires to be filtered by, where the create takes it
+        and the body does not say (Asana's ``POST /portfolios`` takes an optional ``workspace``;
+        ``GET /portfolios`` requires ``?workspace=``): else the run's records are never listed."""
+        listing = self.op("list")
+        if listing is None or not isinstance(body, dict):
+            return body
+        schema = self.body_schema("create")
+        properties = flatten(schema).get("properties", {})
+        validator = self.validator(("list-filters",), schema)
+        for name in self._required_query(listing):
+            if name not in body and name in properties:
+                candidate = {**body, name: instance(properties[name])}
+                body = candidate if validator.is_valid(candidate) else body
+        return body
+
+    def list_filters(self, listing: Operation, body: t.Any) -> dict[str, str]:
+        """The query parameters the list requires (Asana's ``GET /portfolios?workspace=``,
+        ``GET /attachments?parent=``), valued as the suite's creates send them: the create
+        body's field of that name (a reference object: its id), so the run's records are in
+        the answer. A required parameter the body does not name is left out (the list's 400
+        is then the server's answer to judge)."""
+        filters: dict[str, str] = {}
+        for name in self._required_query(listing) if isinstance(body, dict) else ():
+            value = body.get(name)
+            if isinstance(value, dict):  # a compact reference ({gid: ...}): the id it names
+                value = next((v for k, v in value.items() if k in ("gid", "id", "uuid")), None)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                filters[name] = str(value)
+        return filters
+
+    def with_fresh_id(self, body: t.Any, entropy: str) -> t.Any:
+        """``body`` with a new id of the client's choosing, where the resource's id is one
+        (DigitalOcean's database ``name``, a schema registry's ``subject_name``): the contract's
+        example names the same record every time, so a second create would be a 409 conflict.
+        The id fits the create body's schema for it (else the body is kept as it was)."""
+        resource = self.resource
+        if resource is None or not resource.client_ids or not isinstance(body, dict) or resource.id_field not in body:
+            return body
+        schema = self.body_schema("create")
+        field_schema = flatten(schema).get("properties", {}).get(resource.id_field) or resource.id_schema
+        integer = flatten(field_schema or {}).get("type") == "integer"
+        # A pattern fitting_id cannot fill (DigitalOcean's ``^[a-z0-9-]{1,63}$``) may still
+        # take the lower-case hex entropy as it is.
+        tries = (int(entropy[-7:], 16),) if integer else (fitting_id(field_schema, entropy), entropy)
+        validator = self.validator(("fresh-id",), schema)
+        candidates = ({**body, resource.id_field: fresh} for fresh in tries if fresh is not None)
+        return next((c for c in candidates if validator.is_valid(c)), body)
+
+    def successes(self, operation: Operation) -> tuple[int, ...]:
+        """Every 2xx status the operation declares (DigitalOcean's ``POST /v2/byoip_prefixes``
+        answers 202, a destination's update 204): any of them is a success."""
+        declared = tuple(int(k) for k in operation.declared if k.isdigit() and 200 <= int(k) < 300)
+        return declared or (operation.status,)
+
     def key(self, record: t.Any) -> str | None:
         if self.resource is not None and isinstance(record, dict) and self.resource.id_field in record:
             return record_key(record[self.resource.id_field])
@@ -232,18 +294,25 @@ class Target:
         narrower record than the create (Discourse's ``POST /posts.json`` answers
         ``draft_sequence``, which ``GET /posts/{id}.json`` does not declare), equal on the
         fields the read declares."""
-        fields = self._read_fields()
+        fields = self.shared_fields()
         if fields is None or not (isinstance(shown, dict) and isinstance(written, dict)):
             return shown == written
         return {k: v for k, v in shown.items() if k in fields} == {k: v for k, v in written.items() if k in fields}
 
-    def _read_fields(self) -> set[str] | None:
-        """The fields the read's record declares, where they are fewer than the create's."""
+    def shared_fields(self) -> set[str] | None:
+        """The fields both the read's and the create's records declare, where the two differ:
+        a read narrower than the create (Discourse), or a create that answers an acceptance
+        with a few fields of the record (DigitalOcean's 202 ``{uuid, region}`` for a BYOIP
+        prefix). ``None``: they declare the same fields (or one declares none)."""
         read, create = self.op("read"), self.op("create")
         if read is None or create is None:
             return None
         shown, made = self._record_fields(read), self._record_fields(create)
-        return shown if shown is not None and made is not None and made - shown else None
+        return shown & made if shown is not None and made is not None and shown != made else None
+
+    def answered_fields(self, operation: Operation) -> set[str] | None:
+        """The fields the operation's answer declares for the record (``None``: any)."""
+        return self._record_fields(operation)
 
     def _record_fields(self, operation: Operation) -> set[str] | None:
         schema = operation.response_schema or {}

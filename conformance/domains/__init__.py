@@ -17,7 +17,7 @@ import jsonschema_rs
 import schemathesis
 
 from timbrix_sandbox.contract.records import apply_body, complete, conform
-from timbrix_sandbox.contract.shapes import instance
+from timbrix_sandbox.contract.shapes import flatten, instance
 
 from .. import checks
 from ..model import Options, UsageProblem
@@ -107,12 +107,15 @@ class Domain:
 
     def update_body(self, target: Target, create_body: dict, current: dict, run: str) -> dict | None:
         """A partial update that changes one free-text field (plus what the schema requires)."""
-        schema = target.body_schema("update")
-        body = {name: create_body[name] for name in schema.get("required", []) if name in create_body}
+        schema = flatten(target.body_schema("update"))  # composed (allOf) schemas too
+        body = self.update_required(target, create_body)
         record_props = target.resource.schema.get("properties", {})
         for name, sub in schema.get("properties", {}).items():
             kinds = sub.get("type") if isinstance(sub.get("type"), list) else [sub.get("type")]
-            if name in body or "string" not in kinds or sub.get("x-sandbox-stored-as", name) not in record_props:
+            stored_as = sub.get("x-sandbox-stored-as", name)
+            if name in body or "string" not in kinds or stored_as not in record_props:
+                continue
+            if stored_as == target.resource.id_field:  # the record's id is not a field to change
                 continue
             if sub.get("pattern") or sub.get("format") or sub.get("enum") or int(sub.get("maxLength", 64)) < 16:
                 continue
@@ -120,6 +123,17 @@ class Domain:
             if current.get(sub.get("x-sandbox-stored-as", name)) != value:
                 return {**body, name: value}
         return None
+
+    def update_required(self, target: Target, create_body: dict) -> dict:
+        """What the update schema requires: as created, or, for a field the create does not take
+        (DigitalOcean's ``PUT /v2/projects/{id}`` requires ``description``), a valid value of its own."""
+        schema = flatten(target.body_schema("update"))
+        properties = schema.get("properties", {})
+        return {
+            name: create_body[name] if name in create_body else instance(properties.get(name, {}))
+            for name in schema.get("required", [])
+            if name in create_body or name in properties
+        }
 
     def apply_write(self, target: Target, action: str, stored: dict, body: dict) -> dict:
         """The record a create (``stored`` empty) or a partial update must leave, as far as the
