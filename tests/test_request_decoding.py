@@ -488,3 +488,44 @@ def test_accept_content_type_and_authorization_header_parameters_are_ignored(tmp
         assert answer.status_code == 200, answer.text
         refused = client.post("/api/apps", json={"name": "web"}, headers={"X-Trace": "x"})
         assert refused.status_code == 400, refused.text
+
+
+# -- bodies kept as bytes ------------------------------------------------------------------------
+UPLOAD = """\
+openapi: 3.0.3
+info: {title: uploads, version: "1"}
+servers: [{url: /api}]
+paths:
+  /uploads/{name}:
+    put:
+      operationId: uploadFile
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema: {type: string, format: binary}
+      responses:
+        '200':
+          description: stored
+          content:
+            application/json:
+              schema: {type: object}
+        '400':
+          description: bad
+          content:
+            application/json:
+              schema: {type: object}
+"""
+
+
+def test_a_required_binary_body_must_be_sent(tmp_path, pipeline):
+    """DigitalOcean's batch file upload (``application/octet-stream``, ``required: true``)
+    accepted an empty body: nothing validated that media type."""
+    with serve(write(tmp_path, UPLOAD)) as client:
+        headers = {"Content-Type": "application/octet-stream"}
+        empty = client.put("/api/uploads/batch.jsonl", content=b"", headers=headers)
+        assert empty.status_code == 400, empty.text
+        sent = client.put("/api/uploads/batch.jsonl", content=b'{"custom_id": "1"}\n', headers=headers)
+        assert sent.status_code == 200, sent.text
