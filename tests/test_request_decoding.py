@@ -529,3 +529,40 @@ def test_a_required_binary_body_must_be_sent(tmp_path, pipeline):
         assert empty.status_code == 400, empty.text
         sent = client.put("/api/uploads/batch.jsonl", content=b'{"custom_id": "1"}\n', headers=headers)
         assert sent.status_code == 200, sent.text
+
+
+ARRAYS = """\
+openapi: 3.0.3
+info: {title: arrays, version: "1"}
+servers: [{url: /api}]
+paths:
+  /teams:
+    get:
+      operationId: listTeams
+      parameters:
+        - name: opt_fields
+          in: query
+          style: form
+          explode: false
+          schema: {type: array, items: {type: string, enum: [name, users]}}
+      responses:
+        '200':
+          description: teams
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+        '400':
+          description: bad
+          content:
+            application/json:
+              schema: {type: object}
+"""
+
+
+def test_an_empty_array_query_value_is_the_empty_array(tmp_path, pipeline):
+    """Asana's ``?opt_fields=`` (form style, not exploded) is an empty list, not one empty
+    string its enum refuses; a value outside the enum still is refused."""
+    with serve(write(tmp_path, ARRAYS)) as client:
+        for query in ("opt_fields=", "opt_fields=name,users", ""):
+            assert client.get(f"/api/teams?{query}").status_code == 200, query
+        assert client.get("/api/teams?opt_fields=name,nope").status_code == 400

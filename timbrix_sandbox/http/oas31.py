@@ -397,6 +397,8 @@ class SchemaURIParser(OpenAPIURIParser):
                 values = [values]
             if is_array(schema):
                 value = self._split(self._resolve_param_duplicates(values, definition, _in), definition, _in)
+                if value == [""]:
+                    value = []  # ``?opt_fields=``: the form style's empty array (Asana), not one ""
             else:
                 value = values[-1]
             resolved[name] = coerce_parameter(value, schema)
