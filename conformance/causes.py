@@ -117,12 +117,16 @@ def classify(spec: dict, exchange: Exchange) -> Cause:
         if status == 401 and not exchange.credentialed and _secured(spec, raw):
             why = f"{label} has security but declares no 401: a request without valid credentials gets 401"
             return Cause(CONTRACT, "no_401", why)
-    if (
+    # A valid case refused with a client error the operation declares: a stand-in for one it does not.
+    refused_as_declared = (
         exchange.check == "positive_data_acceptance"
         and exchange.positive is not False
         and status is not None
         and 400 <= status < 500
         and not undeclared
+    )
+    if (
+        refused_as_declared
         and not _declares(keys, 404)
         and "{" in exchange.path
         and exchange.record_missing is not None
@@ -131,11 +135,7 @@ def classify(spec: dict, exchange: Exchange) -> Cause:
         why = f"{label} declares no 404: an unknown record can only be refused with a declared {status}"
         return Cause(CONTRACT, "unknown_record_no_404", why)
     if (
-        exchange.check == "positive_data_acceptance"
-        and exchange.positive is not False
-        and status is not None
-        and 400 <= status < 500
-        and not undeclared
+        refused_as_declared
         and not _declares(keys, 409)
         and exchange.record_taken is not None
         and exchange.record_taken()
