@@ -300,38 +300,49 @@ def test_a_counted_integer_id_skips_one_a_client_chose(tmp_path):
         assert client.get(f"/pets/{counted.json()['id']}").json()["name"] == "counted again"
 
 
-def test_an_operation_with_its_own_error_schema_gets_errors_in_it(tmp_path):
-    """DigitalOcean's errors are ``{id, message}``, but its nfs operations declare ``{code,
-    message}``: each operation's errors fit the schema it declares, not only the contract's."""
-    strict = lambda *names: {  # noqa: E731
+def _strict(*names: str) -> dict:
+    """An error schema of exactly these string fields (``additionalProperties: false``)."""
+    return {
         "type": "object",
         "additionalProperties": False,
         "required": list(names),
         "properties": {name: {"type": "string"} for name in names},
     }
-    error_of = lambda schema: {"description": "e", "content": {"application/json": {"schema": schema}}}  # noqa: E731
+
+
+def _error_of(schema: dict) -> dict:
+    return {"description": "e", "content": {"application/json": {"schema": schema}}}
+
+
+def test_an_operation_with_its_own_error_schema_gets_errors_in_it(tmp_path):
+    """DigitalOcean's errors are ``{id, message}``, but its nfs operations declare ``{code,
+    message}``: each operation's errors fit the schema it declares, not only the contract's."""
     thing = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
     ok = {"description": "ok", "content": {"application/json": {"schema": thing}}}
-    usual, own = strict("id", "message"), strict("code", "message")
+    usual, own = _strict("id", "message"), _strict("code", "message")
     param = [{"name": "thing_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     spec = {
         "openapi": "3.0.3",
         "info": {"title": "errors", "version": "1"},
         "paths": {
             "/things": {
-                "get": {"operationId": "listThings", "responses": {"200": ok, "401": error_of(usual)}},
+                "get": {"operationId": "listThings", "responses": {"200": ok, "401": _error_of(usual)}},
                 "post": {
                     "operationId": "createThing",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": thing}}},
-                    "responses": {"201": ok, "400": error_of(usual), "401": error_of(usual)},
+                    "responses": {"201": ok, "400": _error_of(usual), "401": _error_of(usual)},
                 },
             },
             "/things/{thing_id}": {
-                "get": {"operationId": "getThing", "parameters": param, "responses": {"200": ok, "404": error_of(own)}},
+                "get": {
+                    "operationId": "getThing",
+                    "parameters": param,
+                    "responses": {"200": ok, "404": _error_of(own)},
+                },
                 "delete": {
                     "operationId": "deleteThing",
                     "parameters": param,
-                    "responses": {"204": {"description": "gone"}, "404": error_of(usual)},
+                    "responses": {"204": {"description": "gone"}, "404": _error_of(usual)},
                 },
             },
         },
@@ -384,16 +395,9 @@ def test_request_validation_errors_use_the_operations_own_error_schema(tmp_path)
     """DigitalOcean's ``POST /v2/nfs/shares/{share_id}/access_points`` without a body and its
     list with ``?status=AAA`` are refused before any handler runs; those 400s too must be the
     ``{code, message}`` the operation declares, not the contract's usual ``{id, message}``."""
-    strict = lambda *names: {  # noqa: E731
-        "type": "object",
-        "additionalProperties": False,
-        "required": list(names),
-        "properties": {name: {"type": "string"} for name in names},
-    }
-    error_of = lambda schema: {"description": "e", "content": {"application/json": {"schema": schema}}}  # noqa: E731
     point = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
     ok = {"description": "ok", "content": {"application/json": {"schema": point}}}
-    usual, own = strict("id", "message"), strict("code", "message")
+    usual, own = _strict("id", "message"), _strict("code", "message")
     share = {"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"}}
     status = {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["ACTIVE", "CREATING"]}}
     spec = {
@@ -403,15 +407,15 @@ def test_request_validation_errors_use_the_operations_own_error_schema(tmp_path)
             "/shares/{share_id}/points": {
                 "parameters": [share],
                 "get": {"operationId": "listPoints", "parameters": [status],
-                        "responses": {"200": ok, "400": error_of(own)}},
+                        "responses": {"200": ok, "400": _error_of(own)}},
                 "post": {
                     "operationId": "createPoint",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": point}}},
-                    "responses": {"201": ok, "400": error_of(own)},
+                    "responses": {"201": ok, "400": _error_of(own)},
                 },
             },
             "/things": {"get": {"operationId": "listThings", "parameters": [status],
-                                "responses": {"200": ok, "400": error_of(usual)}}},
+                                "responses": {"200": ok, "400": _error_of(usual)}}},
         },
     }
     _, client = _client(_write(tmp_path, spec))
