@@ -111,13 +111,18 @@ class _Collections:
         self.full = 0
         self.seconds = 0.0
         self._started = 0.0
+        self.by_generation = [[0, 0.0], [0, 0.0], [0, 0.0]]
+        """Per generation: collections, seconds."""
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.seconds += time.perf_counter() - self._started
+            took = time.perf_counter() - self._started
+            self.seconds += took
             self.full += info["generation"] == 2
+            self.by_generation[info["generation"]][0] += 1
+            self.by_generation[info["generation"]][1] += took
 
 
 async def _lifespan(app, phase: str, queue: asyncio.Queue, done: asyncio.Queue) -> None:
@@ -138,6 +143,8 @@ def main() -> int:
     parser.add_argument("--journal-size", type=int, default=1000)
     parser.add_argument("--root", type=Path, default=ROOT, help="measure this checkout's code")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile's top N functions")
+    parser.add_argument("--sort", default="tottime", help="--profile: pstats sort key (tottime, cumulative)")
+    parser.add_argument("--dump", type=Path, help="--profile: also write the pstats file here")
     args = parser.parse_args()
     import cProfile
     import pstats
@@ -191,8 +198,15 @@ def main() -> int:
         f"({result['pauses'].full} full, {1000 * result['pauses'].seconds:.0f} ms in all); "
         f"load {os.getloadavg()[0]:.2f}; code {CODE}"
     )
+    spent = ", ".join(
+        f"gen{g} {n} in {1000 * secs:.0f} ms" for g, (n, secs) in enumerate(result["pauses"].by_generation) if n
+    )
+    print(f"collections: {spent or 'none'}")
     if result["profiler"]:
-        pstats.Stats(result["profiler"]).sort_stats("tottime").print_stats(args.profile)
+        stats = pstats.Stats(result["profiler"])
+        if args.dump:
+            stats.dump_stats(args.dump)
+        stats.sort_stats(args.sort).print_stats(args.profile)
     return 0
 
 

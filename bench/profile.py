@@ -106,6 +106,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="write the collapsed stacks here")
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (CPU, not waits)")
     parser.add_argument("--cpu", action="store_true", help="CPU ms per request instead of a profile")
     parser.add_argument("--rounds", type=int, default=3, help="with --cpu: fresh servers to measure")
     parser.add_argument("--serve-args", default="", help="with --cpu: more serve options, e.g. '--journal-size 0'")
@@ -135,7 +136,8 @@ def main() -> int:
             subprocess.run(
                 run._pinned(
                     [py_spy, "record", "--pid", str(server.process.pid), "--threads", "--nonblocking",
-                     "--format", "raw", "--rate", "250", "--duration", str(args.seconds), "--output", out.name],
+                     "--format", "raw", "--rate", "250", "--duration", str(args.seconds), "--output", out.name,
+                     *(["--gil"] if args.gil else [])],
                     run.LOAD_CPU,
                 ),
                 check=True,
