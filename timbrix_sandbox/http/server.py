@@ -18,7 +18,8 @@ uvicorn alone leaves a public-facing server open to a few cheap attacks, all fix
 
 This subclasses uvicorn's ``HttpToolsProtocol`` and relies on its internals (``data_received``
 feeding ``self.parser``, the ``on_*`` parser callbacks, ``self.cycle`` and ``self.flow``,
-``Server.handle_exit`` and the re-raise of the captured signal after shutdown): they are pinned
+``Server.handle_exit``, the re-raise of the captured signal after shutdown, and a response
+cycle's ``transport``, which :class:`_HeadWithBody` replaces): they are pinned
 by ``uvicorn==0.54.0`` in constraints.txt; re-check this module when upgrading.
 """
 
@@ -174,7 +175,10 @@ class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
         # The request's way to drop its connection without an answer (the drop-connection
         # behaviour, http/behaviours.py): uvicorn gives an app no transport of its own.
         self.scope.setdefault("extensions", {})["timbrix.abort"] = self.transport.abort
+        previous = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not previous and self.cycle is not None and self.scope["method"] != "HEAD":
+            self.cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
@@ -268,6 +272,45 @@ class VendorErrorHttpToolsProtocol(HttpToolsProtocol):
             body,
         ]
         self.transport.write(b"".join(head))
+
+
+class _HeadWithBody:
+    """One response's transport, which sends the response head together with the body.
+
+    uvicorn writes a response's head and then its body in two ``transport.write`` calls: two
+    ``send`` system calls and, with ``TCP_NODELAY``, two segments the client wakes up for. A
+    sandbox answer is small and whole, so here the head waits for the first body write and
+    goes out with it in one: about 9% less server CPU per GET by id (``bench/profile.py get
+    --cpu``, 2 x 2 rounds against the previous commit). Only the response's first write that
+    is not a ``100 Continue`` is held, and a ``close`` sends it; a HEAD response, which has no
+    body write, is not wrapped. ``tests/test_serving_runtime.py`` fails if uvicorn's writes
+    change."""
+
+    __slots__ = ("_transport", "_head", "_waiting")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._waiting = True
+        """No write of this response yet, other than a ``100 Continue``."""
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif self._waiting and not data.startswith(b"HTTP/1.1 100 "):
+            self._waiting = False
+            self._head = data
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def protocol_for(
