@@ -37,6 +37,7 @@ from timbrix_sandbox.contract.records import (
     projector,
     record_key,
     stored_doc,
+    stored_paths,
     wrap_record,
 )
 from timbrix_sandbox.contract.shapes import fitting_id, flatten
@@ -208,12 +209,8 @@ class CrudOperation:
 
     def _sent(self, body: t.Mapping[str, t.Any]) -> list[str]:
         """The record fields a body writes (stored names, top level)."""
-        properties = (self.operation.body_schema or {}).get("properties", {})
-        names = []
-        for name in body:
-            stored = properties.get(name, {}).get("x-sandbox-stored-as", self.aliases.get(name, name))
-            names.append(stored.split(".")[0])
-        return names
+        paths = stored_paths(self.operation.body_schema, self.aliases)
+        return [(paths.get(name) or (self.aliases.get(name, name).split(".")[0],))[0] for name in body]
 
     def _view(self, record: Record) -> Record:
         return self.project(record)
