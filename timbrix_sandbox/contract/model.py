@@ -111,19 +111,48 @@ MAX_MESSAGE_LENGTH = 500
 
 def render(template: t.Any, values: t.Mapping[str, t.Any]) -> t.Any:
     """Fill ``"{{name}}"`` placeholders (whole strings only, so a value keeps its JSON type).
-    A key whose placeholder has no value (``None``) is dropped."""
+    A key whose placeholder has no value (``None``) is dropped. Always new containers."""
+    cached = _FILLERS.get(id(template))
+    if cached is None or cached[0] is not template:
+        cached = (template, _filler(template))
+        if isinstance(template, (dict, list)):
+            _FILLERS[id(template)] = cached
+    return cached[1](values)
+
+
+Filler = t.Callable[[t.Mapping[str, t.Any]], t.Any]
+_FILLERS: dict[int, tuple[t.Any, Filler]] = {}
+"""A template's filler by identity (the entry keeps the template alive, so an id is never
+reused): templates are the contract's envelope and error bodies, rendered on every answer
+(BeeL wraps each success in one), so each is walked once, not per answer."""
+
+
+def _placeholder(value: t.Any) -> str | None:
+    match = PLACEHOLDER.match(value) if isinstance(value, str) else None
+    return match[1] if match else None
+
+
+def _filler(template: t.Any) -> Filler:
     if isinstance(template, dict):
-        out = {}
-        for key, value in template.items():
-            if isinstance(value, str) and (match := PLACEHOLDER.match(value)) and values.get(match[1]) is None:
-                continue
-            out[key] = render(value, values)
-        return out
+        parts = [(key, _placeholder(value), _filler(value)) for key, value in template.items()]
+
+        def fill_object(values: t.Mapping[str, t.Any]) -> dict:
+            out = {}
+            for key, name, fill in parts:
+                if name is None:
+                    out[key] = fill(values)
+                elif (value := values.get(name)) is not None:
+                    out[key] = value
+            return out
+
+        return fill_object
     if isinstance(template, list):
-        return [render(item, values) for item in template]
-    if isinstance(template, str) and (match := PLACEHOLDER.match(template)):
-        return values.get(match[1])
-    return template
+        items = [_filler(item) for item in template]
+        return lambda values: [fill(values) for fill in items]
+    name = _placeholder(template)
+    if name is not None:
+        return lambda values: values.get(name)
+    return lambda _values: template
 
 
 def placeholder_path(template: t.Any, name: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
