@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -45,6 +47,23 @@ POST_BODY = (ROOT / "bench" / "post.lua").read_text().split("wrk.body = '", 1)[1
 
 
 
+@functools.cache
+def _lua_template(script: str) -> tuple[str, tuple[int, ...]]:
+    """A bench/*.lua script's body: its fixed ``wrk.body``, or its ``string.format`` template
+    and the moduli of its ``n % A`` arguments."""
+    text = (ROOT / "bench" / script).read_text()
+    if "string.format('" not in text:
+        return text.split("wrk.body = '", 1)[1].split("'\n", 1)[0], ()
+    template, args = re.search(r"string\.format\('(.*)', (.*)\)\s*$", text, re.M).groups()
+    return template, tuple(int(arg.split("%")[1]) for arg in args.split(","))
+
+
+def _lua_body(script: str, n: int) -> bytes:
+    """The body the script sends as request ``n``, as wrk would."""
+    template, moduli = _lua_template(script)
+    return (template % tuple(n % m for m in moduli) if moduli else template).encode()
+
+
 def _put_body(n: int) -> bytes:
     return b'{"legalName": "Dunder Mifflin %d", "addressInterior": "%d"}' % (n % 1000, n % 50)
 
@@ -56,6 +75,10 @@ TARGETS = {
     "put": (None, "PUT", "/api" + run.ENDPOINTS["PUT update"][0], run.AUTH, _put_body),
     "post": (None, "POST", "/api" + run.ENDPOINTS["POST create"][0], run.AUTH, lambda n: POST_BODY),
     "beel-get": (run.BEEL, "GET", "/api" + run.BEEL_ENDPOINTS["GET customer by id"][0], run.BEEL_AUTH, None),
+    "beel-put": (run.BEEL, "PUT", "/api" + run.BEEL_ENDPOINTS["PUT update"][0], run.BEEL_AUTH, lambda n: _lua_body(
+        "beel_put.lua", n)),
+    "beel-post": (run.BEEL, "POST", "/api" + run.BEEL_ENDPOINTS["POST create"][0], run.BEEL_AUTH, lambda n: _lua_body(
+        "beel_post.lua", n)),
 }
 
 
