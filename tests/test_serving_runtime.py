@@ -144,3 +144,16 @@ def test_serving_raises_the_collector_thresholds_and_gives_them_back():
         assert gc.get_threshold() == SERVING_GC_THRESHOLDS
         assert client.get("/__sandbox/health").status_code == 200
     assert gc.get_threshold() == before
+
+
+def test_apps_serving_side_by_side_keep_the_thresholds_until_the_last_one_stops():
+    before = gc.get_threshold()
+    first = create_app(make_sandbox()).test_client(base_url="http://127.0.0.1")
+    second = create_app(make_sandbox()).test_client(base_url="http://127.0.0.1")
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # not in the order they started
+    assert gc.get_threshold() == SERVING_GC_THRESHOLDS
+    assert second.get("/__sandbox/health").status_code == 200
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

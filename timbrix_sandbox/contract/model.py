@@ -116,12 +116,15 @@ def render(template: t.Any, values: t.Mapping[str, t.Any]) -> t.Any:
     if cached is None or cached[0] is not template:
         cached = (template, _filler(template))
         if isinstance(template, (dict, list)):
+            if len(_FILLERS) >= _FILLERS_LIMIT:
+                _FILLERS.clear()
             _FILLERS[id(template)] = cached
     return cached[1](values)
 
 
 Filler = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 _FILLERS: dict[int, tuple[t.Any, Filler]] = {}
+_FILLERS_LIMIT = 10_000
 """A template's filler by identity (the entry keeps the template alive, so an id is never
 reused): templates are the contract's envelope and error bodies, rendered on every answer
 (BeeL wraps each success in one), so each is walked once, not per answer."""

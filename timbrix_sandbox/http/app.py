@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
 import typing as t
 from pathlib import Path
 
@@ -60,6 +61,28 @@ startup. At the default, a create load ran about 2,000 young and 16 full collect
 12% of the server's CPU, and each full one (about 40 ms, walking every stored record) was a
 p99 spike; at these, 1 young and 1 full (about 0.12 s in all). Garbage cycles, from error
 paths, are still collected, after at most 50,000 new objects."""
+
+
+_collector_users: list[tuple[int, int, int]] = []
+"""The thresholds in place before the first app still serving started: one entry per app
+serving in this process (apps served side by side in one test process may stop in any order)."""
+_collector_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _serving_collector() -> t.Iterator[None]:
+    """:data:`SERVING_GC_THRESHOLDS` while at least one app serves, and the process's own
+    thresholds back once the last one stops."""
+    with _collector_lock:
+        _collector_users.append(gc.get_threshold() if not _collector_users else _collector_users[0])
+        gc.set_threshold(*SERVING_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            before = _collector_users.pop()
+            if not _collector_users:
+                gc.set_threshold(*before)
 
 
 def _operations_declaring(spec: dict, prefix: str, status: int) -> t.Callable[[str, str], bool]:
@@ -129,12 +152,8 @@ def create_app(
         # (they showed up as p99 spikes under load).
         gc.collect()
         gc.freeze()
-        previous = gc.get_threshold()
-        gc.set_threshold(*SERVING_GC_THRESHOLDS)
-        try:
+        with _serving_collector():
             yield
-        finally:
-            gc.set_threshold(*previous)  # an app served inside a test process gives it back
         sandbox.store.close()  # TinyDB: compact journals into snapshots; PostgreSQL: close the pool
 
     app = connexion.AsyncApp(
