@@ -198,9 +198,27 @@ ENDPOINTS = {
 }
 
 
-def bench_http(seconds: int) -> dict:
-    """The sandbox as users run it: durable file store (every write fsynced), validation on."""
-    results: dict = {"sandbox": {}, "prism": {}, "starlette": {}, "connexion_only": {}}
+def _reset(api: str) -> float:
+    """Reset the sandbox to its fixtures; the milliseconds it reported."""
+    request = urllib.request.Request(api.replace("/api", "/__sandbox/reset"), method="POST")
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())["tookMs"]
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median req/s (its own p50 and p99 with it), and every run's figures."""
+    middle = sorted(runs, key=lambda run: run["req_per_s"])[len(runs) // 2]
+    return {**middle, "runs": [run["req_per_s"] for run in runs]}
+
+
+def bench_http(seconds: int, rounds: int = 3) -> dict:
+    """The sandbox as users run it (durable file store, every write fsynced, validation on)
+    against Prism, both started before the first figure and loaded one at a time, alternating
+    endpoint by endpoint for ``rounds`` rounds: on this VM the machine's speed drifts by tens
+    of percent within minutes, so each ratio compares figures taken seconds apart. Each figure
+    is the median round; the sandbox is reset to its fixtures before each (creates pile up)."""
+    results: dict = {"sandbox": {}, "prism": {}, "starlette": {}, "connexion_only": {}, "ratios": {}}
+    results["rounds"] = rounds
     tmp = tempfile.mkdtemp(dir=ROOT / "bench")
     startups = []
     for _ in range(3):  # the median of three (the first start after an edit also compiles bytecode)
@@ -208,20 +226,41 @@ def bench_http(seconds: int) -> dict:
         startups.append(round(server.startup, 3))
         server.stop()
     server, api = sandbox(tmp)
+    mock = None
     try:
         results["sandbox"]["startup_s"] = statistics.median(startups)
         results["sandbox"]["startups_s"] = startups
-        wrk(api + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
+        results["sandbox"]["reset_ms"] = round(statistics.median(_reset(api) for _ in range(20)), 2)
+        started = prism()
+        if started is None:
+            results["prism"] = {"skipped": "npm not available"}
+        else:
+            mock, base = started
+            startups = [round(mock.startup, 3)]
+            for _ in range(2):
+                mock.stop()
+                mock, base = prism()
+                startups.append(round(mock.startup, 3))
+            results["prism"]["startup_s"] = statistics.median(startups)
+            results["prism"]["startups_s"] = startups
+            wrk(base + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
+        wrk(api + ENDPOINTS["GET customer by id"][0], 2)
         for name, (path, script) in ENDPOINTS.items():
-            results["sandbox"][name] = wrk(api + path, seconds, script)
-        resets = []
-        for _ in range(20):
-            request = urllib.request.Request(api.replace("/api", "/__sandbox/reset"), method="POST")
-            with urllib.request.urlopen(request) as response:
-                resets.append(json.loads(response.read())["tookMs"])
-        results["sandbox"]["reset_ms"] = round(statistics.median(resets), 2)
+            ours, theirs = [], []
+            for _ in range(rounds):
+                _reset(api)
+                ours.append(wrk(api + path, seconds, script))
+                if mock is not None:
+                    theirs.append(wrk(base + path, seconds, script))
+            results["sandbox"][name] = _median_run(ours)
+            if theirs:
+                results["prism"][name] = _median_run(theirs)
+                ratios = [a["req_per_s"] / b["req_per_s"] for a, b in zip(ours, theirs, strict=True)]
+                results["ratios"][name] = {"median": round(statistics.median(ratios), 2), "runs": ratios}
     finally:
         server.stop()
+        if mock is not None:
+            mock.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     # The same sandbox without the compiled fast path (every request through Connexion's stack).
     server, api = sandbox(None, fast_path=False)
@@ -232,24 +271,6 @@ def bench_http(seconds: int) -> dict:
             results["connexion_only"][name] = wrk(api + path, seconds, script)
     finally:
         server.stop()
-    started = prism()
-    if started is None:
-        results["prism"] = {"skipped": "npm not available"}
-    else:
-        server, base = started
-        startups = [round(server.startup, 3)]
-        for _ in range(2):
-            server.stop()
-            server, base = prism()
-            startups.append(round(server.startup, 3))
-        try:
-            results["prism"]["startup_s"] = statistics.median(startups)
-            results["prism"]["startups_s"] = startups
-            wrk(base + ENDPOINTS["GET customer by id"][0], 2)
-            for name, (path, script) in ENDPOINTS.items():
-                results["prism"][name] = wrk(base + path, seconds, script)
-        finally:
-            server.stop()
     server, api = ceiling()
     try:
         wrk(api + ENDPOINTS["GET customer by id"][0], 2)
@@ -629,17 +650,19 @@ def _print_http(http: dict) -> None:
         "\nHTTP, 32 connections (server on CPU0, wrk on CPU1); the sandbox validates requests and responses and"
         " fsyncs every write (file store); Prism is a stateless mock"
     )
+    print(f"median of {http['rounds']} rounds, sandbox and Prism alternating endpoint by endpoint")
     print(
         f"{'endpoint':<20} {'sandbox req/s':>13} {'p50':>7} {'p99':>7} {'Prism req/s':>12} {'p50':>7} {'p99':>7}"
-        f" {'sandbox/Prism':>13}"
+        f" {'sandbox/Prism':>13}  per round"
     )
     for name in ENDPOINTS:
         ours, theirs = http["sandbox"][name], http["prism"].get(name)
         line = f"{name:<20} {ours['req_per_s']:>13.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f}"
         if theirs:
+            ratio = http["ratios"][name]
             line += (
                 f" {theirs['req_per_s']:>12.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f}"
-                f" {ours['req_per_s'] / theirs['req_per_s']:>12.2f}x"
+                f" {ratio['median']:>12.2f}x  " + ", ".join(f"{r:.2f}x" for r in ratio["runs"])
             )
         print(line)
     top = http["starlette"]["GET customer by id"]
@@ -678,6 +701,7 @@ def main() -> int:
     parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="http: alternating sandbox/Prism rounds per endpoint")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     parser.add_argument(
         "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
@@ -709,7 +733,7 @@ def main() -> int:
             [store_row(size, row) for size, row in store.items()],
         )
     if args.only in (None, "http"):
-        report["http"] = bench_http(args.seconds)
+        report["http"] = bench_http(args.seconds, args.rounds)
         _print_http(report["http"])
     if args.only in (None, "scale"):
         scale = report["put_scale"] = bench_scale(args.seconds, (100, 10_000, 100_000))
