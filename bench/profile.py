@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a request's time goes: py-spy on the sandbox while wrk loads one endpoint.
 
-    python3 bench/profile.py put            # or: post | get | list | beel-get | beel-put
+    python3 bench/profile.py put            # or: post | get | list | beel-get | beel-put | beel-post
     python3 bench/profile.py put --seconds 8 --top 30 --out /tmp/put.txt
 
 The sandbox runs as the bench runs it (file store, validation on, CPU 0), wrk with 32
@@ -46,6 +46,7 @@ TARGETS = {
     "post": (None, run.ENDPOINTS, "POST create", run.AUTH),
     "beel-get": (run.BEEL, run.BEEL_ENDPOINTS, "GET customer by id", run.BEEL_AUTH),
     "beel-put": (run.BEEL, run.BEEL_ENDPOINTS, "PUT update", run.BEEL_AUTH),
+    "beel-post": (run.BEEL, run.BEEL_ENDPOINTS, "POST create", run.BEEL_AUTH),
 }
 
 

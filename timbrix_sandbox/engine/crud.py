@@ -21,7 +21,6 @@ renders both.
 from __future__ import annotations
 
 import typing as t
-import uuid
 
 import anyio
 
@@ -42,7 +41,7 @@ from timbrix_sandbox.contract.records import (
 )
 from timbrix_sandbox.contract.shapes import fitting_id, flatten
 from timbrix_sandbox.engine.answers import ContractAnswer
-from timbrix_sandbox.engine.clock import new_object_id, new_request_id, utc_now, utc_now_after
+from timbrix_sandbox.engine.clock import new_object_id, new_request_id, new_uuid, utc_now, utc_now_after
 from timbrix_sandbox.engine.faults import Behaviours
 from timbrix_sandbox.engine.plugins import DomainPlugin, Reply
 from timbrix_sandbox.engine.policy import Refusal
@@ -64,7 +63,7 @@ class IdGenerator:
 
     def new(self, resource: Resource) -> t.Any:
         if resource.id_kind == "uuid":
-            return str(uuid.uuid4())
+            return new_uuid()
         if resource.id_kind == "objectid":
             return new_object_id()
         if resource.id_kind == "integer":
@@ -74,7 +73,7 @@ class IdGenerator:
         constrained = "pattern" in schema or "maxLength" in schema or schema.get("format") in _FITTED_FORMATS
         if constrained or int(schema.get("minLength", 0)) > len(entropy):
             # Twilio's sids: a prefix and 32 hex digits; fill the pattern from fresh entropy.
-            return fitting_id(schema, entropy + uuid.uuid4().hex) or entropy
+            return fitting_id(schema, entropy + new_request_id()) or entropy
         return entropy
 
 
