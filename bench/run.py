@@ -476,50 +476,63 @@ BOOKS_AUTH = "Authorization: Bearer bc_test_acme"
 BOOKS_GET = "/customers/1"
 
 
-def bench_peer(seconds: int) -> dict:
+def bench_peer(seconds: int, rounds: int = 3) -> dict:
     """A peer contract served by the generic layer (BeeL, durable file store, envelope and
-    validation on), side by side with Prism mocking the same contract and with the Timbrix
-    profile on the same machine in the same run; and the bookkeeping API's GET by id (a
-    tenant header parameter, a numeric id) beside them."""
-    results: dict = {"beel_sandbox": {}, "beel_prism": {}, "timbrix_sandbox": {}, "books_sandbox": {}}
-    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
-    server, api = sandbox(tmp, contract=BEEL)
+    validation on) beside Prism mocking the same contract and beside the Timbrix profile, and
+    the bookkeeping API's GET by id (a tenant header parameter, a numeric id) beside Timbrix's.
+    All four servers run at once and are loaded one at a time, alternating endpoint by endpoint
+    for ``rounds`` rounds (as ``bench_http``): each figure is the median round, each ratio the
+    median of the rounds' ratios. Sandboxes are reset to their fixtures before each figure."""
+    results: dict = {"beel_sandbox": {}, "beel_prism": {}, "timbrix_sandbox": {}, "books_sandbox": {}, "ratios": {}}
+    results["rounds"] = rounds
+    dirs = [tempfile.mkdtemp(dir=ROOT / "bench") for _ in range(3)]
+    servers: list[Server] = []
     try:
-        results["beel_sandbox"]["startup_s"] = round(server.startup, 3)
-        wrk(api + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
-        for name, (path, script) in BEEL_ENDPOINTS.items():
-            results["beel_sandbox"][name] = wrk(api + path, seconds, script, auth=BEEL_AUTH)
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    started = prism(BEEL, BEEL_ENDPOINTS["GET customer by id"][0], BEEL_AUTH)
-    if started is None:
-        results["beel_prism"] = {"skipped": "npm not available"}
-    else:
-        server, base = started
-        try:
-            wrk(base + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
-            for name, (path, script) in BEEL_ENDPOINTS.items():
-                results["beel_prism"][name] = wrk(base + path, seconds, script, auth=BEEL_AUTH)
-        finally:
-            server.stop()
-    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
-    server, api = sandbox(tmp, contract=BOOKS)
-    try:
-        wrk(api + BOOKS_GET, 2, auth=BOOKS_AUTH)
-        results["books_sandbox"]["GET customer by id"] = wrk(api + BOOKS_GET, seconds, auth=BOOKS_AUTH)
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    tmp = tempfile.mkdtemp(dir=ROOT / "bench")
-    server, api = sandbox(tmp)
-    try:
+        beel, beel_api = sandbox(dirs[0], contract=BEEL)
+        servers.append(beel)
+        results["beel_sandbox"]["startup_s"] = round(beel.startup, 3)
+        timbrix, api = sandbox(dirs[1])
+        servers.append(timbrix)
+        books, books_api = sandbox(dirs[2], contract=BOOKS)
+        servers.append(books)
+        started = prism(BEEL, BEEL_ENDPOINTS["GET customer by id"][0], BEEL_AUTH)
+        if started is None:
+            results["beel_prism"] = {"skipped": "npm not available"}
+        else:
+            servers.append(started[0])
+            wrk(started[1] + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
+        wrk(beel_api + BEEL_ENDPOINTS["GET customer by id"][0], 2, auth=BEEL_AUTH)
         wrk(api + ENDPOINTS["GET customer by id"][0], 2)
-        for name, (path, script) in ENDPOINTS.items():
-            results["timbrix_sandbox"][name] = wrk(api + path, seconds, script)
+        wrk(books_api + BOOKS_GET, 2, auth=BOOKS_AUTH)
+        for name, (path, script) in BEEL_ENDPOINTS.items():
+            runs: dict[str, list[dict]] = {side: [] for side in ("beel_sandbox", "beel_prism", "timbrix_sandbox")}
+            runs["books_sandbox"] = []
+            for _ in range(rounds):
+                _reset(beel_api)
+                runs["beel_sandbox"].append(wrk(beel_api + path, seconds, script, auth=BEEL_AUTH))
+                if started is not None:
+                    runs["beel_prism"].append(wrk(started[1] + path, seconds, script, auth=BEEL_AUTH))
+                _reset(api)
+                runs["timbrix_sandbox"].append(wrk(api + ENDPOINTS[name][0], seconds, ENDPOINTS[name][1]))
+                if name == "GET customer by id":
+                    runs["books_sandbox"].append(wrk(books_api + BOOKS_GET, seconds, auth=BOOKS_AUTH))
+            for side, figures in runs.items():
+                if figures:
+                    results[side][name] = _median_run(figures)
+            ratios = results["ratios"][name] = {}
+            for label, (top, bottom) in {
+                "beel/prism": ("beel_sandbox", "beel_prism"),
+                "beel/timbrix": ("beel_sandbox", "timbrix_sandbox"),
+                "books/timbrix": ("books_sandbox", "timbrix_sandbox"),
+            }.items():
+                if runs[top] and runs[bottom]:
+                    each = [a["req_per_s"] / b["req_per_s"] for a, b in zip(runs[top], runs[bottom], strict=True)]
+                    ratios[label] = {"median": round(statistics.median(each), 2), "runs": each}
     finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for server in servers:
+            server.stop()
+        for directory in dirs:
+            shutil.rmtree(directory, ignore_errors=True)
     return results
 
 
@@ -616,10 +629,16 @@ def _print_store_pg(runs: dict) -> None:
 
 def _print_peer(peer: dict) -> None:
     print("\nBeeL contract through the generic layer (file store, validation on), 32 connections")
+    print(f"median of {peer['rounds']} rounds, the four servers alternating endpoint by endpoint")
     print(
         f"{'endpoint':<20} {'BeeL req/s':>10} {'p50':>7} {'p99':>7} {'Prism req/s':>12} {'BeeL/Prism':>10}"
-        f" {'Timbrix req/s':>13} {'BeeL/Timbrix':>12}"
+        f" {'Timbrix req/s':>13} {'BeeL/Timbrix':>12}  BeeL/Timbrix per round"
     )
+
+    def ratio(name: str, label: str) -> str:
+        found = peer["ratios"][name].get(label)
+        return f"{found['median']:.2f}x" if found else "-"
+
     for name in BEEL_ENDPOINTS:
         ours, prism_row, timbrix = (
             peer["beel_sandbox"][name],
@@ -627,18 +646,18 @@ def _print_peer(peer: dict) -> None:
             peer["timbrix_sandbox"][name],
         )
         line = f"{name:<20} {ours['req_per_s']:>10.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f}"
-        line += (
-            f" {prism_row['req_per_s']:>12.0f} {ours['req_per_s'] / prism_row['req_per_s']:>9.2f}x"
-            if prism_row
-            else f" {'-':>12} {'-':>10}"
-        )
-        line += f" {timbrix['req_per_s']:>13.0f} {ours['req_per_s'] / timbrix['req_per_s']:>11.2f}x"
+        if prism_row:
+            line += f" {prism_row['req_per_s']:>12.0f} {ratio(name, 'beel/prism'):>10}"
+        else:
+            line += f" {'-':>12} {'-':>10}"
+        line += f" {timbrix['req_per_s']:>13.0f} {ratio(name, 'beel/timbrix'):>12}  "
+        line += ", ".join(f"{r:.2f}x" for r in peer["ratios"][name]["beel/timbrix"]["runs"])
         print(line)
-    books, timbrix = peer["books_sandbox"].get("GET customer by id"), peer["timbrix_sandbox"]["GET customer by id"]
+    books = peer["books_sandbox"].get("GET customer by id")
     if books:
         print(
             f"bookkeeping GET customer by id (header parameter, numeric id): {books['req_per_s']:.0f} req/s"
-            f" (p50 {books['p50_ms']} ms, p99 {books['p99_ms']} ms) = {books['req_per_s'] / timbrix['req_per_s']:.2f}x"
+            f" (p50 {books['p50_ms']} ms, p99 {books['p99_ms']} ms) = {ratio('GET customer by id', 'books/timbrix')}"
             " Timbrix"
         )
     print(f"BeeL sandbox startup to first 200: {peer['beel_sandbox']['startup_s']} s")
@@ -701,7 +720,7 @@ def main() -> int:
     parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="http: alternating sandbox/Prism rounds per endpoint")
+    parser.add_argument("--rounds", type=int, default=3, help="http, peer: alternating rounds per endpoint")
     parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
     parser.add_argument(
         "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
@@ -754,7 +773,7 @@ def main() -> int:
             f"exit {run['exit_code']}"
         )
     if args.only in (None, "peer"):
-        report["peer"] = bench_peer(args.seconds)
+        report["peer"] = bench_peer(args.seconds, args.rounds)
         _print_peer(report["peer"])
     if args.only in (None, "store-pg"):
         report["store_pg"] = bench_store_pg(args.seconds)
