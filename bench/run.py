@@ -2,9 +2,10 @@
 """Benchmarks for timbrix-sandbox, side by side in one run. Prints tables with ratios and writes
 JSON to bench/results/<date>.json so runs can be compared over time.
 
-    python3 dev.py bench                        # everything (about 5 minutes)
+    python3 dev.py bench                        # everything (about 20 minutes)
     python3 dev.py bench --only store           # durable write cost at 100 / 10k / 100k customers
     python3 dev.py bench --only http            # sandbox vs Prism vs raw Starlette, 32 connections
+    python3 dev.py bench --only http --rounds 5 # more alternating sandbox/Prism rounds per endpoint
     python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
     python3 dev.py bench --only conformance     # a default conformance run against the sandbox
     python3 dev.py bench --only peer            # the BeeL contract (generic layer) vs Prism and vs Timbrix
