@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import typing as t
 
 import pytest
 import uvicorn
@@ -54,18 +55,28 @@ class RecordingTransport(asyncio.Transport):
         return 0
 
 
-async def _exchange(app, request: bytes, responses: int = 1) -> list[bytes]:
-    """Feed ``request`` (one or more pipelined requests) to the served protocol; its writes."""
+def _connected(app) -> tuple[t.Any, RecordingTransport]:
+    """The protocol ``serve`` uses for ``app``, connected to a recording transport."""
     config = uvicorn.Config(app, http=protocol_for(app), lifespan="off", log_level="warning")
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
-    protocol.data_received(request)
-    for _ in range(200):
+    return protocol, transport
+
+
+async def _until(done: t.Callable[[], bool], tries: int = 200) -> None:
+    for _ in range(tries):
         await asyncio.sleep(0.01)
-        if sum(w.count(b"HTTP/1.1 ") for w in transport.writes) >= responses and not protocol.tasks:
-            break
+        if done():
+            return
+
+
+async def _exchange(app, request: bytes, responses: int = 1) -> list[bytes]:
+    """Feed ``request`` (one or more pipelined requests) to the served protocol; its writes."""
+    protocol, transport = _connected(app)
+    protocol.data_received(request)
+    await _until(lambda: sum(w.count(b"HTTP/1.1 ") for w in transport.writes) >= responses and not protocol.tasks)
     protocol.connection_lost(None)
     return transport.writes
 
@@ -114,22 +125,12 @@ def test_100_continue_is_sent_at_once_and_the_answer_after_it(app):
     )
 
     async def exchange() -> list[bytes]:
-        config = uvicorn.Config(app, http=protocol_for(app), lifespan="off", log_level="warning")
-        config.load()
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-        transport = RecordingTransport()
-        protocol.connection_made(transport)
+        protocol, transport = _connected(app)
         protocol.data_received(request)
-        for _ in range(100):  # the app asks for the body: the client is told to send it
-            await asyncio.sleep(0.01)
-            if transport.writes:
-                break
+        await _until(lambda: bool(transport.writes), 100)  # the app asks for the body: "send it"
         assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
         protocol.data_received(body)
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if len(transport.writes) > 1 and not protocol.tasks:
-                break
+        await _until(lambda: len(transport.writes) > 1 and not protocol.tasks)
         protocol.connection_lost(None)
         return transport.writes
 
