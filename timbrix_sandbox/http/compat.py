@@ -216,6 +216,15 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(_HTTPTOOLS + "shutdown", "overridden", "server", "self", "4822ef10fa982b12"),
     Internal(_HTTPTOOLS + "send_400_response", "overridden", "server", "self, msg", "0b0d3ace8d263788"),
     Internal(
+        "uvicorn.protocols.http.httptools_impl:RequestResponseCycle.send", "relied on", "server",
+        "self, message", "cfc84491029529db",
+        "writes a response's head, then each body message, through self.transport (_HeadWithBody)",
+    ),
+    Internal(
+        "uvicorn.protocols.http.httptools_impl:RequestResponseCycle.receive", "relied on", "server",
+        "self", "817bd782de41bd0a", "writes 100 Continue through self.transport before the response",
+    ),
+    Internal(
         "uvicorn.server:Server.handle_exit", "relied on", "server", "self, sig, frame", "b31a1f2364655748",
         "installed as the SIGTERM handler",
     ),
