@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from timbrix_sandbox.contract import records
+from timbrix_sandbox.contract import identity
 from timbrix_sandbox.contract.records import complete, conform
 from timbrix_sandbox.contract.shapes import valid
 
@@ -26,11 +26,11 @@ def _schema(kind: str) -> dict:
     return {"allOf": [{"type": "object", "properties": {"v": field}}]}
 
 
-@pytest.mark.parametrize("limit", [records._FLAT_LIMIT, 3])
+@pytest.mark.parametrize("limit", [identity.DEFAULT_LIMIT, 3])
 def test_each_field_is_fitted_to_its_own_schema_however_many_schemas_come_and_go(monkeypatch, limit):
     """Schemas made and dropped one after another, with the caches
     emptied when full (``limit`` 3) or not: each gets its own answer, the first time and later."""
-    monkeypatch.setattr(records, "_FLAT_LIMIT", limit)
+    monkeypatch.setattr(identity, "DEFAULT_LIMIT", limit)
     kinds = list(SENT)
     for n in range(400):
         kind = kinds[n % len(kinds)]

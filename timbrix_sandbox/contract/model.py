@@ -73,6 +73,7 @@ import typing as t
 
 # Both lived here before loading grew; imported from here by the HTTP layer and the suite.
 from .errors import ContractError
+from .identity import by_identity
 from .refs import resolve_refs
 from .shapes import flatten, instance, valid
 
@@ -112,22 +113,17 @@ MAX_MESSAGE_LENGTH = 500
 def render(template: t.Any, values: t.Mapping[str, t.Any]) -> t.Any:
     """Fill ``"{{name}}"`` placeholders (whole strings only, so a value keeps its JSON type).
     A key whose placeholder has no value (``None``) is dropped. Always new containers."""
-    cached = _FILLERS.get(id(template))
-    if cached is None or cached[0] is not template:
-        cached = (template, _filler(template))
-        if isinstance(template, (dict, list)):
-            if len(_FILLERS) >= _FILLERS_LIMIT:
-                _FILLERS.clear()
-            _FILLERS[id(template)] = cached
-    return cached[1](values)
+    return _compiled_filler(template)(values)
 
 
 Filler = t.Callable[[t.Mapping[str, t.Any]], t.Any]
-_FILLERS: dict[int, tuple[t.Any, Filler]] = {}
-_FILLERS_LIMIT = 10_000
-"""A template's filler by identity (the entry keeps the template alive, so an id is never
-reused): templates are the contract's envelope and error bodies, rendered on every answer
-(BeeL wraps each success in one), so each is walked once, not per answer."""
+
+
+@by_identity(limit=10_000)
+def _compiled_filler(template: t.Any) -> Filler:
+    """Templates are the contract's envelope and error bodies, rendered on every answer (BeeL
+    wraps each success in one): each is walked once, not per answer."""
+    return _filler(template)
 
 
 def _placeholder(value: t.Any) -> str | None:

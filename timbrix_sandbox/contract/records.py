@@ -15,6 +15,7 @@ import uuid
 import jsonschema_rs
 import orjson
 
+from .identity import by_identity
 from .model import Resource
 from .shapes import flatten
 
@@ -95,19 +96,13 @@ def project(value: t.Any, schema: dict | None) -> t.Any:
 
 
 Projector = t.Callable[[t.Any], t.Any]
-_PROJECTORS: dict[int, tuple[dict | None, Projector]] = {}
 
 
+@by_identity()
 def projector(schema: dict | None) -> Projector:
     """:func:`project` for one schema, compiled once: every read pays for projection, so the
-    schema is walked when first seen, not per record (cached by identity; schemas of a loaded
-    contract live as long as the process)."""
-    cached = _PROJECTORS.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    compiled = _compile(schema)
-    _PROJECTORS[id(schema)] = (schema, compiled)
-    return compiled
+    schema is walked when first seen, not per record."""
+    return _compile(schema)
 
 
 def copy_json(value: t.Any) -> t.Any:
@@ -241,26 +236,15 @@ def apply_body(
     return merged
 
 
-_PATHS: dict[tuple[int, int], tuple[dict | None, t.Mapping[str, str] | None, dict[str, tuple[str, ...]]]] = {}
-
-
+@by_identity()
 def stored_paths(schema: dict | None, aliases: t.Mapping[str, str] | None = None) -> t.Mapping[str, tuple[str, ...]]:
     """Where each field the request ``schema`` declares (or ``aliases`` names) is stored, as a
     path into the record: ``addressZip`` -> ``("address", "zip")``. Worked out once per schema
-    and aliases (by identity, kept alive in the entry, as :func:`projector` is): every create
-    and update asks it for every field sent, and asking the schema each time was a tenth of a
-    create's CPU."""
-    key = (id(schema), id(aliases))
-    cached = _PATHS.get(key)
-    if cached is not None and cached[0] is schema and cached[1] is aliases:
-        return cached[2]
+    and aliases (as :func:`projector` is): every create and update asks it for every field
+    sent, and asking the schema each time was a tenth of a create's CPU."""
     properties = (schema or {}).get("properties", {})
     names = [*properties, *(aliases or {})] if isinstance(properties, dict) else list(aliases or {})
-    paths = {name: _stored_path(name, schema, aliases) for name in names}
-    if len(_PATHS) >= _FLAT_LIMIT:
-        _PATHS.clear()
-    _PATHS[key] = (schema, aliases, paths)
-    return paths
+    return {name: _stored_path(name, schema, aliases) for name in names}
 
 
 def _stored_path(name: str, schema: dict | None, aliases: t.Mapping[str, str] | None) -> tuple[str, ...]:
@@ -311,52 +295,54 @@ def _properties(schema: dict | None) -> dict:
     return _flat(schema).get("properties", {})
 
 
-_FLAT: dict[int, tuple[dict, dict]] = {}
-_FLAT_LIMIT = 50_000
 
 
 def _flat(schema: t.Any) -> dict:
     """``flatten(schema)`` (``{}`` for no schema), computed once per schema object: every
     create and update fits each field it writes to its schema (:func:`conform`), and
     flattening them on every request was a fifth of a create's CPU. Cached by identity, as
-    :func:`projector` is (a loaded contract's schemas live as long as the process; the cache
-    is emptied if something keeps handing it new schemas). Read-only: never mutate the result."""
+    :func:`projector` is. Read-only: never mutate the result."""
     if not isinstance(schema, dict) or not schema:
         return {}
-    cached = _FLAT.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    flat = flatten(schema)
-    if len(_FLAT) >= _FLAT_LIMIT:
-        _FLAT.clear()
-    _FLAT[id(schema)] = (schema, flat)
-    return flat
+    return _flattened(schema)
+
+
+@by_identity()
+def _flattened(schema: dict) -> dict:
+    return flatten(schema)
 
 
 _STRING_RULES = ("pattern", "format", "minLength", "maxLength")
 _NUMBER_RULES = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
-_SCALAR_CHECKS: dict[tuple[int, str], tuple[dict, t.Any]] = {}
 
 
 def _scalar_fits(value: str | int | float, schema: dict) -> bool:
     """``value`` meets the string rules (pattern, format, length) or number rules (bounds,
     ``multipleOf``) of the field's response ``schema``, where it has any: a validator per
     schema object and kind, built once, as in :func:`_flat`."""
-    kind = "string" if isinstance(value, str) else "number"
-    cached = _SCALAR_CHECKS.get((id(schema), kind))
-    if cached is None or cached[0] is not schema:
-        flat = _flat(schema)
-        rules = {k: flat[k] for k in (_STRING_RULES if kind == "string" else _NUMBER_RULES) if k in flat}
-        check = None
-        if rules:
-            try:
-                check = jsonschema_rs.validator_for({"type": kind, **rules}, validate_formats=True).is_valid
-            except (ValueError, TypeError):
-                check = None
-        if len(_SCALAR_CHECKS) >= _FLAT_LIMIT:
-            _SCALAR_CHECKS.clear()
-        cached = _SCALAR_CHECKS[(id(schema), kind)] = (schema, check)
-    return cached[1] is None or cached[1](value)
+    check = _string_check(schema) if isinstance(value, str) else _number_check(schema)
+    return check is None or check(value)
+
+
+def _rules_check(schema: dict, kind: str, rules: tuple[str, ...]) -> t.Callable[[t.Any], bool] | None:
+    flat = _flat(schema)
+    found = {k: flat[k] for k in rules if k in flat}
+    if not found:
+        return None
+    try:
+        return jsonschema_rs.validator_for({"type": kind, **found}, validate_formats=True).is_valid
+    except (ValueError, TypeError):
+        return None
+
+
+@by_identity()
+def _string_check(schema: dict) -> t.Callable[[t.Any], bool] | None:
+    return _rules_check(schema, "string", _STRING_RULES)
+
+
+@by_identity()
+def _number_check(schema: dict) -> t.Callable[[t.Any], bool] | None:
+    return _rules_check(schema, "number", _NUMBER_RULES)
 
 
 def wrap_record(data: t.Any, path: tuple[str, ...], schema: dict | None, now: str) -> t.Any:
@@ -509,24 +495,12 @@ def conform(
     return out
 
 
-_FIELD_CHECKS: dict[int, tuple[dict, t.Any]] = {}
-
-
 def _already_fits(value: t.Any, schema: dict) -> bool:
     """``value`` is valid for its field's response ``schema`` as the response validator judges
     it (Draft 2020-12 with formats): :func:`_fit` would return it unchanged, so it is skipped.
     A validator per schema object, built once (``False`` where one cannot be built: ``_fit``
     then decides)."""
-    cached = _FIELD_CHECKS.get(id(schema))
-    if cached is None or cached[0] is not schema:
-        try:
-            check = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
-        except (ValueError, TypeError, RecursionError):
-            check = None
-        if len(_FIELD_CHECKS) >= _FLAT_LIMIT:
-            _FIELD_CHECKS.clear()
-        cached = _FIELD_CHECKS[id(schema)] = (schema, check)
-    check = cached[1]
+    check = _field_check(schema)
     if check is None:
         return False
     try:
@@ -535,22 +509,22 @@ def _already_fits(value: t.Any, schema: dict) -> bool:
         return False
 
 
+@by_identity()
+def _field_check(schema: dict) -> t.Callable[[t.Any], bool] | None:
+    try:
+        return jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+@by_identity()
 def _types(schema: dict) -> tuple[str, ...] | None:
     """The JSON types ``schema`` allows (``None``: any), once per schema object (see :func:`_flat`)."""
-    cached = _TYPES.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
     kind = _flat(schema).get("type")
     kinds = None if kind is None else tuple(kind) if isinstance(kind, list) else (kind,)
     if kinds is not None and _flat(schema).get("nullable"):
         kinds = (*kinds, "null")
-    if len(_TYPES) >= _FLAT_LIMIT:
-        _TYPES.clear()
-    _TYPES[id(schema)] = (schema, kinds)
     return kinds
-
-
-_TYPES: dict[int, tuple[dict, tuple[str, ...] | None]] = {}
 
 
 def _accepts_type(schema: t.Any, value: t.Any) -> bool:

@@ -40,6 +40,7 @@ from connexion.validators import (
 from starlette.datastructures import Headers
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
+from timbrix_sandbox.contract.identity import by_identity
 from timbrix_sandbox.contract.records import json_bytes
 from timbrix_sandbox.contract.request_bodies import (
     UnreadableBody,
@@ -49,9 +50,8 @@ from timbrix_sandbox.contract.request_bodies import (
     is_array,
 )
 
-_validators: dict[int, tuple[dict, jsonschema_rs.Validator]] = {}
 
-
+@by_identity()
 def compiled_validator(schema: dict) -> jsonschema_rs.Validator:
     """A cached, compiled Draft 2020-12 validator for ``schema`` (jsonschema-rs).
 
@@ -59,17 +59,13 @@ def compiled_validator(schema: dict) -> jsonschema_rs.Validator:
     conformance suite can never disagree on what is valid (jsonschema's own ``email`` format,
     for one, only looks for an ``@``); it is also two orders of magnitude faster, which
     matters because every response is validated. Connexion hands the same resolved schema
-    dict to every request of an operation, so its identity is the cache key; the dict is kept
-    alive in the entry so an id can never be reused by another schema.
+    dict to every request of an operation, so its identity is the cache key
+    (``contract/identity.py``).
     """
-    entry = _validators.get(id(schema))
-    if entry is None or entry[0] is not schema:
-        # Connexion attaches the spec's ``components`` for $ref lookups; its refs are already
-        # inlined, and the attached (self-referencing) object would only slow compilation down.
-        own = {key: value for key, value in schema.items() if key != "components"}
-        entry = (schema, jsonschema_rs.validator_for(own, validate_formats=True))
-        _validators[id(schema)] = entry
-    return entry[1]
+    # Connexion attaches the spec's ``components`` for $ref lookups; its refs are already
+    # inlined, and the attached (self-referencing) object would only slow compilation down.
+    own = {key: value for key, value in schema.items() if key != "components"}
+    return jsonschema_rs.validator_for(own, validate_formats=True)
 
 
 def first_error(schema: dict, instance: t.Any) -> str | None:
