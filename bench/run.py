@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from disk_probe import DiskProbe  # noqa: E402  (bench/, this script's directory)
+
 from timbrix_sandbox.engine.fixtures import load_fixtures  # noqa: E402
 from timbrix_sandbox.engine.store import Store  # noqa: E402
 from timbrix_sandbox.profiles import CONTRACTS, TIMBRIX_FIXTURES  # noqa: E402
@@ -51,6 +53,8 @@ PRISM_VERSION = "5.14.2"
 PRISM_DIR = ROOT / "bench" / ".prism"
 SERVER_CPU, LOAD_CPU = "0", "1"
 AUTH = "Authorization: Bearer sk_test_michael"
+DISK_PROBE: DiskProbe | None = None
+"""Set by ``main`` for the HTTP sections: each wrk figure then carries the disk's stalls."""
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -157,7 +161,9 @@ def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> 
     command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", auth]
     if script:
         command += ["-s", str(ROOT / "bench" / script)]
+    started = time.monotonic()
     out = subprocess.run(_pinned([*command, url], LOAD_CPU), capture_output=True, text=True, check=True).stdout
+    ended = time.monotonic()
 
     def latency(label: str) -> float:
         match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -165,13 +171,16 @@ def wrk(url: str, seconds: int, script: str | None = None, auth: str = AUTH) -> 
         return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    result = {
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "req_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
         "p50_ms": latency("50%"),
         "p99_ms": latency("99%"),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
     }
+    if DISK_PROBE is not None:
+        result["disk"] = DISK_PROBE.window(started, ended)
+    return result
 
 
 @functools.cache
@@ -209,7 +218,11 @@ def _reset(api: str) -> float:
 def _median_run(runs: list[dict]) -> dict:
     """The run with the median req/s (its own p50 and p99 with it), and every run's figures."""
     middle = sorted(runs, key=lambda run: run["req_per_s"])[len(runs) // 2]
-    return {**middle, "runs": [run["req_per_s"] for run in runs]}
+    median = {**middle, "runs": [run["req_per_s"] for run in runs]}
+    if all("disk" in run for run in runs):
+        median["runs_disk"] = [run["disk"] for run in runs]
+        median["runs_p99_ms"] = [run["p99_ms"] for run in runs]
+    return median
 
 
 def bench_http(seconds: int, rounds: int = 3) -> dict:
@@ -311,8 +324,10 @@ def bench_journal(seconds: int, rounds: int = 5) -> dict:
     finally:
         for server, _api in servers.values():
             server.stop()
-    out = {name: {key: statistics.median(r[key] for r in taken) for key in ("req_per_s", "p50_ms", "p99_ms")}
-           for name, taken in runs.items()}
+    out = {
+        name: {key: statistics.median(r[key] for r in taken) for key in ("req_per_s", "p50_ms", "p99_ms")}
+        for name, taken in runs.items()
+    }
     out["ratio_on_off"] = round(out["on"]["req_per_s"] / out["off"]["req_per_s"], 3)
     out["test_reset_ms"] = test_reset_ms
     return out
@@ -628,6 +643,9 @@ def _print_store_pg(runs: dict) -> None:
         print(line)
 
 
+SIDES = {"BeeL": "beel_sandbox", "Timbrix": "timbrix_sandbox"}
+
+
 def _print_peer(peer: dict) -> None:
     print("\nBeeL contract through the generic layer (file store, validation on), 32 connections")
     print(f"median of {peer['rounds']} rounds, the four servers alternating endpoint by endpoint")
@@ -662,6 +680,8 @@ def _print_peer(peer: dict) -> None:
             " Timbrix"
         )
     print(f"BeeL sandbox startup to first 200: {peer['beel_sandbox']['startup_s']} s")
+    writes = ("PUT update", "POST create")
+    _print_disk({f"{side} {name}": peer[key][name] for side, key in SIDES.items() for name in writes})
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -685,6 +705,7 @@ def _print_http(http: dict) -> None:
                 f" {ratio['median']:>12.2f}x  " + ", ".join(f"{r:.2f}x" for r in ratio["runs"])
             )
         print(line)
+    _print_disk({name: http["sandbox"][name] for name in ENDPOINTS})
     top = http["starlette"]["GET customer by id"]
     ours = http["sandbox"]["GET customer by id"]
     slow_get, slow_put = http["connexion_only"]["GET customer by id"], http["connexion_only"]["PUT update"]
@@ -701,13 +722,33 @@ def _print_http(http: dict) -> None:
         f" reset to fixtures: {http['sandbox']['reset_ms']} ms (median of 20)"
     )
     journal = http["journal"]
-    print(f"before each test (pytest plugin, in memory: reset + clear behaviours + clear journal, client side): "
-          f"{journal['test_reset_ms']} ms (median of 20)")
+    print(
+        f"before each test (pytest plugin, in memory: reset + clear behaviours + clear journal, client side): "
+        f"{journal['test_reset_ms']} ms (median of 20)"
+    )
     print(
         f"request journal, GET by id in memory: on {journal['on']['req_per_s']:.0f} req/s (p99 "
         f"{journal['on']['p99_ms']} ms), off {journal['off']['req_per_s']:.0f} req/s (p99 {journal['off']['p99_ms']}"
         f" ms): on/off = {journal['ratio_on_off']:.3f} (medians of 5 alternating runs)"
     )
+
+
+def _print_disk(figures: dict[str, dict]) -> None:
+    """Per round, the sandbox's p99 beside the disk's stalls in the same seconds (``disk_probe``)."""
+    if not any("runs_disk" in figure for figure in figures.values()):
+        return
+    print(
+        "the disk meanwhile (a 65-byte O_DSYNC append every 20 ms beside the data directories):"
+        " per round, the sandbox's p99 | stalls > 20 ms,"
+        " time stalled, worst append"
+    )
+    for name, figure in figures.items():
+        if "runs_disk" in figure:
+            rounds = "; ".join(
+                f"{p99:.1f} ms | {disk['stalls']}, {disk['stalled_ms']} ms, {disk['worst_ms']} ms"
+                for p99, disk in zip(figure["runs_p99_ms"], figure["runs_disk"], strict=True)
+            )
+            print(f"  {name:<20} {rounds}")
 
 
 def _print_rows(title: str, header: str, rows: list[str]) -> None:
@@ -716,26 +757,7 @@ def _print_rows(title: str, header: str, rows: list[str]) -> None:
     print("\n".join(rows))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
-    parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="http, peer: alternating rounds per endpoint")
-    parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
-    parser.add_argument(
-        "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
-    )
-    args = parser.parse_args()
-    if args.only in (None, "http", "scale", "peer", "store-pg") and not shutil.which("wrk"):
-        print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
-        return 2
-
-    report: dict = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+def _run_sections(args: argparse.Namespace, report: dict) -> None:
     if args.only in (None, "store"):
         store = report["store_update"] = bench_store((100, 10_000, 100_000), args.writes)
         stock = report["stock_tinydb_update"] = bench_stock_tinydb((100, 10_000), 20)
@@ -788,6 +810,32 @@ def main() -> int:
         )
         for finding in fuzz["findings"][:20]:
             print("  -", finding[:200])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
+    parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="http, peer: alternating rounds per endpoint")
+    parser.add_argument("--writes", type=int, default=300, help="updates measured per store size")
+    parser.add_argument(
+        "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
+    )
+    args = parser.parse_args()
+    if args.only in (None, "http", "scale", "peer", "store-pg") and not shutil.which("wrk"):
+        print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    report: dict = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    global DISK_PROBE
+    with DiskProbe(ROOT / "bench", cpu=int(LOAD_CPU)) as DISK_PROBE:  # wrk figures carry the disk's stalls
+        _run_sections(args, report)
+    DISK_PROBE = None
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"\nload average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}")
     name = report["date"][:10] + (f"-{args.label}" if args.label else "")
