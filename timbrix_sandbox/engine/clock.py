@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -87,9 +88,21 @@ def parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+"""The shape :func:`utc_now` writes: fixed width, so its text sorts as its time does."""
+
+
 def utc_now_after(previous: str) -> str:
     """Now, but strictly later than ``previous`` (by at least 1 ms), so ``updatedAt`` moves on
-    every update even if the clock is coarse or stepped back."""
+    every update even if the clock is coarse or stepped back.
+
+    Every update asks, and ``previous`` is nearly always a stamp of ours from an earlier
+    millisecond: then comparing the texts decides it, without parsing (a third of the cost)."""
+    stamp = utc_now()
+    if stamp > previous and _STAMP.fullmatch(previous):
+        return stamp
     now = datetime.now(UTC)
-    earliest = parse(previous) + timedelta(milliseconds=1)
-    return _format(max(now, earliest))
+    before = parse(previous)
+    # In UTC before formatting (``_format`` writes a Z); a stamp without an offset is read as UTC.
+    before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
+    return _format(max(now, before + timedelta(milliseconds=1)))

@@ -197,37 +197,51 @@ class RecordExists(KeyError):
 
 class _Batch:
     """Writes that share one journal append and one fsync, and are acknowledged together,
-    only once that fsync returned and they were applied (or all failed together)."""
+    only once that fsync returned and they were applied (or all failed together).
 
-    __slots__ = ("_done", "_error", "_lock", "_futures")
+    Writers on an event loop await one future per loop; a thread waiting synchronously (the
+    sync API: seeding, tools) gets a ``threading.Event``, made only then: an Event is a
+    Condition and two locks, built in Python, and a batch is made every few writes."""
+
+    __slots__ = ("_done", "_error", "_lock", "_futures", "_event")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self._done = False
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}
         """One future per event loop, awaited by all of the batch's writers on that loop."""
+        self._event: threading.Event | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
         with self._lock:
             self._error = error
-            self._done.set()
+            self._done = True
             futures, self._futures = self._futures, {}
+            event = self._event
+        if event is not None:
+            event.set()
         for loop, future in futures.items():  # one wake-up per event loop, not per write
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, future)
 
     def wait(self) -> None:
-        self._done.wait()
+        if not self._done:
+            with self._lock:
+                if not self._done and self._event is None:
+                    self._event = threading.Event()
+                event = None if self._done else self._event
+            if event is not None:
+                event.wait()
         if self._error is not None:
             raise self._error
 
     async def wait_async(self) -> None:
-        if not self._done.is_set():
+        if not self._done:
             loop = asyncio.get_running_loop()
             with self._lock:
-                future = None if self._done.is_set() else self._futures.get(loop)
-                if future is None and not self._done.is_set():
+                future = None if self._done else self._futures.get(loop)
+                if future is None and not self._done:
                     future = self._futures[loop] = loop.create_future()
             if future is not None:
                 await asyncio.shield(future)  # a cancelled request must not cancel the others' wait
