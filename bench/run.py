@@ -15,7 +15,9 @@ JSON to bench/results/<date>.json so runs can be compared over time.
 Servers run pinned to CPU 0 and wrk to CPU 1 (taskset), as in the issue's reference figures.
 Needs wrk (Debian: apt-get install wrk); Prism is installed from the npm registry into
 bench/.prism on first use. The machines here are small and noisy: compare the ratios within a
-run, not absolute numbers across runs. Nothing here asserts a time.
+run, not absolute numbers across runs. Every wrk figure also records the disk's stalls in
+the same seconds (``disk_probe.py``): a durable write's p99 is partly the disk's. Nothing here
+asserts a time.
 """
 
 from __future__ import annotations
