@@ -23,6 +23,7 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import json
 import os
@@ -34,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -378,6 +380,49 @@ def bench_store(sizes: tuple[int, ...], writes: int) -> dict:
             "median_ms": round(statistics.median(timings), 3),
             "p99_ms": round(_percentile(timings, 0.99), 3),
             "close_and_reopen_ms": round(reopen, 1),
+        }
+    return results
+
+
+def bench_compaction_pause(sizes: tuple[int, ...], rounds: int = 3) -> dict:
+    """How long a compaction of a partition holds up the event loop: a thread compacts (as a
+    store writer thread does) while the loop ticks every 0.5 ms, and the longest gap between
+    two ticks is the pause reads would see. Median of ``rounds``."""
+
+    def once(store: Store) -> tuple[float, float]:
+        partition = store._partition("customers", ORG)
+        timing: list[float] = []
+
+        def compact() -> None:
+            started = time.perf_counter()
+            partition.compact()
+            timing.append((time.perf_counter() - started) * 1000)
+
+        async def watch() -> float:
+            worker = threading.Thread(target=compact)
+            last, worst = time.perf_counter(), 0.0
+            worker.start()
+            while worker.is_alive():
+                await asyncio.sleep(0.0005)
+                now = time.perf_counter()
+                worst, last = max(worst, now - last), now
+            worker.join()
+            return worst * 1000
+
+        pause = asyncio.run(watch())
+        return timing[0], pause
+
+    results = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+            store = Store(tmp)
+            store.replace_all("customers", ORG, (_stored(_record(i)) for i in range(size)))
+            runs = [once(store) for _ in range(rounds)]
+            store.close()
+        results[size] = {
+            "compaction_ms": round(statistics.median(r[0] for r in runs), 1),
+            "longest_loop_pause_ms": round(statistics.median(r[1] for r in runs), 1),
+            "pauses_ms": [round(r[1], 1) for r in runs],
         }
     return results
 
@@ -775,6 +820,12 @@ def _run_sections(args: argparse.Namespace, report: dict) -> None:
             f"{'customers':>10} {'median ms':>10} {'p99 ms':>8} {'vs 100':>7} {'stock TinyDB ms':>16}"
             f" {'stock/ours':>10}",
             [store_row(size, row) for size, row in store.items()],
+        )
+        pauses = report["compaction_pause"] = bench_compaction_pause((10_000, 100_000))
+        _print_rows(
+            "Compaction (snapshot + journal reset) while an event loop ticks every 0.5 ms, median of 3",
+            f"{'customers':>10} {'compaction ms':>14} {'longest loop pause ms':>22}",
+            [f"{n:>10} {r['compaction_ms']:>14.1f} {r['longest_loop_pause_ms']:>22.1f}" for n, r in pauses.items()],
         )
     if args.only in (None, "http"):
         report["http"] = bench_http(args.seconds, args.rounds)

@@ -8,6 +8,8 @@ import threading
 import pytest
 from tinydb import TinyDB
 
+from timbrix_sandbox.contract.records import json_bytes
+from timbrix_sandbox.engine import store as store_module
 from timbrix_sandbox.engine.store import COMPACT_MIN_LINES, CorruptJournal, RecordTable, Store, StoreInUse
 
 
@@ -71,6 +73,31 @@ def test_compaction_keeps_journal_bounded_and_data_intact(tmp_path):
     reopened = reopen(store, tmp_path).list("c", "org")
     assert reopened == store.list("c", "org")
     assert max(r["n"] for r in reopened) == COMPACT_MIN_LINES + 499
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 7])
+def test_a_snapshot_written_a_few_records_at_a_time_is_the_whole_partition(tmp_path, monkeypatch, count):
+    """A snapshot is serialised SNAPSHOT_CHUNK records at a time, so that compacting a large
+    partition does not hold the interpreter (and the event loop's reads) for all of it: at
+    every chunk boundary the file is the one serialisation of the partition, and reads back."""
+    monkeypatch.setattr(store_module, "SNAPSHOT_CHUNK", 3)
+    store = Store(tmp_path)
+    records = [rec(i, n=i) for i in range(count)]
+    store.replace_all("c", "org", records)
+    written = (tmp_path / "c" / "org.json").read_bytes()
+    meta = json.loads(written)["_meta"]
+    assert written == json_bytes({"records": {r["id"]: r for r in records}, "_meta": meta})
+    assert reopen(store, tmp_path).list("c", "org") == records
+
+
+def test_a_snapshot_chunk_orjson_refuses_is_written_by_json(tmp_path, monkeypatch):
+    """An integer beyond 64 bits in one chunk: that chunk falls back to json, the others stay
+    orjson's, and the file still reads back exactly."""
+    monkeypatch.setattr(store_module, "SNAPSHOT_CHUNK", 2)
+    store = Store(tmp_path)
+    records = [rec(i, n=2**70 if i == 3 else i) for i in range(6)]
+    store.replace_all("c", "org", records)
+    assert reopen(store, tmp_path).list("c", "org") == records
 
 
 def test_failed_update_writes_nothing(tmp_path):
