@@ -437,3 +437,47 @@ def test_a_read_only_collection_is_served_from_the_store_and_its_minimum_from_th
     engine.store.insert("users", "t", {"id": "1", "data": {"id": 1, "name": "Ann"}})
     assert run(engine.operations()["listUsers"]("t", {}, None)).body == [{"id": 1, "name": "Ann"}]
     assert run(engine.operations()["hours"]("t", {}, None)).body == [{"date": "mon"}]
+
+
+# -- timestamps -----------------------------------------------------------------------------------
+
+
+def test_stamps_go_only_where_the_record_holds_a_date_time_string(tmp_path) -> None:
+    """``createdAt``/``updatedAt`` and kin get the engine's ISO-8601 stamps only where the
+    contract says they are date-time strings; an integer ``updated_at`` (Unix seconds) or a
+    ``date`` is filled like any field, and creating and updating answer inside the contract
+    (an ISO stamp in an integer field answered 500)."""
+    record = {
+        "type": "object",
+        "required": ["id", "name", "createdAt", "updated_at", "date_created"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "integer"},
+            "date_created": {"type": "string", "format": "date"},
+        },
+    }
+    body = {"type": "object", "properties": {"name": {"type": "string"}}}
+    path = tmp_path / "things.yaml"
+    path.write_text(yaml.safe_dump(contract(crud("/things", "/things/{id}", record, "id", body=body))))
+    resource = load_profile(yaml.safe_load(path.read_text())).resources["things"]
+    assert (resource.created_field, resource.updated_field) == ("createdAt", None)
+    with create_app(make_sandbox(contract=path, data_dir=None)).test_client(base_url=LOCAL) as client:
+        created = client.post("/things", json={"name": "a"})
+        assert created.status_code == 201, created.text
+        thing = created.json()
+        assert thing["createdAt"].endswith("Z") and isinstance(thing["updated_at"], int)
+        updated = client.patch(f"/things/{thing['id']}", json={"name": "b"})
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["name"] == "b" and isinstance(updated.json()["updated_at"], int)
+
+
+def test_an_update_never_fails_on_the_stamp_it_follows() -> None:
+    """A stored ``updatedAt`` that is no date-time (a contract may let clients write it), or
+    one too late to move past, gives way to now instead of failing the update."""
+    from timbrix_sandbox.engine.clock import utc_now, utc_now_after
+
+    for previous in ("yesterday", "Mon, 16 Aug 2010 03:45:01 +0000", "9999-12-31T23:59:59.999Z", "٢٠٢٦-01-01"):
+        before = utc_now()
+        assert before <= utc_now_after(previous) <= utc_now(), previous

@@ -695,8 +695,18 @@ def infer_id_field(schema: dict, id_param: str | None) -> str:
 
 
 def _timestamp_field(schema: dict, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` the record holds as a date-time string: the engine writes its
+    ISO-8601 stamps there on create and update. A field of another shape (Unix seconds as an
+    integer, a ``date``, Twilio's RFC 2822 strings) is filled like any other field instead: a
+    stamp of ours in it would break the contract (an integer ``updated_at`` answered 500)."""
     properties = schema.get("properties", {})
-    return next((n for n in names if n in properties), None)
+    return next((n for n in names if n in properties and _holds_a_stamp(flatten(properties[n]))), None)
+
+
+def _holds_a_stamp(field: dict) -> bool:
+    kind = field.get("type", "string")
+    strings = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    return strings and field.get("format", "date-time") == "date-time"
 
 
 def _error_format(spec: dict, extension: dict) -> ErrorFormat:

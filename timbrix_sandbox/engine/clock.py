@@ -88,7 +88,7 @@ def parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
 """The shape :func:`utc_now` writes: fixed width, so its text sorts as its time does."""
 
 
@@ -97,12 +97,17 @@ def utc_now_after(previous: str) -> str:
     every update even if the clock is coarse or stepped back.
 
     Every update asks, and ``previous`` is nearly always a stamp of ours from an earlier
-    millisecond: then comparing the texts decides it, without parsing (a third of the cost)."""
+    millisecond: then comparing the texts decides it, without parsing (a third of the cost).
+    A ``previous`` that is no date-time (a contract may let clients write the field), or too
+    late to move past (year 9999), gives way to now: an update never fails on its old stamp."""
     stamp = utc_now()
     if stamp > previous and _STAMP.fullmatch(previous):
         return stamp
     now = datetime.now(UTC)
-    before = parse(previous)
-    # In UTC before formatting (``_format`` writes a Z); a stamp without an offset is read as UTC.
-    before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
-    return _format(max(now, before + timedelta(milliseconds=1)))
+    try:
+        before = parse(previous)
+        # In UTC before formatting (``_format`` writes a Z); a stamp without an offset is read as UTC.
+        before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
+        return _format(max(now, before + timedelta(milliseconds=1)))
+    except (ValueError, OverflowError):
+        return stamp
