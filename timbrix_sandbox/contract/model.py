@@ -697,7 +697,7 @@ def infer_id_field(schema: dict, id_param: str | None) -> str:
 def _timestamp_field(schema: dict, names: tuple[str, ...]) -> str | None:
     """The first of ``names`` the record holds as a date-time string: the engine writes its
     ISO-8601 stamps there on create and update. A field of another shape (Unix seconds as an
-    integer, a ``date``, Twilio's RFC 2822 strings) is filled like any other field instead: a
+    integer, a ``date``, an RFC 2822 ``format``) is filled like any other field instead: a
     stamp of ours in it would break the contract (an integer ``updated_at`` answered 500)."""
     properties = schema.get("properties", {})
     return next((n for n in names if n in properties and _holds_a_stamp(flatten(properties[n]))), None)
