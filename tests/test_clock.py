@@ -30,3 +30,11 @@ def test_stamps_in_other_shapes_are_compared_as_times_not_as_text():
     past = utc_now_after("2020-05-01T10:00:00Z")
     assert abs(parse(past) - datetime.now(UTC)) < timedelta(seconds=5)
     assert utc_now_after("2999-01-01T00:00:00") == "2999-01-01T00:00:00.001Z"  # no offset: UTC
+
+
+def test_an_update_never_fails_on_the_stamp_it_follows() -> None:
+    """A stored ``updatedAt`` that is no date-time (a contract may let clients write it), or
+    one too late to move past, gives way to now instead of failing the update."""
+    for previous in ("yesterday", "Mon, 16 Aug 2010 03:45:01 +0000", "9999-12-31T23:59:59.999Z", "٢٠٢٦-01-01"):
+        before = utc_now()
+        assert before <= utc_now_after(previous) <= utc_now(), previous

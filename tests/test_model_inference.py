@@ -471,13 +471,3 @@ def test_stamps_go_only_where_the_record_holds_a_date_time_string(tmp_path) -> N
         updated = client.patch(f"/things/{thing['id']}", json={"name": "b"})
         assert updated.status_code == 200, updated.text
         assert updated.json()["name"] == "b" and isinstance(updated.json()["updated_at"], int)
-
-
-def test_an_update_never_fails_on_the_stamp_it_follows() -> None:
-    """A stored ``updatedAt`` that is no date-time (a contract may let clients write it), or
-    one too late to move past, gives way to now instead of failing the update."""
-    from timbrix_sandbox.engine.clock import utc_now, utc_now_after
-
-    for previous in ("yesterday", "Mon, 16 Aug 2010 03:45:01 +0000", "9999-12-31T23:59:59.999Z", "٢٠٢٦-01-01"):
-        before = utc_now()
-        assert before <= utc_now_after(previous) <= utc_now(), previous
