@@ -222,6 +222,21 @@ HTTP_ROWS = {
     **{name: (name, 32) for name in ENDPOINTS},
     **{f"{name}, {FEW_CONNECTIONS} conns": (name, FEW_CONNECTIONS) for name in ("PUT update", "POST create")},
 }
+WRITE_ROWS = tuple(name for name, (endpoint, _) in HTTP_ROWS.items() if endpoint in ("PUT update", "POST create"))
+
+MEMORY_FS = Path("/dev/shm")
+"""A tmpfs (Linux): the write rows are also taken from a second sandbox whose data directory is
+here. Same code, same journal, every write still appended with ``O_DSYNC`` - which a tmpfs
+completes at once - so the difference to the sandbox on the disk is what waiting for the disk
+costs, and the tmpfs figure is what the code does when the disk does not stall. A diagnostic:
+nothing on a tmpfs survives a reboot, so it is not the figure the issue's target reads."""
+
+
+def _memory_fs_dir() -> str | None:
+    """A fresh directory on :data:`MEMORY_FS`, or ``None`` where there is none."""
+    if not (MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK)):
+        return None
+    return tempfile.mkdtemp(dir=MEMORY_FS, prefix="timbrix-bench-")
 
 
 def _reset(api: str) -> float:
@@ -250,6 +265,8 @@ def bench_http(seconds: int, rounds: int = 3) -> dict:
     results: dict = {"sandbox": {}, "prism": {}, "starlette": {}, "connexion_only": {}, "ratios": {}}
     results["rounds"] = rounds
     tmp = tempfile.mkdtemp(dir=ROOT / "bench")
+    in_memory_fs = _memory_fs_dir()
+    on_tmpfs: Server | None = None
     startups = []
     for _ in range(3):  # the median of three (the first start after an edit also compiles bytecode)
         server, api = sandbox(tmp)
@@ -275,24 +292,40 @@ def bench_http(seconds: int, rounds: int = 3) -> dict:
             results["prism"]["startups_s"] = startups
             wrk(base + ENDPOINTS["GET customer by id"][0], 2)  # warm-up
         wrk(api + ENDPOINTS["GET customer by id"][0], 2)
+        if in_memory_fs is not None:
+            on_tmpfs, tmpfs_api = sandbox(in_memory_fs)
+            results["sandbox_tmpfs"], results["ratios_tmpfs"] = {}, {}
+            wrk(tmpfs_api + ENDPOINTS["GET customer by id"][0], 2)
         for name, (endpoint, connections) in HTTP_ROWS.items():
             path, script = ENDPOINTS[endpoint]
-            ours, theirs = [], []
+            ours, theirs, tmpfs = [], [], []
             for _ in range(rounds):
                 _reset(api)
                 ours.append(wrk(api + path, seconds, script, connections=connections))
                 if mock is not None:
                     theirs.append(wrk(base + path, seconds, script, connections=connections))
+                if on_tmpfs is not None and name in WRITE_ROWS:
+                    _reset(tmpfs_api)
+                    tmpfs.append(wrk(tmpfs_api + path, seconds, script, connections=connections))
             results["sandbox"][name] = _median_run(ours)
             if theirs:
                 results["prism"][name] = _median_run(theirs)
                 ratios = [a["req_per_s"] / b["req_per_s"] for a, b in zip(ours, theirs, strict=True)]
                 results["ratios"][name] = {"median": round(statistics.median(ratios), 2), "runs": ratios}
+            if tmpfs:
+                results["sandbox_tmpfs"][name] = _median_run(tmpfs)
+                if theirs:
+                    ratios = [a["req_per_s"] / b["req_per_s"] for a, b in zip(tmpfs, theirs, strict=True)]
+                    results["ratios_tmpfs"][name] = {"median": round(statistics.median(ratios), 2), "runs": ratios}
     finally:
         server.stop()
         if mock is not None:
             mock.stop()
+        if on_tmpfs is not None:
+            on_tmpfs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        if in_memory_fs is not None:
+            shutil.rmtree(in_memory_fs, ignore_errors=True)
     # The same sandbox without the compiled fast path (every request through Connexion's stack).
     server, api = sandbox(None, fast_path=False)
     try:
@@ -767,6 +800,7 @@ def _print_http(http: dict) -> None:
             )
         print(line)
     _print_disk({name: http["sandbox"][name] for name in rows})
+    _print_tmpfs(http)
     top = http["starlette"]["GET customer by id"]
     ours = http["sandbox"]["GET customer by id"]
     slow_get, slow_put = http["connexion_only"]["GET customer by id"], http["connexion_only"]["PUT update"]
@@ -792,6 +826,28 @@ def _print_http(http: dict) -> None:
         f"{journal['on']['p99_ms']} ms), off {journal['off']['req_per_s']:.0f} req/s (p99 {journal['off']['p99_ms']}"
         f" ms): on/off = {journal['ratio_on_off']:.3f} (medians of 5 alternating runs)"
     )
+
+
+def _print_tmpfs(http: dict) -> None:
+    """The write rows again, from the sandbox whose data directory is on a tmpfs (``MEMORY_FS``)."""
+    tmpfs = http.get("sandbox_tmpfs")
+    if not tmpfs:
+        return
+    print(
+        f"the same sandbox with its data directory on a tmpfs ({MEMORY_FS}: every write still journaled with"
+        " O_DSYNC, which returns at once there; not durable across a reboot), in the same rounds:"
+    )
+    header = f"{'endpoint':<27} {'tmpfs req/s':>13} {'p50':>7} {'p99':>7} {'tmpfs/disk':>11} {'tmpfs/Prism':>12}"
+    print(header + "  per round")
+    for name, figure in tmpfs.items():
+        on_disk, ratio = http["sandbox"][name], http.get("ratios_tmpfs", {}).get(name)
+        line = (
+            f"{name:<27} {figure['req_per_s']:>13.0f} {figure['p50_ms']:>7.2f} {figure['p99_ms']:>7.2f}"
+            f" {figure['req_per_s'] / on_disk['req_per_s']:>10.2f}x"
+        )
+        if ratio:
+            line += f" {ratio['median']:>11.2f}x  " + ", ".join(f"{r:.2f}x" for r in ratio["runs"])
+        print(line)
 
 
 def _print_disk(figures: dict[str, dict]) -> None:
