@@ -114,6 +114,7 @@ def _cases(peer: Peer) -> dict[str, Case]:
         "413-content-length": Case(413, "PUT", "item", auth, b" " * (MIB + 1)),
         "413-chunked": Case(413, "POST", "collection", auth, b" " * (MIB + 1), chunked=True),
         "415-wrong-content-type": Case(415, "PUT", "item", {**peer.member, "Content-Type": "text/plain"}, b"{}"),
+        "415-no-content-type": Case(415, "POST", "collection", peer.member, b"{}"),
         "421-unknown-host": Case(421, "GET", "item", {**peer.member, "Host": "rebind.evil.example"}),
         "405-preflight-undeclared-method": Case(
             405,

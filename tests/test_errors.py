@@ -117,6 +117,22 @@ def test_wrong_content_type_is_415(client, content_type):
     assert snapshot(client) == before
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_without_a_content_type_is_415_and_changes_nothing(client, chunked):
+    """Connexion validated such a body as JSON and handed the handler none: a create was made
+    from the contract's examples (201, whatever was sent) and an update changed nothing (200)."""
+    before = snapshot(client)
+    sent = json.dumps({**VALID_CREATE, "legalName": "Sent Without Type"}).encode()
+    for method, url, body in (("POST", customers_url(), sent), ("PUT", customer_url(), b'{"email": "typed@not.mx"}')):
+        content = iter([body[:10], body[10:]]) if chunked else body
+        response = client.request(method, url, headers=MICHAEL, content=content)
+        assert "content-type" not in {name.lower() for name in response.request.headers}
+        assert "Content-Type" in assert_vendor_error(response, 415)["message"]
+    assert snapshot(client) == before
+    # a request that sends no body needs no Content-Type: nothing to describe
+    assert client.request("PUT", customer_url(), headers=MICHAEL).status_code != 415
+
+
 @pytest.mark.parametrize(
     "path",
     [
