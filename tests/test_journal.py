@@ -64,6 +64,21 @@ def test_bodies_are_cut_at_16_kib(http):
     assert len(entry["requestBody"]) == 16 * 1024  # kept as text: cut JSON does not parse
 
 
+def test_bodies_the_api_refused_as_hostile_json_are_kept_as_text(http):
+    """Each is a 400 for the API; read back as JSON they made every later journal read a 500."""
+    hostile = {
+        "lone surrogate": b'{"legalName": "\\ud800"}',
+        "nested 5,000 deep": b"[" * 5000 + b"]" * 5000,
+    }
+    headers = {**MICHAEL, "Content-Type": "application/json"}
+    for label, body in hostile.items():
+        assert http.put(customer_url(), content=body, headers=headers).status_code == 400, label
+    entries = journal(http)
+    assert [entry["requestBody"] for entry in reversed(entries)] == [body.decode() for body in hostile.values()]
+    assert all(entry["status"] == 400 for entry in entries)
+    assert http.get("/__sandbox/requests.html").status_code == 200
+
+
 def test_credentials_are_redacted(http):
     http.get(customer_url(), headers={**MICHAEL, "Cookie": "session=s3cret", "X-Api-Key": "k3y"})
     (entry,) = journal(http)
