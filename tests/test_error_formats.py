@@ -234,14 +234,22 @@ def _raw_exchange(url: str, request: bytes) -> tuple[int, dict]:
 @pytest.mark.parametrize("name", sorted(PEERS))
 def test_protocol_errors_in_the_contracts_own_format(name, live_server_factory):
     """Answers the HTTP server gives before the app sees a request: a malformed request (400)
-    and a request head over 16 KiB (431)."""
+    and a request head over 16 KiB (431); and RFC 9112's 400s for a request with two Host
+    headers (the allowlist reads the first) or an HTTP/1.1 one with none."""
     peer = PEERS[name]
     spec = load_contract(peer.contract)
     server = live_server_factory(None, ["--contract", str(peer.contract)])
     template = _template(peer, "item")
-    malformed = b"GET /api" + peer.item.encode() + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n"
-    huge = b"GET /api" + peer.item.encode() + b" HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
-    for request, status in ((malformed, 400), (huge, 431)):
+    item = b"GET /api" + peer.item.encode()
+    malformed = item + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n"
+    huge = item + b" HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+    auth = b"".join(f"{key}: {value}\r\n".encode() for key, value in peer.member.items())
+    two_hosts = item + b" HTTP/1.1\r\nHost: localhost\r\nHost: rebind.evil.example\r\n" + auth
+    no_host = item + b" HTTP/1.1\r\n" + auth
+    cases = ((malformed, 400), (huge, 431), (two_hosts, 400), (no_host, 400), (item + b" HTTP/1.0\r\n" + auth, 200))
+    for request, status in cases:
+        if not request.endswith(b"\r\n\r\n"):
+            request += b"Connection: close\r\n\r\n"
         got, body = _raw_exchange(server.url, request)
-        assert got == status
+        assert got == status, (request[:120], body)
         _assert_body_declared(spec, template, "GET", status, body)

@@ -159,6 +159,10 @@ class LocalSecurityMiddleware:
         control = path == self.control_prefix or path.startswith(self.control_prefix + "/")
         errors = self.control_errors if control else self.errors
         host = headers.get("host")
+        unclear = _unclear_host(scope)
+        if unclear is not None:
+            await send_error(send, errors, 400, unclear)
+            return
         if not self.policy.host_allowed(host):
             await send_error(
                 send,
@@ -234,6 +238,18 @@ class LocalSecurityMiddleware:
 def _bearer(value: str) -> str | None:
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _unclear_host(scope: Scope) -> str | None:
+    """Why the request's Host is not one header, if it is not: RFC 9112 (3.2) has a server answer
+    400 to more than one Host, and to an HTTP/1.1 request without one. The allowlist reads the
+    first Host; a proxy in front might read another. (HTTP/1.0 needs none.)"""
+    hosts = sum(1 for name, _ in scope.get("headers", ()) if name == b"host")
+    if hosts > 1:
+        return f"The request carries {hosts} Host headers; send one"
+    if hosts == 0 and scope.get("http_version") == "1.1":
+        return "An HTTP/1.1 request must carry a Host header"
+    return None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
