@@ -20,6 +20,8 @@ renders both.
 
 from __future__ import annotations
 
+import math
+import secrets
 import typing as t
 
 import anyio
@@ -51,6 +53,26 @@ from timbrix_sandbox.engine.stores import RecordStore
 Record = dict[str, t.Any]
 _T = t.TypeVar("_T")
 _FITTED_FORMATS = ("ipv4", "ipv6", "email", "uri", "url", "hostname")
+_INTEGER_FORMATS = {"int32": 2**31 - 1, "int64": 2**63 - 1}
+NEW_ID_ATTEMPTS = 64
+"""Ids a create tries before it gives up: each taken one (a client chose it) costs one more."""
+
+
+def integer_id_range(schema: t.Mapping[str, t.Any]) -> tuple[int, int]:
+    """The positive ids an integer id schema allows: from its minimum (at least 1) to its
+    maximum, else its format's (``int32``), else int64's - what clients, databases and JSON
+    parsers such as orjson hold, and what Petstore's ``format: int64`` ids are refused past."""
+    low, high = 1, _INTEGER_FORMATS.get(schema.get("format"), _INTEGER_FORMATS["int64"])
+    number = (int, float)
+    if isinstance(schema.get("minimum"), number) and not isinstance(schema["minimum"], bool):
+        low = max(low, math.ceil(schema["minimum"]))
+    if isinstance(schema.get("exclusiveMinimum"), number) and not isinstance(schema["exclusiveMinimum"], bool):
+        low = max(low, math.floor(schema["exclusiveMinimum"]) + 1)
+    if isinstance(schema.get("maximum"), number) and not isinstance(schema["maximum"], bool):
+        high = min(high, math.floor(schema["maximum"]))
+    if isinstance(schema.get("exclusiveMaximum"), number) and not isinstance(schema["exclusiveMaximum"], bool):
+        high = min(high, math.ceil(schema["exclusiveMaximum"]) - 1)
+    return low, high
 
 
 class IdGenerator:
@@ -67,7 +89,14 @@ class IdGenerator:
         if resource.id_kind == "objectid":
             return new_object_id()
         if resource.id_kind == "integer":
-            return self.store.next_integer_id(resource.name)
+            counted = self.store.next_integer_id(resource.name)
+            low, high = integer_id_range(resource.id_schema or {})
+            if low <= counted <= high or high < low:
+                return counted
+            # The count is outside what the schema allows (a client created id 2**63 - 1, and
+            # the next count would answer a record no response may carry): a random id in the
+            # range instead, which ``_new_id`` replaces if it is taken.
+            return low + secrets.randbelow(high - low + 1)
         entropy = new_object_id()
         schema = resource.id_schema or {}
         constrained = "pattern" in schema or "maxLength" in schema or schema.get("format") in _FITTED_FORMATS
@@ -247,9 +276,12 @@ class CrudOperation:
         candidate = ids.new(resource)
         if resource.id_kind != "integer":
             return candidate
-        while await self._read(store.peek, self.name, tenant, record_key(candidate)) is not None:
+        for _ in range(NEW_ID_ATTEMPTS):
+            if await self._read(store.peek, self.name, tenant, record_key(candidate)) is None:
+                return candidate
             candidate = ids.new(resource)
-        return candidate
+        low, high = integer_id_range(resource.id_schema or {})
+        raise Refusal(409, f"no free {resource.id_field} found between {low} and {high}, the ids its schema allows")
 
     # -- actions --------------------------------------------------------------------------------
     async def list(self, tenant: str, params: t.Mapping[str, t.Any], body: t.Any) -> Reply:
