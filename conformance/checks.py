@@ -326,6 +326,23 @@ def _track_other(run: Run, case, response) -> None:
         probe.created.add((MEMBER, key))
 
 
+def _guard_body_id(run: Run, case, operation: t.Any, action: str) -> None:
+    """:func:`before_call` for an update that names its record in the body (Petstore's ``PUT
+    /pet {"id": 10, ...}``): its id, inside the body's wrapper, is rewritten the same way. The
+    contract's example id named a record the run did not create, and was overwritten."""
+    record = case.body.get(operation.body_key) if operation.body_key and isinstance(case.body, dict) else case.body
+    id_field = run.target.resource.id_field
+    if not isinstance(record, dict) or record.get(id_field) is None:
+        return
+    value = record[id_field]
+    if record_key(value) in run.created_keys():
+        return
+    if record_key(value) in run.existing or run.target.id_could_exist(value):
+        replacement = run.anchor if action == "update" else run.spare()
+        record = {**record, id_field: run.target.typed_id(replacement)}
+        case.body = {**case.body, operation.body_key: record} if operation.body_key else record
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """The last line of the safety promise: whatever a phase generated (an example id from the
@@ -336,6 +353,10 @@ def before_call(context, case, kwargs):
     run = _run
     action = _action(run, case) if run is not None else None
     if action not in ("update", "delete"):
+        return
+    operation = run.target.of_case(operation_id(case))
+    if operation is not None and operation.id_in_body:
+        _guard_body_id(run, case, operation, action)
         return
     name = run.target.resource.id_param
     params = case.path_parameters or {}

@@ -342,6 +342,35 @@ def test_the_suite_runs_on_a_public_contract_with_a_basic_scheme(live_server_fac
         run(Options(base_url=base, token=None, contract=museum, seed=1, max_examples=1, phases=("examples",)))
 
 
+@pytest.mark.skipif(
+    not (CORPUS / "petstore3.yaml").exists(), reason=f"the shared corpus is not beside the repo ({CORPUS})"
+)
+def test_an_update_naming_its_record_in_the_body_never_reaches_a_record_the_run_did_not_create(
+    live_server_factory,
+):
+    """Petstore's ``PUT /pet`` names the pet in its body; the contract's example body says
+    ``"id": 10``. The guard rewrote only ids in paths, so a run overwrote pet 10, which was
+    there before it, dozens of times."""
+    import httpx
+
+    petstore = CORPUS / "petstore3.yaml"
+    server = live_server_factory(None, extra=["--contract", str(petstore)])
+    base = server.url + httpx.get(server.url + "/__sandbox/health").json()["basePath"]
+    credentials = {entry["scheme"]: entry["value"] for entry in httpx.get(server.url + "/__sandbox/credentials").json()}
+    auth = {"Authorization": f"Bearer {credentials['petstore_auth']}"}
+    theirs = [{"id": pet_id, "name": f"owned {pet_id}", "photoUrls": [], "status": "sold"} for pet_id in (1, 10)]
+    for pet in theirs:
+        assert httpx.post(base + "/pet", json=pet, headers=auth).status_code == 200
+    options = Options(base_url=base, token=None, credentials=credentials, contract=petstore, seed=7, workers=1,
+                      max_examples=1, phases=("examples",))  # fmt: skip
+    result = run(options)
+    assert result.cases > 0
+    sent = httpx.get(server.url + "/__sandbox/requests", params={"method": "PUT", "path": "/api/v3/pet"}).json()
+    assert sent["requests"], "the run sent updates of Petstore's PUT /pet"
+    for pet in theirs:
+        assert httpx.get(f"{base}/pet/{pet['id']}", headers=auth).json() == pet
+
+
 MULTI_FILE = {
     "api.yaml": """\
         openapi: 3.0.3
