@@ -579,3 +579,19 @@ def test_a_form_body_is_utf_8_whether_its_characters_are_escaped_or_not(tmp_path
             refused = client.post("/api/pets", content=invalid, headers=FORM)
             assert refused.status_code == 400, refused.text
             assert client.get("/api/pets/30").status_code == 404
+
+
+@needs_corpus
+def test_a_wrapped_update_with_request_options_beside_its_wrapper_changes_the_record(pipeline):
+    """Discourse's ``PUT /posts/{id}.json`` takes ``{post: {raw, edit_reason}, bypass_bump}``.
+    Only a one-property body was read as a wrapper: this one answered 200, changed nothing and
+    stored ``post`` as a stray field."""
+    with serve(CORPUS / "discourse.yaml") as client:
+        created = client.post("/posts.json", json={"raw": "hello world body", "title": "a title here", "topic_id": 1})
+        assert created.status_code == 200, created.text
+        post = created.json()["id"]
+        body = {"post": {"raw": "edited body", "edit_reason": "typo"}, "bypass_bump": True}
+        updated = client.put(f"/posts/{post}.json", json=body)
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["post"]["raw"] == "edited body"
+        assert client.get(f"/posts/{post}.json").json()["raw"] == "edited body"

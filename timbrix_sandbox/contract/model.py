@@ -647,17 +647,18 @@ def _listing(response: dict | None, params: dict[str, dict]) -> Listing | None:
 
 def _body_key(schema: dict | None, record: dict | None) -> str | None:
     """The key a request body wraps its record in (Asana's ``{data: {...}}``, Conduit's
-    ``{article: {...}}``): a body of one object-valued property the record does not have."""
+    ``{article: {...}}``): the one object-valued property of the body, which the record does
+    not have, beside at most request options the record does not have either (Discourse's
+    ``{post: {raw, edit_reason}, bypass_bump: true}``: read as one flat record, ``post`` was
+    stored as a stray field, and the update answered 200 having changed nothing)."""
     if not isinstance(schema, dict):
         return None
     properties = flatten(schema).get("properties") or {}
-    if len(properties) != 1:
-        return None
-    (name, sub), = properties.items()
     record_properties = (record or {}).get("properties", {})
-    if name in record_properties or not _objectish(sub):
+    if not properties or any(name in record_properties for name in properties):
         return None
-    return name
+    wrappers = [name for name, sub in properties.items() if _objectish(sub)]
+    return wrappers[0] if len(wrappers) == 1 else None
 
 
 def id_kind(schema: dict | None) -> str:
