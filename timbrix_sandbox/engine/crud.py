@@ -62,16 +62,19 @@ def integer_id_range(schema: t.Mapping[str, t.Any]) -> tuple[int, int]:
     """The positive ids an integer id schema allows: from its minimum (at least 1) to its
     maximum, else its format's (``int32``), else int64's - what clients, databases and JSON
     parsers such as orjson hold, and what Petstore's ``format: int64`` ids are refused past."""
+    def bound(key: str) -> int | float | None:
+        value = schema.get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
     low, high = 1, _INTEGER_FORMATS.get(schema.get("format"), _INTEGER_FORMATS["int64"])
-    number = (int, float)
-    if isinstance(schema.get("minimum"), number) and not isinstance(schema["minimum"], bool):
-        low = max(low, math.ceil(schema["minimum"]))
-    if isinstance(schema.get("exclusiveMinimum"), number) and not isinstance(schema["exclusiveMinimum"], bool):
-        low = max(low, math.floor(schema["exclusiveMinimum"]) + 1)
-    if isinstance(schema.get("maximum"), number) and not isinstance(schema["maximum"], bool):
-        high = min(high, math.floor(schema["maximum"]))
-    if isinstance(schema.get("exclusiveMaximum"), number) and not isinstance(schema["exclusiveMaximum"], bool):
-        high = min(high, math.ceil(schema["exclusiveMaximum"]) - 1)
+    if (minimum := bound("minimum")) is not None:
+        low = max(low, math.ceil(minimum))
+    if (above := bound("exclusiveMinimum")) is not None:
+        low = max(low, math.floor(above) + 1)
+    if (maximum := bound("maximum")) is not None:
+        high = min(high, math.floor(maximum))
+    if (below := bound("exclusiveMaximum")) is not None:
+        high = min(high, math.ceil(below) - 1)
     return low, high
 
 
