@@ -7,6 +7,7 @@ found on (``../shared/corpus``)."""
 
 from __future__ import annotations
 
+import json
 import typing as t
 from pathlib import Path
 
@@ -595,3 +596,47 @@ def test_a_wrapped_update_with_request_options_beside_its_wrapper_changes_the_re
         assert updated.status_code == 200, updated.text
         assert updated.json()["post"]["raw"] == "edited body"
         assert client.get(f"/posts/{post}.json").json()["raw"] == "edited body"
+
+
+# -- JSON bodies: read exactly as Python reads them, whichever parser reads them --------------
+SAME_AS_PYTHON = [
+    b'{"a": 18446744073709551616, "b": -9223372036854775809, "c": 1000000000000000000000000000000}',
+    b'[18446744073709551615, 9223372036854775807, -9223372036854775808, 123456789012345678]',
+    b'[0.1, 1.5e-400, 1e308, -0.0, -0, 12345678901234567.0, 2.2250738585072014e-308, 1E2]',
+    b'{"id": "1234567890123456789012", "phone": "+52 55 1234 5678"}',
+    b'{"a": 1, "b": 2, "a": 3}',
+    b'"\\u00e9\\ud83d\\ude00\\/"',
+    b' \t\r\n{"x" : [1 , 2 ] }\n',
+    b"[" * 64 + b"]" * 64,
+    b'{"s": "' + b"[{" * 40 + b'"}',
+]
+
+
+@pytest.mark.parametrize("raw", SAME_AS_PYTHON, ids=range(len(SAME_AS_PYTHON)))
+def test_a_json_body_reads_as_pythons_own_parser_reads_it(raw):
+    from timbrix_sandbox.http.oas31 import parse_json_body
+
+    body = parse_json_body(raw)
+    # repr tells 1 from 1.0 and -0.0 from 0.0, and shows every digit of a big integer
+    assert repr(body) == repr(json.loads(raw)) and list(body) == list(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"a": NaN}', "NaN is not valid JSON"),
+        (b'{"a": -Infinity}', "-Infinity is not valid JSON"),
+        (b'{"a": 1e400}', "number 1e400 is out of range"),
+        (b'{"a": "\\ud800"}', "unpaired UTF-16 surrogate"),
+        (b"[" * 65 + b"]" * 65, "nested more than 64 levels deep"),
+        (b'{"a": "\xc3\x28"}', "not valid UTF-8"),
+        (b'{"a": 1,}', "not valid JSON"),
+        (b"\xef\xbb\xbf{}", "not valid JSON"),
+    ],
+)
+def test_a_json_body_python_would_refuse_is_a_400_saying_why(raw, says):
+    from timbrix_sandbox.http.oas31 import BadRequest, parse_json_body
+
+    with pytest.raises(BadRequest) as refused:
+        parse_json_body(raw)
+    assert says in refused.value.detail

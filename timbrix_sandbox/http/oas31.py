@@ -27,6 +27,7 @@ import typing as t
 from urllib.parse import parse_qsl
 
 import jsonschema_rs
+import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, NonConformingResponseBody, UnsupportedMediaTypeProblem
 from connexion.uri_parsing import OpenAPIURIParser
@@ -161,6 +162,39 @@ def _depth_exceeds(value: t.Any, limit: int) -> bool:
 
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_finite_float, parse_constant=_reject_constant)
 """Made once: ``json.loads`` with hooks builds a new decoder per call."""
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+"""A run of digits orjson might read otherwise than Python's parser: an integer beyond 64 bits
+becomes a float there (``2**64`` as ``1.8446744073709552e+19``), and a number that long is
+exact only in Python's ``int``. Looked for in the body with its digits made zeros (a
+translate and a substring search: a tenth of what the regex ``[0-9]{19}`` costs)."""
+
+
+def _orjson_body(raw: bytes) -> t.Any:
+    """``raw`` parsed by orjson when that is sure to read it as :data:`_DECODER` would, else
+    ``_NOT_PARSED``.
+
+    Why: every create and update parses its body, and orjson is about 6x faster than the
+    stdlib on a customer (0.7 against 4.3 µs with the checks below). orjson refuses all that
+    the stdlib path refuses (NaN and Infinity, numbers out of float range, lone surrogate
+    escapes, invalid UTF-8, control characters, a BOM), so a refused body goes to the stdlib
+    path, which says why in its own words; what orjson accepts it reads the same (floats
+    are correctly rounded in both; duplicate keys keep the last value in both), except long
+    digit runs (:data:`_LONG_DIGITS`), which go to the stdlib path too. A body with at most
+    :data:`MAX_JSON_DEPTH` brackets cannot nest deeper, so only a longer one is walked."""
+    if _LONG_DIGITS in raw.translate(_DIGITS_AS_ZERO):
+        return _NOT_PARSED
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _NOT_PARSED
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth_exceeds(body, MAX_JSON_DEPTH):
+        return _NOT_PARSED
+    return body
+
+
+_NOT_PARSED = object()
+_UTF8 = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
 
 
 def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
@@ -170,6 +204,10 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8") -> t.Any:
     Hostile bodies are refused here, before any validator sees them: nesting deeper than
     :data:`MAX_JSON_DEPTH`, integers longer than :data:`MAX_INTEGER_DIGITS`, non-finite
     numbers, and lone UTF-16 surrogates."""
+    if encoding in _UTF8:
+        body = _orjson_body(raw)
+        if body is not _NOT_PARSED:
+            return body
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError):
