@@ -125,6 +125,32 @@ def test_concurrent_writers_build_on_staged_writes_and_share_an_fsync(tmp_path):
     assert Store(tmp_path).get("c", "org", "r1")["n"] == 22
 
 
+def test_a_cancelled_write_leaves_the_others_in_its_batch_waiting_and_acknowledged(tmp_path):
+    """A client that hangs up cancels its own request, not the batch: the other writers of
+    that batch on the same event loop still wait for the fsync and are acknowledged after it
+    (and the cancelled write, already staged, is durable too: a crash could not undo it)."""
+    sync = HeldSync()
+    store = Store(tmp_path, journal_sync=sync)
+
+    async def scenario() -> list:
+        sync.hold()
+        writes = [asyncio.ensure_future(store.insert_async("c", "org", rec(k))) for k in range(3)]
+        while not sync.held.is_set():
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # the later two are staged in the next batch, behind the held one
+        writes[1].cancel()
+        await asyncio.sleep(0.05)
+        assert not writes[0].done() and not writes[2].done(), "a write was acknowledged before its fsync"
+        sync.release()
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    first, cancelled, last = anyio.run(scenario)
+    assert first == rec(0) and last == rec(2)
+    assert isinstance(cancelled, asyncio.CancelledError)
+    store.abandon()
+    assert Store(tmp_path).list("c", "org") == [rec(0), rec(1), rec(2)]
+
+
 def test_a_failed_batch_fails_every_write_staged_on_it(tmp_path):
     """A write staged on top of one whose fsync then fails was built on a state that never
     became durable: it fails too, and neither is served or replayed after a restart."""

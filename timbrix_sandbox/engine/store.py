@@ -200,9 +200,13 @@ class _Batch:
     """Writes that share one journal append and one fsync, and are acknowledged together,
     only once that fsync returned and they were applied (or all failed together).
 
-    Writers on an event loop await one future per loop; a thread waiting synchronously (the
-    sync API: seeding, tools) gets a ``threading.Event``, made only then: an Event is a
-    Condition and two locks, built in Python, and a batch is made every few writes."""
+    Each writer on an event loop awaits a future of its own, and the batch wakes each loop
+    once, resolving all of that loop's futures in one callback. (One shared future per loop
+    needed an ``asyncio.shield`` per writer, so that a cancelled request would not cancel the
+    others' wait: 5 µs of Python per write against 0.3 for a future of its own.) A thread
+    waiting synchronously (the sync API: seeding, tools) gets a ``threading.Event``, made only
+    then: an Event is a Condition and two locks, built in Python, and a batch is made every
+    few writes."""
 
     __slots__ = ("_done", "_error", "_lock", "_futures", "_event")
 
@@ -210,8 +214,8 @@ class _Batch:
         self._done = False
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}
-        """One future per event loop, awaited by all of the batch's writers on that loop."""
+        self._futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+        """The futures the batch's writers await, by their event loop."""
         self._event: threading.Event | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
@@ -222,9 +226,9 @@ class _Batch:
             event = self._event
         if event is not None:
             event.set()
-        for loop, future in futures.items():  # one wake-up per event loop, not per write
+        for loop, waiting in futures.items():  # one wake-up per event loop, not per write
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(_resolve, future)
+                loop.call_soon_threadsafe(_resolve, waiting)
 
     def wait(self) -> None:
         if not self._done:
@@ -240,19 +244,21 @@ class _Batch:
     async def wait_async(self) -> None:
         if not self._done:
             loop = asyncio.get_running_loop()
+            future = loop.create_future()  # this writer's own: cancelling it cancels no other wait
             with self._lock:
-                future = None if self._done else self._futures.get(loop)
-                if future is None and not self._done:
-                    future = self._futures[loop] = loop.create_future()
-            if future is not None:
-                await asyncio.shield(future)  # a cancelled request must not cancel the others' wait
+                waiting = not self._done
+                if waiting:
+                    self._futures.setdefault(loop, []).append(future)
+            if waiting:
+                await future
         if self._error is not None:
             raise self._error
 
 
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+def _resolve(futures: list[asyncio.Future]) -> None:
+    for future in futures:
+        if not future.done():  # a cancelled writer's
+            future.set_result(None)
 
 
 _SETTLED = _Batch()
