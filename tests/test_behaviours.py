@@ -13,6 +13,7 @@ import yaml
 from conftest import (
     DOCS_CUSTOMER,
     DUNDER,
+    LOCAL,
     MICHAEL,
     PRINCE,
     PRINCE_CUSTOMER,
@@ -25,8 +26,10 @@ from conftest import (
 )
 
 from timbrix_sandbox.contract.loading import load_contract
+from timbrix_sandbox.http.app import create_app
 from timbrix_sandbox.http.oas31 import first_error
 from timbrix_sandbox.profiles import TIMBRIX_FIXTURES
+from timbrix_sandbox.profiles.sandboxes import make_sandbox
 
 FIND_ONE = "CustomersController_findOne"
 ERROR_KEYS = {"statusCode", "message", "error"}
@@ -118,6 +121,48 @@ def test_prefer_example_picks_a_named_example(tmp_path):
             assert unknown.status_code == 400 and "archived" in unknown.json()["message"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast path", "connexion"])
+def test_a_preferred_405_or_401_carries_the_header_rfc_9110_requires(fast, monkeypatch):
+    """RFC 9110 requires ``Allow`` on every 405 and ``WWW-Authenticate`` on every 401: a
+    preferred one (``Prefer`` or a ``status`` rule) says what the sandbox's own would."""
+    monkeypatch.setenv("TIMBRIX_SANDBOX_FASTPATH", fast)
+    with create_app(make_sandbox()).test_client(base_url=LOCAL) as client:
+        wrong_method, no_token = client.post(customer_url(), headers=MICHAEL), client.get(customer_url())
+        assert (wrong_method.status_code, no_token.status_code) == (405, 401)
+        preferred = client.get(customer_url(), headers={**MICHAEL, "Prefer": "code=405"})
+        assert preferred.status_code == 405
+        assert preferred.headers["allow"] == wrong_method.headers["allow"] == "DELETE, GET, HEAD, PUT"
+        preferred = client.get(customer_url(), headers={**MICHAEL, "Prefer": "code=401"})
+        assert preferred.status_code == 401
+        assert preferred.headers["www-authenticate"] == no_token.headers["www-authenticate"]
+        set_behaviour(client, behaviour="status", status=405, operation=FIND_ONE, times=1)
+        assert client.get(customer_url(), headers=MICHAEL).headers["allow"] == "DELETE, GET, HEAD, PUT"
+        assert "allow" not in client.get(customer_url(), headers={**MICHAEL, "Prefer": "code=404"}).headers
+        assert (client.get("/__sandbox/health").json()["fastPathServed"] > 0) == (fast == "1")
+
+
+def test_a_preferred_401_names_the_operations_own_scheme(tmp_path):
+    """A Basic-only operation's 401 challenges for Basic, preferred or not."""
+    error = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+    ok = {"description": "ok", "content": {"application/json": {"schema": {"type": "array"}}}}
+    contract = {
+        "openapi": "3.1.0",
+        "info": {"title": "Basic", "version": "1"},
+        "paths": {"/notes": {"get": {"operationId": "list_notes", "security": [{"basic": []}],
+                                     "responses": {"200": ok, "401": error}}}},
+        "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+    }
+    path = tmp_path / "basic.yaml"
+    path.write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    with create_app(make_sandbox(contract=path, data_dir=None)).test_client(base_url=LOCAL) as client:
+        (credential,) = client.get("/__sandbox/credentials").json()
+        basic = httpx.BasicAuth(*credential["value"].split(":", 1))
+        assert client.get("/notes").headers["www-authenticate"] == 'Basic realm="timbrix-sandbox"'
+        preferred = client.get("/notes", auth=basic, headers={"Prefer": "code=401"})
+        assert preferred.status_code == 401
+        assert preferred.headers["www-authenticate"] == 'Basic realm="timbrix-sandbox"'
 
 
 # -- rules ----------------------------------------------------------------------------------------

@@ -200,9 +200,8 @@ class AccessPolicy:
         without the scopes of any alternative it met). As OpenAPI defines it, the first
         alternative met wins; the schemes of one alternative must all name the same user."""
         alternatives = self._alternatives.get(operation_id) if operation_id is not None else None
-        challenge = self._challenges.get(operation_id) if operation_id is not None else None
         if alternatives is None:  # not in the contract's table: its document-level security
-            alternatives, challenge = self._default
+            alternatives = self._default[0]
         if not alternatives:
             return None
         invalid: _Invalid | None = None
@@ -233,7 +232,15 @@ class AccessPolicy:
             return None
         if self.behaviours.accepts_unknown_tokens() and self._stand_in is not None:
             return self._stand_in
-        raise Refusal(401, invalid.message if invalid is not None else NO_CREDENTIALS, challenge=challenge)
+        message = invalid.message if invalid is not None else NO_CREDENTIALS
+        raise Refusal(401, message, challenge=self.challenge(operation_id))
+
+    def challenge(self, operation_id: str | None) -> str | None:
+        """The auth-scheme a 401 of the operation names (``Basic``; ``None``: not an http one),
+        for the policy's own 401s and for a 401 answered instead (``Prefer: code=401``)."""
+        if operation_id in self._challenges:
+            return self._challenges[operation_id]
+        return self._default[1]  # not in the contract's table: its document-level security
 
     def _compile(self, requirements: tuple[Requirement, ...]) -> tuple[_Alternative, ...]:
         out = []

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from timbrix_sandbox.engine.policy import CredentialReader, Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
-from timbrix_sandbox.http.errors import CONTROL_BASE_PATH
+from timbrix_sandbox.http.errors import CONTROL_BASE_PATH, www_authenticate
 
 CONTEXT = "connexion_context"
 
@@ -59,7 +59,7 @@ class Refused(ProblemException):
 
     def __init__(self, refusal: Refusal) -> None:
         title = "Unauthorized" if refusal.status == 401 else "Forbidden"
-        headers = {"WWW-Authenticate": f'{refusal.challenge} realm="timbrix-sandbox"'} if refusal.challenge else None
+        headers = {"WWW-Authenticate": www_authenticate(refusal.challenge)} if refusal.challenge else None
         super().__init__(status=refusal.status, title=title, detail=refusal.message, headers=headers)
         self.ext = {"kind": refusal.kind, "details": refusal.details}
 

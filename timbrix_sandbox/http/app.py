@@ -181,7 +181,7 @@ def create_app(
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, make_http_handler(allowed))
     app.add_error_handler(Exception, unexpected_error_handler)
-    stack = _stack(sandbox, security, api, prefix)
+    stack = _stack(sandbox, security, api, prefix, allowed)
     if journal:  # outermost of the sandbox's own layers: refusals (421, 413, ...) are journaled too
         skip = (CONTROL_BASE_PATH + "/", prefix + "/ui")
         stack.insert(0, (JournalMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, {"journal": journal, "skip": skip}))
@@ -193,7 +193,7 @@ def create_app(
 
 
 def _stack(
-    sandbox: Sandbox, security: SecurityPolicy, api: dict, prefix: str
+    sandbox: Sandbox, security: SecurityPolicy, api: dict, prefix: str, allowed: AllowedMethods
 ) -> list[tuple[type, MiddlewarePosition, dict]]:
     """The sandbox's middleware, outermost first, each placed among Connexion's own layers
     (in brackets below; within one position the order of this list is kept):
@@ -206,7 +206,8 @@ def _stack(
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
     Everything that renders an error is given the served contract's format; nothing reads it
-    from ambient state."""
+    from ambient state. ``allowed`` is the routes the routing 405 names in ``Allow``, for the
+    preferred 405s of RequestBehaviour."""
     errors = sandbox.profile.errors
     outer = MiddlewarePosition.BEFORE_EXCEPTION
     stack: list[tuple[type, MiddlewarePosition, dict]] = [
@@ -241,7 +242,7 @@ def _stack(
     stack.append((TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER, {"ui_prefixes": ui}))
     settings = {"contract": sandbox.contract, "base_path": prefix}
     stack.append((AuthoredContractMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
-    settings = {"sandbox": sandbox, "api_prefix": prefix}
+    settings = {"sandbox": sandbox, "api_prefix": prefix, "routes": allowed}
     stack.append((RequestBehaviourMiddleware, MiddlewarePosition.BEFORE_SWAGGER, settings))
     shadowed = shadowed_methods(api.get("paths") or {})
     if shadowed:

@@ -17,12 +17,15 @@ A preferred answer is the contract's: only a status the operation declares, with
 (or one made from its schema), validated against the contract like every other answer. An
 undeclared status is refused with a 400 in the contract's error format, naming the declared
 ones. (Prism answers 404 there; a 404 would read as "not found" to the client under test.)
+A preferred 405 or 401 carries the header RFC 9110 requires on it, as the sandbox's own 405
+(``Allow``) and 401 (``WWW-Authenticate``) to that request would say it.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import typing as t
 
 import anyio
@@ -34,7 +37,7 @@ from timbrix_sandbox.contract.examples import NoExample, response_example
 from timbrix_sandbox.contract.loading import load_contract
 from timbrix_sandbox.engine.faults import FAULTS, Behaviour, Behaviours, InvalidBehaviour, Preference
 from timbrix_sandbox.engine.sandbox import Sandbox
-from timbrix_sandbox.http.errors import error_response, send_error
+from timbrix_sandbox.http.errors import AllowedMethods, error_response, send_error, www_authenticate
 from timbrix_sandbox.http.fault_responses import buffered_rewrite
 from timbrix_sandbox.http.oas31 import first_error
 
@@ -50,6 +53,8 @@ class RequestEffects:
     """Response faults a rule set for this request, applied after response validation."""
     dropped: bool = False
     """The connection was dropped: nothing more is sent (the journal records no status)."""
+    allow: t.Callable[[], str | None] | None = None
+    """The ``Allow`` value of a 405 to this request (the routing 405's), for a preferred 405."""
 
 
 _EFFECTS: contextvars.ContextVar[RequestEffects | None] = contextvars.ContextVar("timbrix_effects", default=None)
@@ -59,11 +64,12 @@ class RequestBehaviourMiddleware:
     """Gives an API request its :class:`RequestEffects` when it has a ``Prefer`` header or any
     rule is set; applies the rules' response faults to the finished response."""
 
-    def __init__(self, app: ASGIApp, sandbox: Sandbox, api_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, sandbox: Sandbox, api_prefix: str, routes: AllowedMethods) -> None:
         self.app = app
         self.sandbox = sandbox
         self.prefix = api_prefix + "/"
         self.schedule = sandbox.behaviours.schedule
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
@@ -78,7 +84,8 @@ class RequestBehaviourMiddleware:
         except InvalidBehaviour as exc:
             await send_error(send, self.sandbox.profile.errors, 400, str(exc))
             return
-        effects = RequestEffects(preference, scope.get("extensions", {}).get(ABORT_EXTENSION))
+        abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+        effects = RequestEffects(preference, abort, allow=functools.partial(self.routes.for_path, scope["path"]))
         token = _EFFECTS.set(effects)
         try:
             await self.app(scope, receive, _rewriting(send, effects, scope["method"], self.sandbox.behaviours))
@@ -127,7 +134,7 @@ async def apply(sandbox: Sandbox, operation_id: str, tenant: str | None, run: Ru
     preference = effects.preference if effects is not None else None
     preference = preference or next((p for b in taken if (p := b.preferred())), None)
     if preference is not None:
-        return preferred_answer(sandbox, operation_id, preference)
+        return preferred_answer(sandbox, operation_id, preference, effects.allow if effects is not None else None)
     faults = tuple(b for b in taken if b.name in FAULTS)  # the run-time ones acted above
     if not faults:
         return await run()
@@ -163,8 +170,12 @@ def declared_statuses(sandbox: Sandbox, operation_id: str) -> frozenset[int]:
     return frozenset(_responses(sandbox, operation_id))
 
 
-def preferred_answer(sandbox: Sandbox, operation_id: str, preference: Preference) -> Answer:
-    """The declared response ``preference`` asks for, with a body valid against its schema."""
+def preferred_answer(
+    sandbox: Sandbox, operation_id: str, preference: Preference, allow: t.Callable[[], str | None] | None = None
+) -> Answer:
+    """The declared response ``preference`` asks for, with a body valid against its schema and
+    the headers its status requires (:func:`_required_headers`; ``allow``: the request's
+    ``Allow`` value)."""
     declared = _responses(sandbox, operation_id)
     errors = sandbox.profile.errors
     status = preference.status
@@ -184,11 +195,26 @@ def preferred_answer(sandbox: Sandbox, operation_id: str, preference: Preference
         return _refusal(sandbox, declared, f"{preference.origin}: example={preference.example} is not an example of "
                                            f"{operation_id}'s {status} response (examples: {names})")
     schema = response.get("content", {}).get("application/json", {}).get("schema")
+    headers = _required_headers(sandbox, operation_id, status, allow)
     if body is None and schema is None:
-        return NoContent, status
+        return NoContent, status, headers
     if schema is not None and (body is None or first_error(schema, body) is not None):
         body = _fallback_body(response, schema, status, errors)
-    return body, status
+    return body, status, headers
+
+
+def _required_headers(
+    sandbox: Sandbox, operation_id: str, status: int, allow: t.Callable[[], str | None] | None
+) -> dict[str, str]:
+    """The headers RFC 9110 requires on ``status``, with the values the sandbox's own answer of
+    that status would carry: a 405's ``Allow`` (the routing 405's, ``errors.AllowedMethods``),
+    a 401's ``WWW-Authenticate`` (the operation's challenge, as the access policy's 401 names it)."""
+    if status == 405:
+        methods = allow() if allow is not None else None
+        return {"Allow": methods} if methods else {}
+    if status == 401:
+        return {"WWW-Authenticate": www_authenticate(sandbox.policy.challenge(operation_id))}
+    return {}
 
 
 def _fallback_body(response: dict, schema: dict, status: int, errors: t.Any) -> t.Any:

@@ -42,6 +42,13 @@ logger = logging.getLogger("timbrix_sandbox")
 CONTROL_ERRORS = ErrorFormat()
 """The control API's own format (``control.yaml``), whatever contract is served."""
 CONTROL_BASE_PATH = "/__sandbox"
+REALM = "timbrix-sandbox"
+
+
+def www_authenticate(challenge: str | None) -> str:
+    """The ``WWW-Authenticate`` value of every 401 the sandbox answers (RFC 9110 requires one):
+    the operation's http auth-scheme (``engine.policy.AccessPolicy.challenge``), else Bearer."""
+    return f'{challenge or "Bearer"} realm="{REALM}"'
 
 
 def _format_for(request: ConnexionRequest) -> ErrorFormat:
@@ -172,7 +179,7 @@ def _problem_message(exc: ProblemException) -> str | None:
 def problem_handler(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
     headers = dict(exc.headers or {})
     if exc.status == 401:
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="timbrix-sandbox"')
+        headers.setdefault("WWW-Authenticate", www_authenticate(None))
     if exc.status >= 500:
         logger.error("%s: %s", exc.title, exc.detail)
     ext = exc.ext or {}

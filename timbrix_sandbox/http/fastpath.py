@@ -304,6 +304,7 @@ async def _read_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Rece
 async def _respond(operation: Operation, result: t.Any, send: Send, errors: ErrorFormat) -> None:
     refused = isinstance(result, ConnexionResponse)
     content_type = "application/json"
+    extra: dict[str, str] = {}  # a preferred answer's (body, status, headers): a 405's Allow, a 401's challenge
     if refused:
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
@@ -311,7 +312,8 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
         content_type = result.content_type or content_type
         data = json.loads(payload) if payload and is_json_media(content_type) else None
     else:
-        data, status = result
+        data, status, *rest = result
+        extra = rest[0] if rest else extra
         empty = data is NoContent
         payload = b"" if status == 204 or empty else response_bytes(data)
         if empty:
@@ -323,17 +325,18 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
             # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
-            payload, content_type = json.dumps(data).encode(), "application/json"
+            payload, content_type, extra = json.dumps(data).encode(), "application/json", {}
         elif schema is not None and payload:
             error = first_error(schema, data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
                 status, payload = 500, json.dumps(error_body(500, message, errors=errors)).encode()
-                content_type = "application/json"
+                content_type, extra = "application/json", {}
     # Header for header what the Connexion path sends (a 204 there carries a content-type and
     # no content-length), so clients cannot tell which path answered.
     headers = [(b"content-type", content_type.encode("latin-1"))]
     if status != 204:
         headers.append((b"content-length", str(len(payload)).encode()))
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
