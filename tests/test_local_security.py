@@ -178,6 +178,26 @@ def test_preflight_for_an_undeclared_method_grants_nothing():
         assert response.json()["error"] == "METHOD_NOT_ALLOWED"
 
 
+
+def test_a_refused_preflight_allows_what_the_server_answers_head_included():
+    """HEAD is answered wherever GET is: a refused preflight's ``Allow`` lists it, as the
+    routing 405's does, and a preflight for HEAD (a HEAD with an Authorization header) is
+    answered. HEAD is CORS-safelisted, so the grant still lists the declared methods."""
+    local = {"Origin": "http://localhost:5173"}
+    with _client() as client:
+        routing = client.post(customer_url(), headers=MICHAEL)
+        refused = client.options(customer_url(), headers={**local, "Access-Control-Request-Method": "POST"})
+        assert (routing.status_code, refused.status_code) == (405, 405)
+        assert refused.headers["allow"] == routing.headers["allow"] == "DELETE, GET, HEAD, PUT"
+        head = client.options(customer_url(), headers={**local, "Access-Control-Request-Method": "HEAD",
+                                                       "Access-Control-Request-Headers": "authorization"})
+        assert head.status_code == 204
+        assert head.headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert head.headers["access-control-allow-methods"] == "DELETE, GET, PUT"
+        assert client.head(customer_url(), headers={**MICHAEL, **local}).status_code == 200
+        listing = client.options(customers_url(), headers={**local, "Access-Control-Request-Method": "PATCH"})
+        assert listing.headers["allow"] == client.patch(customers_url(), headers=MICHAEL).headers["allow"]
+
 def test_actual_requests_from_allowed_origins_get_cors_headers():
     with _client() as client:
         ok = client.get(customer_url(), headers={**MICHAEL, "Origin": "http://127.0.0.1:8080"})

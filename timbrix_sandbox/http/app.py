@@ -106,19 +106,6 @@ CONNEXION_LAYERS = [m for m in ConnexionMiddleware.default_middlewares if m is n
 scheme type, on both pipelines (``access.py`` says why Connexion's cannot)."""
 
 
-def _path_methods(spec: dict, prefix: str) -> PathMethods:
-    """The contract API's methods per path, for CORS preflights (HEAD, OPTIONS and TRACE are
-    not granted)."""
-    routes = AllowedMethods()
-    routes.add_spec(prefix, spec)
-
-    def lookup(path: str) -> tuple[str, ...] | None:
-        methods = tuple(m for m in routes.methods(path) if m in ("GET", "PUT", "POST", "DELETE", "PATCH"))
-        return methods or None
-
-    return PathMethods(lookup)
-
-
 def _routing_document(contract: Path) -> dict:
     """The contract as the routers read it: its paths in precedence order (a fixed path before
     the templates it collides with, ``path_precedence.py``); the served document keeps the
@@ -206,8 +193,8 @@ def _stack(
     > [ResponseValidation] > [Context] > handler (``operations.py``) > engine.
 
     Everything that renders an error is given the served contract's format; nothing reads it
-    from ambient state. ``allowed`` is the routes the routing 405 names in ``Allow``, for the
-    preferred 405s of RequestBehaviour."""
+    from ambient state. ``allowed`` is the routes the routing 405 names in ``Allow``; the
+    preflights of LocalSecurity and the preferred 405s of RequestBehaviour read the same."""
     errors = sandbox.profile.errors
     outer = MiddlewarePosition.BEFORE_EXCEPTION
     stack: list[tuple[type, MiddlewarePosition, dict]] = [
@@ -221,7 +208,7 @@ def _stack(
                 "control_errors": CONTROL_ERRORS,
                 "api_prefix": prefix,
                 "control_prefix": CONTROL_BASE_PATH,
-                "api_paths": _path_methods(api, prefix),
+                "api_paths": PathMethods(allowed),
             },
         ),
     ]

@@ -33,7 +33,7 @@ import re
 import typing as t
 
 from timbrix_sandbox.contract.model import ErrorFormat
-from timbrix_sandbox.http.errors import send_error
+from timbrix_sandbox.http.errors import AllowedMethods, send_error
 
 Scope = t.MutableMapping[str, t.Any]
 Receive = t.Callable[[], t.Awaitable[t.MutableMapping[str, t.Any]]]
@@ -46,6 +46,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SIMPLE_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 CONTROL_TOKEN_HEADER = "x-sandbox-control-token"
 PREFLIGHT_MAX_AGE = "600"
+GRANTED_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+"""The methods of a path a preflight grants: HEAD is CORS-safelisted (a browser needs only the
+preflight's 2xx to send it), OPTIONS and TRACE are not granted."""
 
 
 def is_loopback_host(host: str) -> bool:
@@ -118,13 +121,19 @@ _ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<p
 
 class PathMethods:
     """``path -> methods`` for the contract API, from the contract's own paths (preflights):
-    the same templates the ``Allow`` header is computed from (``errors.AllowedMethods``)."""
+    the routes the routing 405 reads (``errors.AllowedMethods``), so a refused preflight's
+    ``Allow`` is the routing 405's, HEAD included wherever GET is served."""
 
-    def __init__(self, lookup: t.Callable[[str], tuple[str, ...] | None]) -> None:
-        self._lookup = lookup
+    def __init__(self, routes: AllowedMethods) -> None:
+        self._routes = routes
 
-    def for_path(self, path: str) -> tuple[str, ...] | None:
-        return self._lookup(path)
+    def served(self, path: str) -> tuple[str, ...]:
+        """Every method answered on ``path`` (none: no template fits it)."""
+        return self._routes.methods(path)
+
+    def allow(self, path: str) -> str | None:
+        """The ``Allow`` value of a 405 on ``path``."""
+        return self._routes.for_path(path)
 
 
 class LocalSecurityMiddleware:
@@ -213,14 +222,15 @@ class LocalSecurityMiddleware:
         return match["host"].lower() + (f":{match['port']}" if match["port"] else "") == host.lower()
 
     async def _preflight(self, path: str, origin: str, headers: dict[str, str], send: Send) -> None:
-        methods = self.api_paths.for_path(path)
+        served = self.api_paths.served(path)
         requested = headers.get("access-control-request-method", "").upper()
-        if methods is None or requested not in methods:
+        if requested not in served:
             # Not a route/method of the contract: no CORS grant, so the browser stops here.
-            allowed = ", ".join(methods or ())
-            await send_error(send, self.errors, 405 if methods else 404, f"{requested} is not allowed on {path}",
-                             headers=[(b"allow", allowed.encode())] if methods else [])
+            allow = self.api_paths.allow(path)
+            await send_error(send, self.errors, 405 if allow else 404, f"{requested} is not allowed on {path}",
+                             headers=[(b"allow", allow.encode())] if allow else [])
             return
+        methods = [m for m in served if m in GRANTED_METHODS]
         response_headers = [
             (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-methods", ", ".join(methods).encode()),
