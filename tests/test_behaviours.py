@@ -245,6 +245,19 @@ def test_listing_removing_and_refusing_rules(http):
         assert words in refused.json()["message"], (rule, refused.json())
 
 
+
+def test_removing_a_rule_by_a_malformed_id_is_a_400_in_the_control_format(http):
+    """As for any control-API path value its schema refuses (``/__sandbox/behaviours/0``,
+    ``/__sandbox/reset/not!an!id``): a 400 naming the parameter, not a routing 404 that says
+    the route does not exist. An id no rule has is the 404 that names it."""
+    for rule_id in ("abc", "1.5", "0"):
+        refused = http.delete(f"/__sandbox/behaviours/{rule_id}")
+        assert refused.status_code == 400, rule_id
+        assert set(refused.json()) == ERROR_KEYS and "path parameter 'ruleId'" in refused.json()["message"]
+    missing = http.delete("/__sandbox/behaviours/12345")
+    assert (missing.status_code, missing.json()["message"]) == (404, "No run-time behaviour 12345")
+    assert http.post("/__sandbox/behaviours/abc").headers["allow"] == "DELETE"  # the method is what is wrong
+
 def test_startup_fault_is_a_permanent_rule(live_server_factory):
     server = live_server_factory(None, extra=["--fault", "cross-tenant-read"])
     with server.client() as http:

@@ -349,14 +349,16 @@ def make_http_handler(allowed: AllowedMethods):
 def _malformed_request(request: ConnexionRequest, allowed: AllowedMethods) -> ConnexionResponse | None:
     """A request no route took whose path fits a contract operation's template, with a path
     value its parameter's schema refuses: that operation's 400 (or its declared stand-in), in
-    its error media type - the template matched, so a 404 would say the resource is missing."""
+    its error media type - the template matched, so a 404 would say the resource is missing.
+    On the control API, a 400 in its own format (``DELETE /__sandbox/behaviours/abc``), as
+    request validation answers for a value the typed route took (``/__sandbox/behaviours/0``)."""
     path = request.url.path
-    if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/"):
-        return None
     found = allowed.malformed(request.method, path)
     if found is None:
         return None
     template, message = found
+    if path == CONTROL_BASE_PATH or path.startswith(CONTROL_BASE_PATH + "/"):
+        return error_response(400, message, errors=CONTROL_ERRORS)
     method = "GET" if request.method == "HEAD" else request.method
     profile = sandbox_of(request.scope).profile
     operation = next((o for o in profile.operations.values() if o.method == method and o.path == template), None)
