@@ -5,10 +5,12 @@ another schema."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from timbrix_sandbox.contract import identity
-from timbrix_sandbox.contract.records import complete, conform
+from timbrix_sandbox.contract.records import apply_body, complete, conform
 from timbrix_sandbox.contract.shapes import valid
 
 NOW = "2026-01-01T00:00:00Z"
@@ -98,3 +100,34 @@ def test_a_number_the_response_schema_refuses_is_not_stored_in_nested_objects_ei
     assert fitted["guardrails"][0]["guardrail_uuid"] == "g1"
     assert "priority" not in fitted["guardrails"][0]
     assert valid(schema, fitted)
+
+
+# -- merging a body into a record (``apply_body``) ----------------------------------------------
+FLAT = {
+    "properties": {
+        "address": {"type": "object"},
+        "addressZip": {"type": "string", "x-sandbox-stored-as": "address.zip"},
+        "addressCity": {"type": "string", "x-sandbox-stored-as": "address.city"},
+        "addressGeo": {"type": "object", "x-sandbox-stored-as": "address.geo"},
+        "geoLat": {"type": "number", "x-sandbox-stored-as": "address.geo.lat"},
+    }
+}
+STORED = {"id": "1", "address": {"zip": "1", "city": "a", "geo": {"lat": 1, "lon": 2}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "merged"),
+    [
+        ({"addressZip": "2", "addressCity": "b"}, {"zip": "2", "city": "b", "geo": {"lat": 1, "lon": 2}}),
+        ({"geoLat": 5}, {"zip": "1", "city": "a", "geo": {"lat": 5, "lon": 2}}),
+        # a whole object replaces what was sent for it before, and later fields go into it
+        ({"addressZip": "2", "address": {"street": "s"}, "addressCity": "b"}, {"street": "s", "city": "b"}),
+        ({"geoLat": 5, "addressGeo": {"lat": 9}}, {"zip": "1", "city": "a", "geo": {"lat": 9}}),
+        ({"addressGeo": {"lat": 9}, "geoLat": 5}, {"zip": "1", "city": "a", "geo": {"lat": 5}}),
+    ],
+)
+def test_flat_fields_land_in_their_nested_objects_in_the_order_sent(body, merged):
+    before = json.dumps(STORED, sort_keys=True), json.dumps(body, sort_keys=True)
+    assert apply_body(STORED, body, FLAT)["address"] == merged
+    # neither the stored record nor the request body is changed
+    assert (json.dumps(STORED, sort_keys=True), json.dumps(body, sort_keys=True)) == before

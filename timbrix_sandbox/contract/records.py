@@ -220,19 +220,28 @@ def apply_body(
     is ignored."""
     paths = stored_paths(schema, aliases)
     merged = dict(record)
+    copied: dict[tuple[str, ...], dict] = {}
+    """The nested objects this merge has copied already, by their path: each is copied once,
+    however many of its fields are sent (Timbrix sends eight address fields)."""
     for name, value in body.items():
         path = paths.get(name) or _stored_path(name, None, aliases)
+        if path in copied:  # a value sent for an object copied before replaces it (and all in it:
+            # every copied path's prefixes are copied paths too, so none is stale otherwise)
+            for stale in [p for p in copied if p[: len(path)] == path]:
+                del copied[stale]
         if len(path) == 1:
             if path[0] != skip:
                 merged[path[0]] = value
             continue
-        *parents, leaf = path
         target = merged
-        for parent in parents:
-            child = target.get(parent)
-            target[parent] = child = dict(child) if isinstance(child, dict) else {}
+        for depth in range(1, len(path)):
+            child = copied.get(path[:depth])
+            if child is None:
+                child = target.get(path[depth - 1])
+                child = copied[path[:depth]] = dict(child) if isinstance(child, dict) else {}
+                target[path[depth - 1]] = child
             target = child
-        target[leaf] = value
+        target[path[-1]] = value
     return merged
 
 
