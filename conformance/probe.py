@@ -251,14 +251,25 @@ class Probe:
         records = self.listed_records(who)
         return None if records is None else [k for k in map(self.target.key, records) if k is not None]
 
-    def listed_records(self, who: Identity | None = None) -> list[t.Any] | None:
-        """The records the list shows, every page of it (``None``: no list operation)."""
+    def list_query(self) -> dict[str, str] | None:
+        """What the list is asked with for the run's records: the query parameters it requires,
+        valued as the run's creates send them (``None``: no list operation, or one that requires
+        a parameter the creates do not name - Asana's ``GET /webhooks?workspace=`` - so it
+        cannot be asked for them, and what it answers says nothing of the run's records)."""
         listing = self.target.op("list")
         if listing is None:
             return None
-        paging = listing.listing
         sent = self.target.with_list_filters(self.domain.create_body(self.target, self.run))
         filters = self.target.list_filters(listing, sent)
+        return filters if set(self.target.required_query(listing)) <= set(filters) else None
+
+    def listed_records(self, who: Identity | None = None) -> list[t.Any] | None:
+        """The records the list shows, every page of it (``None``: no list operation, or one
+        that cannot be asked for the run's records, :meth:`list_query`)."""
+        listing, filters = self.target.op("list"), self.list_query()
+        if listing is None or filters is None:
+            return None
+        paging = listing.listing
 
         def page(query: dict | None) -> list[t.Any]:
             response = self.call(listing, who=who, query={**filters, **(query or {})})

@@ -27,11 +27,15 @@ def preflight(probe: Probe) -> set[str]:
     the records that exist before the run (read-only: the run never writes or deletes them,
     even if a buggy server hands one back from a create)."""
     target, options = probe.target, probe.options
-    listing = target.op("list")
+    filters = probe.list_query()
+    # A list that cannot be asked for the run's records (a filter the creates do not name)
+    # cannot show which exist either: the read of an absent record checks the credentials.
+    listing = target.op("list") if filters is not None else None
     operation = listing or target.op("read")
     url = options.api + target.url(operation, target.absent_id(), probe.member.tenant)
     try:
-        response = httpx.get(url, headers=probe.member.send(), params=probe.member.query(), timeout=15)
+        params = {**probe.member.query(), **(filters or {})}
+        response = httpx.get(url, headers=probe.member.send(), params=params, timeout=15)
     except httpx.TransportError as exc:
         raise UsageProblem(f"cannot reach {options.api}: {exc}") from exc
     if response.status_code == 401:
@@ -53,7 +57,8 @@ def preflight(probe: Probe) -> set[str]:
     if outsider is not None:  # the outsider's records are not ours to write either
         theirs = options.api + target.url(listing, None, outsider.tenant)
         try:
-            existing |= set(target.keys(httpx.get(theirs, headers=outsider.send(), timeout=30), listing))
+            answer = httpx.get(theirs, headers=outsider.send(), params=filters, timeout=30)
+            existing |= set(target.keys(answer, listing))
         except (httpx.HTTPError, ValueError):
             pass
     return existing

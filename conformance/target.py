@@ -203,7 +203,7 @@ class Target:
             return True
         return self.validator(("id", self.resource.id_param), schema).is_valid(value)
 
-    def _required_query(self, listing: Operation) -> list[str]:
+    def required_query(self, listing: Operation) -> list[str]:
         """The names of the query parameters the list cannot be asked without."""
         item = self.spec["paths"][listing.path]
         declared = resolve_refs(item.get("parameters", []) + self.raw(listing).get("parameters", []), self.spec)
@@ -219,7 +219,7 @@ class Target:
         schema = self.body_schema("create")
         properties = flatten(schema).get("properties", {})
         validator = self.validator(("list-filters",), schema)
-        for name in self._required_query(listing):
+        for name in self.required_query(listing):
             if name not in body and name in properties:
                 candidate = {**body, name: instance(properties[name])}
                 body = candidate if validator.is_valid(candidate) else body
@@ -229,10 +229,10 @@ class Target:
         """The query parameters the list requires (Asana's ``GET /portfolios?workspace=``,
         ``GET /attachments?parent=``), valued as the suite's creates send them: the create
         body's field of that name (a reference object: its id), so the run's records are in
-        the answer. A required parameter the body does not name is left out (the list's 400
-        is then the server's answer to judge)."""
+        the answer. A required parameter the body does not name is left out (``Probe.list_query``
+        then does not ask the list for the run's records at all)."""
         filters: dict[str, str] = {}
-        for name in self._required_query(listing) if isinstance(body, dict) else ():
+        for name in self.required_query(listing) if isinstance(body, dict) else ():
             value = body.get(name)
             if isinstance(value, dict):  # a compact reference ({gid: ...}): the id it names
                 value = next((v for k, v in value.items() if k in ("gid", "id", "uuid")), None)

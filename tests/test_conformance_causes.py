@@ -351,3 +351,46 @@ def test_a_create_without_its_one_field_goes_as_an_empty_form_not_an_omitted_bod
         assert refused.status_code == 400, refused.text
         made = client.request("POST", "/Things", **encoded(create, {"FriendlyName": "x"}, {}))
         assert made.status_code == 201, made.text
+
+
+HOOKS = {
+    "openapi": "3.1.0",
+    "info": {"title": "hooks", "version": "1"},
+    "paths": {
+        "/hooks": {
+            "get": {
+                "parameters": [{"name": "workspace", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "them", "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Hook"}}}}},
+                    "400": {"description": "bad"}},
+            },
+            "post": {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Hook"}}}},
+                "responses": {"201": {"description": "made", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Hook"}}}}, "400": {"description": "bad"}}},
+        },
+        "/hooks/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"responses": {"200": {"description": "it", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Hook"}}}}, "404": {"description": "none"}}},
+            "delete": {"responses": {"204": {"description": "gone"}, "404": {"description": "none"}}},
+        },
+    },
+    "components": {"schemas": {"Hook": {"type": "object", "required": ["target"], "properties": {
+        "id": {"type": "string", "readOnly": True}, "target": {"type": "string", "maxLength": 40}}}}},
+}  # fmt: skip
+
+
+def test_a_list_that_requires_a_filter_no_create_names_is_not_said_to_miss_the_record(live_server_factory, tmp_path):
+    """Asana's ``GET /webhooks`` requires ``?workspace=``, which a webhook's create does not
+    name: the suite cannot ask that list for the run's records, so it does not judge the
+    list by them (it said "a created record is missing from the list" of a 400 to a request
+    it had formed without the parameter); the create, read and delete are tested as ever."""
+    contract = tmp_path / "hooks.yaml"
+    contract.write_text(json.dumps(HOOKS), encoding="utf-8")
+    base, credentials = _served(live_server_factory, contract)
+    result = _scenarios_only(base, credentials, contract)
+    assert [f for f in result.findings if f.check == "create_then_read"] == []
+    passed = {key for key, tally in result.tallies.items() if tally.passed}
+    assert {("POST /hooks", "create_then_read"), ("GET /hooks/{id}", "delete_then_404")} <= passed
+    assert result.not_removed == []
