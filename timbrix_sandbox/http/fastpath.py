@@ -312,8 +312,9 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
         content_type = result.content_type or content_type
         data = json.loads(payload) if payload and is_json_media(content_type) else None
     else:
-        data, status, *rest = result
-        extra = rest[0] if rest else extra
+        data, status = result[0], result[1]
+        if len(result) == 3:
+            extra = result[2]
         empty = data is NoContent
         payload = b"" if status == 204 or empty else response_bytes(data)
         if empty:

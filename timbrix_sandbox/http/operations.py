@@ -33,7 +33,8 @@ from timbrix_sandbox.http import behaviours
 from timbrix_sandbox.http.errors import error_response
 from timbrix_sandbox.http.oas31 import DECODED_BODY
 
-Answer = tuple[t.Any, int] | ConnexionResponse
+Answer = tuple[t.Any, int] | tuple[t.Any, int, dict[str, str]] | ConnexionResponse
+"""``(body, status)``, ``(body, status, headers)`` (a preferred 405's ``Allow``, 401's challenge), or a response."""
 
 
 def authorize(
