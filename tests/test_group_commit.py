@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 
 import anyio
 import pytest
@@ -372,3 +373,111 @@ def test_writes_during_chunked_compactions_are_all_kept(tmp_path, monkeypatch):
     store.abandon()  # as a crash: whatever the last compaction left, plus the journal
     reopened = {r["id"]: r["n"] for r in Store(tmp_path).list("c", "org")}
     assert reopened == expected
+
+
+class CountingSync:
+    """``os.fsync``, counted: one call per journal append."""
+
+    def __init__(self) -> None:
+        self.appends = 0
+
+    def __call__(self, fd: int) -> None:
+        os.fsync(fd)
+        self.appends += 1
+
+
+def test_writes_staged_together_on_the_event_loop_share_one_append(tmp_path):
+    """Twenty creates that reach the store in one turn of the event loop (requests whose bytes
+    arrived together) are written in one append: the batch goes to a writer thread only after
+    the loop has run what was already due, not with the first write alone - even though each
+    request lets go of the GIL on its way (as a socket write does), which would let an idle
+    writer thread take a batch of one."""
+    sync = CountingSync()
+    store = Store(tmp_path, journal_sync=sync)
+
+    async def create(key: int) -> None:
+        time.sleep(0.001)  # the GIL released, as by a request's own system calls
+        await store.insert_async("c", "org", rec(key))
+
+    async def creates() -> None:
+        await asyncio.gather(*(create(key) for key in range(20)))
+
+    asyncio.run(creates())
+    assert sync.appends == 1, f"20 writes staged together took {sync.appends} appends"
+    assert [store.get("c", "org", f"r{key}") for key in range(20)] == [rec(key) for key in range(20)]
+    store.abandon()
+    assert len(Store(tmp_path).list("c", "org")) == 20
+
+
+def test_a_batch_whose_event_loop_closed_before_handing_it_over_is_still_written(tmp_path):
+    """A write staged on an event loop that stops and closes in the same turn (a test's loop
+    torn down with a write in flight) leaves its batch unhanded: the next write, from anywhere,
+    hands it over, and neither waits forever."""
+    store = Store(tmp_path)
+    loop = asyncio.new_event_loop()
+
+    async def stage_then_stop() -> None:
+        loop.stop()  # this turn of the loop is its last: the hand-over it schedules never runs
+        await store.insert_async("c", "org", rec(1))
+
+    task = loop.create_task(stage_then_stop())
+    loop.run_forever()
+    assert not task.done(), "the write was acknowledged before its batch was written"
+    loop.close()
+    done = threading.Event()
+
+    def second() -> None:
+        store.insert("c", "org", rec(2))
+        done.set()
+
+    threading.Thread(target=second, daemon=True).start()
+    assert done.wait(10), "a write joining the unhanded batch was never written"
+    assert store.get("c", "org", "r1") == rec(1) and store.get("c", "org", "r2") == rec(2)
+    store.abandon()
+    reopened = Store(tmp_path)
+    assert reopened.get("c", "org", "r1") == rec(1) and reopened.get("c", "org", "r2") == rec(2)
+
+
+class KeepBusy:
+    """``os.fsync``; and during each of the first ``appends`` appends to partition ``hot``'s
+    journal, one more write to ``hot`` is staged: a partition that always has its next batch
+    waiting, as under continuous load."""
+
+    def __init__(self, appends: int) -> None:
+        self.store: Store | None = None
+        self.remaining = appends
+        self.done = threading.Event()
+
+    def __call__(self, fd: int) -> None:
+        os.fsync(fd)
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith("hot.journal") or self.store is None:
+            return
+        if self.remaining == 0:
+            self.done.set()
+            return
+        self.remaining -= 1
+        key = self.remaining
+        threading.Thread(target=self.store.insert, args=("c", "hot", rec(key)), daemon=True).start()
+        partition = self.store._partition("c", "hot")
+        deadline = time.monotonic() + 5
+        while partition.batch is None and time.monotonic() < deadline:  # until it is staged
+            time.sleep(0.0005)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads journal names from /proc")
+def test_a_partition_that_always_has_a_batch_waiting_does_not_keep_the_writer_from_others(
+    tmp_path, monkeypatch
+):
+    """A writer thread flushes its partition's batches one after another, but takes turns with
+    the partitions queued behind it: with one writer thread and a partition under continuous
+    load, a write to another partition is written while that load lasts, not after it."""
+    monkeypatch.setattr("timbrix_sandbox.engine.store.WRITER_THREADS", 1)
+    busy = KeepBusy(appends=300)
+    store = Store(tmp_path, journal_sync=busy)
+    store.insert("c", "other", rec(0))  # (both partitions exist before the load starts)
+    busy.store = store
+    store.insert("c", "hot", rec(10_000))
+    store.insert("c", "other", rec(1))
+    assert not busy.done.is_set(), "the other partition's write waited for the busy partition's load to end"
+    assert busy.done.wait(30)
+    store.abandon()
