@@ -114,6 +114,20 @@ def test_allow_host_adds_names():
         assert client.get(customer_url(), headers={**MICHAEL, "Host": "other.dev.test"}).status_code == 421
 
 
+def test_host_verdicts_hold_however_many_hosts_were_seen():
+    """Each Host's verdict is remembered (a few values per sandbox), but the memory is bounded
+    and never changes an answer: after a hundred made-up names, loopback is still served and
+    a rebinding name, old or new, still refused - in either order, and asked twice."""
+    with _client() as client:
+        for n in range(100):
+            assert client.get(customer_url(), headers={**MICHAEL, "Host": f"rebind{n}.example"}).status_code == 421
+        for _ in range(2):
+            assert client.get(customer_url(), headers={**MICHAEL, "Host": "localhost:3001"}).status_code == 200
+            assert client.get(customer_url(), headers={**MICHAEL, "Host": "rebind3.example"}).status_code == 421
+            assert client.get(customer_url(), headers={**MICHAEL, "Host": "rebind999.example"}).status_code == 421
+            assert client.get(customer_url(), headers={**MICHAEL, "Host": "127.0.0.1:9"}).status_code == 200
+
+
 def test_bound_host_name_is_served():
     with _client(SecurityPolicy(bound_host="devbox.internal")) as client:
         assert client.get(customer_url(), headers={**MICHAEL, "Host": "devbox.internal:3001"}).status_code == 200

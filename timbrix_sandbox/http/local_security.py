@@ -116,6 +116,9 @@ class SecurityPolicy:
         return match is not None and is_loopback_host(match["host"])
 
 
+HOST_VERDICTS = 64
+"""Distinct ``Host`` values whose verdict a running sandbox remembers."""
+
 _ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?")
 
 
@@ -158,21 +161,31 @@ class LocalSecurityMiddleware:
         self.api_prefix = api_prefix
         self.control_prefix = control_prefix
         self.api_paths = api_paths
+        self._verdicts: dict[bytes | None, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
+        # Every request passes here: one scan of the raw headers for what every request needs
+        # (Host, Origin); the decoded dict only for the requests that read more of them.
+        hosts, raw_host, raw_origin = 0, None, None
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                hosts += 1
+                if raw_host is None:
+                    raw_host = value
+            elif name == b"origin" and raw_origin is None:
+                raw_origin = value
         path: str = scope.get("path", "")
         control = path == self.control_prefix or path.startswith(self.control_prefix + "/")
         errors = self.control_errors if control else self.errors
-        host = headers.get("host")
-        unclear = _unclear_host(scope)
+        unclear = _unclear_host(hosts, scope.get("http_version"))
         if unclear is not None:
             await send_error(send, errors, 400, unclear)
             return
-        if not self.policy.host_allowed(host):
+        if not self._host_allowed(raw_host):
+            host = raw_host.decode("latin-1") if raw_host is not None else None
             await send_error(
                 send,
                 errors,
@@ -182,20 +195,31 @@ class LocalSecurityMiddleware:
             )
             return
         if control:
-            refusal = self._control_refusal(scope["method"], headers)
+            refusal = self._control_refusal(scope["method"], _headers(scope))
             if refusal is not None:
                 await send_error(send, errors, 403, refusal)
                 return
             await self.app(scope, receive, send)
             return
-        origin = headers.get("origin")
+        origin = raw_origin.decode("latin-1") if raw_origin is not None else None
         if origin is None or not path.startswith(self.api_prefix) or not self.policy.cors_origin_allowed(origin):
             await self.app(scope, receive, send)
             return
+        headers = _headers(scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             await self._preflight(path, origin, headers, send)
             return
         await self.app(scope, receive, _with_cors(send, origin))
+
+    def _host_allowed(self, raw: bytes | None) -> bool:
+        """The policy's verdict on a raw ``Host`` value, remembered for the few values a
+        sandbox sees (its address, ``localhost:PORT``); bounded, as clients choose them."""
+        verdict = self._verdicts.get(raw)
+        if verdict is None:
+            verdict = self.policy.host_allowed(raw.decode("latin-1") if raw is not None else None)
+            if len(self._verdicts) < HOST_VERDICTS:
+                self._verdicts[raw] = verdict
+        return verdict
 
     def _control_refusal(self, method: str, headers: dict[str, str]) -> str | None:
         token = self.policy.control_token
@@ -250,14 +274,13 @@ def _bearer(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _unclear_host(scope: Scope) -> str | None:
+def _unclear_host(hosts: int, http_version: str | None) -> str | None:
     """Why the request's Host is not one header, if it is not: RFC 9112 (3.2) has a server answer
     400 to more than one Host, and to an HTTP/1.1 request without one. The allowlist reads the
     first Host; a proxy in front might read another. (HTTP/1.0 needs none.)"""
-    hosts = sum(1 for name, _ in scope.get("headers", ()) if name == b"host")
     if hosts > 1:
         return f"The request carries {hosts} Host headers; send one"
-    if hosts == 0 and scope.get("http_version") == "1.1":
+    if hosts == 0 and http_version == "1.1":
         return "An HTTP/1.1 request must carry a Host header"
     return None
 
