@@ -185,3 +185,38 @@ def test_a_tenant_header_is_judged_on_the_fast_path_too(tmp_path, monkeypatch):
             answers.append(client.get("/api/v1/customers", headers=other).status_code)
             answers.append(client.get("/api/v1/customers", headers={**other, "x-account": "cuenta-madrid"}).status_code)
     assert answers == [403, 200, 403, 200]
+
+
+UNCOMPILABLE = """
+openapi: 3.0.3
+info: {title: a parameter pattern no regex engine reads, version: "1"}
+servers: [{url: /api}]
+paths:
+  /things/{thingId}:
+    get:
+      operationId: getThing
+      parameters:
+        - {name: thingId, in: path, required: true, schema: {type: string, pattern: "(["}}
+      responses:
+        "200": {description: ok, content: {application/json: {schema: {type: object}}}}
+  /things:
+    get:
+      operationId: listThings
+      responses:
+        "200":
+          description: ok
+          content: {application/json: {schema: {type: array, items: {type: object}}}}
+"""
+
+
+def test_a_schema_the_validator_cannot_compile_leaves_the_rest_of_the_contract_served(tmp_path):
+    """The fast path compiles each operation's validators when the app is built; one operation
+    whose schema cannot be compiled (a broken ``pattern``) stays on the Connexion path instead of
+    keeping the whole contract from starting."""
+    contract = tmp_path / "broken.yaml"
+    contract.write_text(UNCOMPILABLE)
+    sandbox = make_sandbox(contract=contract)
+    with create_app(sandbox).test_client(base_url=LOCAL) as client:
+        before = sandbox.fast_path_served
+        assert client.get("/api/things").json() == []
+        assert sandbox.fast_path_served == before + 1, "the sound operation left the fast path"

@@ -33,6 +33,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import jsonschema_rs
 from connexion import NoContent
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import resolve_refs
@@ -48,11 +49,15 @@ from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.access import credential_reader
 from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
 from timbrix_sandbox.http.errors import error_body
-from timbrix_sandbox.http.oas31 import first_error, parse_json_body
+from timbrix_sandbox.http.oas31 import compiled_validator, first_error, parse_json_body
 from timbrix_sandbox.http.operations import answer, authorize, response_bytes
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
+
+
+Check = tuple[str | None, "jsonschema_rs.Validator"]
+"""A parameter's kind (how its text is coerced, ``None``: not on this path) and its validator."""
 
 
 @dataclass
@@ -72,6 +77,32 @@ class Operation:
     """Declared header parameters by their lower-case ASGI name."""
     required_query: frozenset[str] = frozenset()
     """Query parameters the request must carry (without one, Connexion answers the 400)."""
+    checks: dict[tuple[str, str], Check] = field(init=False, default_factory=dict)
+    """``(location, name) -> (kind, validator)`` of each path, query and header parameter."""
+    response_validators: dict[int | str, jsonschema_rs.Validator | None] = field(init=False, default_factory=dict)
+    """The validators of ``responses``, by the same keys."""
+    body_validator: jsonschema_rs.Validator | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Compiled once here, not looked up per request: the validators the Connexion path
+        # uses too (``oas31.compiled_validator``, one cache), and each parameter's coercion.
+        params = [("path", self.path_params), ("query", self.query_params)]
+        params.append(("header", {name.decode("latin-1"): p for name, p in self.header_params.items()}))
+        for location, declared in params:
+            for name, param in declared.items():
+                schema = param.get("schema", {})
+                self.checks[(location, name)] = (_kind(schema), compiled_validator(schema))
+        self.response_validators = {
+            status: compiled_validator(schema) if schema is not None else None
+            for status, schema in self.responses.items()
+        }
+        self.body_validator = compiled_validator(self.body_schema) if self.body_schema is not None else None
+
+    def validator_for(self, status: int) -> jsonschema_rs.Validator | None:
+        for key in (status, f"{status // 100}XX", "DEFAULT"):
+            if key in self.response_validators:
+                return self.response_validators[key]
+        return None
 
     def declared(self, status: int) -> bool:
         return status in self.responses or f"{status // 100}XX" in self.responses or "DEFAULT" in self.responses
@@ -117,8 +148,8 @@ def compile_operations(
                 responses[int(status) if status.isdigit() else status.upper()] = schema
             if not plain_json:
                 continue
-            operations.append(
-                Operation(
+            try:
+                operation = Operation(
                     method=method.upper(),
                     pattern=template_pattern(base_path + path, named=True),
                     operation_id=op["operationId"],
@@ -135,7 +166,9 @@ def compile_operations(
                         name for (loc, name), p in params.items() if loc == "query" and p.get("required")
                     ),
                 )
-            )
+            except ValueError:  # a schema the validator cannot compile: Connexion answers it
+                continue
+            operations.append(operation)
     return operations
 
 
@@ -184,10 +217,11 @@ class FastPathMiddleware:
         """The tenant and the handler's parameters if the request line and headers are fully
         valid and the access policy lets the caller in, else ``None`` (the Connexion stack then
         answers, with the error)."""
+        checks = operation.checks
         for name, value in path_values.items():
-            param = operation.path_params.get(name)
-            value = _coerced(param, value)
-            if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
+            kind, validator = checks[("path", name)]
+            value = _coerced(kind, value)
+            if value is _FALLBACK or not validator.is_valid(value):
                 return None
             path_values[name] = value
         raw_query = scope.get("query_string", b"")
@@ -199,12 +233,14 @@ class FastPathMiddleware:
         for name, value in query:
             if name in operation.credential_query:
                 continue
-            param = operation.query_params.get(name)
-            value = _coerced(param, value)
-            if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
+            check = checks.get(("query", name))
+            if check is None:
+                return None  # undeclared: Connexion's strict validation answers it
+            value = _coerced(check[0], value)
+            if value is _FALLBACK or not check[1].is_valid(value):
                 return None
             params[name] = value
-        if operation.header_params and not _headers_valid(operation.header_params, scope["headers"]):
+        if operation.header_params and not _headers_valid(operation, scope["headers"]):
             return None
         try:
             caller = self.policy.authenticate(operation.operation_id, credential_reader(scope))
@@ -224,7 +260,7 @@ class FastPathMiddleware:
             body = parse_json_body(raw, "utf-8")
         except BadRequestProblem:
             return _FALLBACK
-        if first_error(operation.body_schema, body) is not None:
+        if not operation.body_validator.is_valid(body):
             return _FALLBACK
         return body
 
@@ -236,15 +272,17 @@ _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 
 
-def _coerced(param: dict | None, value: str) -> t.Any:
-    """A parameter's value as Connexion hands it to the handler (``"7"`` is ``7`` for an
-    integer, ``7.0`` for a number), or ``_FALLBACK`` for an undeclared parameter or a form
-    whose coercion this path does not repeat (exponents, booleans, arrays, 3.1 type lists,
-    ``anyOf``...: ``request_bodies.coerce_parameter`` reads those on the Connexion path)."""
-    if param is None:
-        return _FALLBACK
-    schema = param.get("schema", {})
+def _kind(schema: dict) -> str | None:
+    """How this path coerces a parameter of ``schema`` (``None``: a form it does not repeat)."""
     kind = schema.get("type", "string" if not _COMPOSED.intersection(schema) else None)
+    return kind if kind in ("string", "integer", "number") else None
+
+
+def _coerced(kind: str | None, value: str) -> t.Any:
+    """A parameter's value as Connexion hands it to the handler (``"7"`` is ``7`` for an
+    integer, ``7.0`` for a number), or ``_FALLBACK`` for a form whose coercion this path does
+    not repeat (exponents, booleans, arrays, 3.1 type lists, ``anyOf``...:
+    ``request_bodies.coerce_parameter`` reads those on the Connexion path)."""
     if kind == "string":
         return value
     if kind == "integer" and _INTEGER.fullmatch(value):
@@ -254,8 +292,9 @@ def _coerced(param: dict | None, value: str) -> t.Any:
     return _FALLBACK
 
 
-def _headers_valid(declared: dict[bytes, dict], headers: t.Iterable[tuple[bytes, bytes]]) -> bool:
+def _headers_valid(operation: Operation, headers: t.Iterable[tuple[bytes, bytes]]) -> bool:
     """Every declared header parameter present if required, sent once, and valid."""
+    declared = operation.header_params
     sent: dict[bytes, str] = {}
     for name, value in headers:
         if name in declared:
@@ -268,8 +307,9 @@ def _headers_valid(declared: dict[bytes, dict], headers: t.Iterable[tuple[bytes,
             if param.get("required"):
                 return False
             continue
-        value = _coerced(param, value)
-        if value is _FALLBACK or first_error(param.get("schema", {}), value) is not None:
+        kind, validator = operation.checks[("header", name.decode("latin-1"))]
+        value = _coerced(kind, value)
+        if value is _FALLBACK or not validator.is_valid(value):
             return False
     return True
 
@@ -320,15 +360,15 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
         if empty:
             data = None
     if status != 204:
-        schema = operation.schema_for(status)
+        validator = operation.validator_for(status)
         if not operation.declared(status) and not refused:
             # (a refusal's status is already the declared one nearest to it, or, for an
             # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
             payload, content_type, extra = json.dumps(data).encode(), "application/json", {}
-        elif schema is not None and payload:
-            error = first_error(schema, data)
+        elif validator is not None and payload and not validator.is_valid(data):
+            error = first_error(operation.schema_for(status), data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
                 status, payload = 500, json.dumps(error_body(500, message, errors=errors)).encode()
