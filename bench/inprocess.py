@@ -213,8 +213,8 @@ def main() -> int:
     n = args.requests
     lat = sorted(result["latencies"])
     print(
-        f"{args.target}: {1000 * result['cpu'] / n:.3f} CPU ms/request ({1000 * result['loop_cpu'] / n:.3f} on the "
-        f"event loop), {1000 * result['wall'] / n:.3f} wall ms/request "
+        f"{args.target}: {1000 * result['cpu'] / n:.4f} CPU ms/request ({1000 * result['loop_cpu'] / n:.4f} on the "
+        f"event loop), {1000 * result['wall'] / n:.4f} wall ms/request "
         f"({n} requests, {args.concurrency} in flight, journal {args.journal_size}); latency p50 "
         f"{1000 * statistics.median(lat):.2f} ms, p99 {1000 * lat[int(0.99 * len(lat))]:.2f} ms, max "
         f"{1000 * lat[-1]:.1f} ms; statuses {result['statuses']}; {result['collections']} gc collections "
