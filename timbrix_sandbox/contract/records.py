@@ -180,7 +180,7 @@ def _answered_fields(schema: dict) -> list[tuple[str, Projector]]:
 class StoredViews:
     """A projector for *stored* records that projects each one once.
 
-    The store never changes a stored record in place (a write stores a new dict), so a
+    The store never changes a record it hands out in place (a write stores a new one), so a
     record's view stays right for as long as that record is the stored one: reads of a record
     nobody wrote since are answered from here (on a list of 14 customers projection was 40%
     of the request). Entries hold their record, so its ``id`` cannot be reused while cached,

@@ -1224,13 +1224,14 @@ class Store:
         return self._partition(collection, scope).get(record_id)
 
     def peek(self, collection: str, scope: str, record_id: str) -> Record | None:
-        """The stored record itself, not a copy: for readers that only build a new value from
-        it (the engine's projection). Never mutate it; a write swaps in a new dict."""
+        """The record parsed once and shared, not a copy: for readers that only build a new
+        value from it (the engine's projection). The same dict until a write replaces the
+        record (or it leaves the ``PARSED_CACHE`` bound); never mutate it."""
         return self._partition(collection, scope).peek(record_id)
 
     def peek_all(self, collection: str, scope: str) -> list[Record]:
-        """The stored records themselves, in insertion order (see :meth:`peek`). ``list`` of
-        the values runs in C without releasing the GIL: a snapshot, as ``dict.copy`` was."""
+        """Every record as :meth:`peek` gives it, in insertion order. ``list`` of the stored
+        items runs in C without releasing the GIL: a snapshot, as ``dict.copy`` was."""
         return self._partition(collection, scope).peek_all()
 
     def list(self, collection: str, scope: str) -> list[Record]:
