@@ -186,12 +186,19 @@ class StoredViews:
     of the request). Entries hold their record, so its ``id`` cannot be reused while cached,
     and the cache is emptied when it reaches ``limit`` (old versions do not pile up). Views
     are shared: whoever gets one must not change it (the engine wraps it, the HTTP layer
-    serialises it). Never pass a record that may still change."""
+    serialises it). Never pass a record that may still change.
+
+    Each view comes with a *memo* (:meth:`memo`): a dict where whoever renders the view keeps
+    what it derives from it (its JSON bytes, its verdict against a schema), so a view read
+    a thousand times is serialised and validated once. Because no view ever changes, nothing
+    in a memo goes stale; it is dropped with its view."""
 
     def __init__(self, project: Projector, limit: int = 20_000) -> None:
         self._project = project
         self._limit = limit
         self._views: dict[int, tuple[t.Any, t.Any]] = {}
+        self._memos: dict[int, tuple[t.Any, dict[t.Any, t.Any]]] = {}
+        """``id(view) -> (view, memo)`` for every view in ``_views``."""
 
     def __call__(self, record: t.Any) -> t.Any:
         hit = self._views.get(id(record))
@@ -199,9 +206,16 @@ class StoredViews:
             return hit[1]
         view = self._project(record)
         if len(self._views) >= self._limit:
-            self._views = {}
+            self._views, self._memos = {}, {}
         self._views[id(record)] = (record, view)
+        self._memos[id(view)] = (view, {})
         return view
+
+    def memo(self, value: t.Any) -> dict[t.Any, t.Any] | None:
+        """The memo of ``value`` if it is a view handed out here (``None`` for anything else:
+        a value that is not known never to change gets no memo)."""
+        entry = self._memos.get(id(value))
+        return entry[1] if entry is not None and entry[0] is value else None
 
 
 def apply_body(

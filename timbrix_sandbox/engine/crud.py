@@ -188,6 +188,19 @@ class CrudOperation:
         return self.action(tenant or "", params, body)
 
     # -- answers --------------------------------------------------------------------------------
+    def shared_views(self) -> tuple[tuple[str, ...], t.Callable[[t.Any], dict | None]] | None:
+        """Where this operation's success body holds stored views - shared, never changed
+        (``StoredViews``) - and the views' memos: for a read, the record's place (envelope,
+        then ``record_path``); for a list, each item of the array there (``"*"``). ``None``
+        for the others, whose answers are projected afresh."""
+        operation = self.operation
+        if operation.action not in ("read", "list") or operation.response_schema is None:
+            return None
+        path = (*self.profile.data_path, *operation.record_path)
+        if operation.action == "list":
+            path = (*path, *(operation.listing.items_path if operation.listing else ()), "*")
+        return path, self.stored_view.memo
+
     def _answer(self, data: t.Any) -> Reply:
         status = self.operation.status
         if status == 204 or self.operation.response_schema is None:

@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from timbrix_sandbox.contract.model import ErrorFormat, is_json_media
 from timbrix_sandbox.contract.paths import template_pattern
 from timbrix_sandbox.contract.security import ContractSecurity
+from timbrix_sandbox.engine.crud import CrudOperation
 from timbrix_sandbox.engine.policy import Refusal
 from timbrix_sandbox.engine.sandbox import Sandbox
 from timbrix_sandbox.http.access import credential_reader
@@ -51,6 +52,7 @@ from timbrix_sandbox.http.body_limit import MAX_BODY_BYTES
 from timbrix_sandbox.http.errors import error_body
 from timbrix_sandbox.http.oas31 import compiled_validator, first_error, parse_json_body
 from timbrix_sandbox.http.operations import answer, authorize, response_bytes
+from timbrix_sandbox.http.rendering import AnswerCheck, Memo
 
 METHODS = ("get", "put", "post", "delete", "patch")
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
@@ -79,8 +81,8 @@ class Operation:
     """Query parameters the request must carry (without one, Connexion answers the 400)."""
     checks: dict[tuple[str, str], Check] = field(init=False, default_factory=dict)
     """``(location, name) -> (kind, validator)`` of each path, query and header parameter."""
-    response_validators: dict[int | str, jsonschema_rs.Validator | None] = field(init=False, default_factory=dict)
-    """The validators of ``responses``, by the same keys."""
+    response_checks: dict[int | str, AnswerCheck | None] = field(init=False, default_factory=dict)
+    """The checks (and renderers) of ``responses``, by the same keys (``rendering.py``)."""
     body_validator: jsonschema_rs.Validator | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -92,17 +94,24 @@ class Operation:
             for name, param in declared.items():
                 schema = param.get("schema", {})
                 self.checks[(location, name)] = (_kind(schema), compiled_validator(schema))
-        self.response_validators = {
-            status: compiled_validator(schema) if schema is not None else None
-            for status, schema in self.responses.items()
+        self.response_checks = {
+            status: AnswerCheck(schema) if schema is not None else None for status, schema in self.responses.items()
         }
         self.body_validator = compiled_validator(self.body_schema) if self.body_schema is not None else None
 
-    def validator_for(self, status: int) -> jsonschema_rs.Validator | None:
+    def check_for(self, status: int) -> AnswerCheck | None:
         for key in (status, f"{status // 100}XX", "DEFAULT"):
-            if key in self.response_validators:
-                return self.response_validators[key]
+            if key in self.response_checks:
+                return self.response_checks[key]
         return None
+
+    def answers_views(self, status: int, record_path: tuple[str, ...], memo: Memo) -> None:
+        """Answers of ``status`` carry stored views at ``record_path``: check and render them
+        from the views' memos."""
+        key = next((k for k in (status, f"{status // 100}XX", "DEFAULT") if k in self.responses), None)
+        schema = self.responses.get(key) if key is not None else None
+        if schema is not None:
+            self.response_checks[key] = AnswerCheck(schema, record_path, memo)
 
     def declared(self, status: int) -> bool:
         return status in self.responses or f"{status // 100}XX" in self.responses or "DEFAULT" in self.responses
@@ -183,6 +192,10 @@ class FastPathMiddleware:
         self.by_method: dict[str, list[Operation]] = {}
         for operation in operations:
             self.by_method.setdefault(operation.method, []).append(operation)
+            served = sandbox.operations.get(operation.operation_id)
+            views = served.shared_views() if isinstance(served, CrudOperation) else None
+            if views is not None:
+                operation.answers_views(served.operation.status, *views)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -345,6 +358,7 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
     refused = isinstance(result, ConnexionResponse)
     content_type = "application/json"
     extra: dict[str, str] = {}  # a preferred answer's (body, status, headers): a 405's Allow, a 401's challenge
+    valid = True  # the answer conforms to the schema its status declares (a refusal's is checked below)
     if refused:
         status = result.status_code
         payload = result.body if isinstance(result.body, bytes) else str(result.body or "").encode()
@@ -356,18 +370,24 @@ async def _respond(operation: Operation, result: t.Any, send: Send, errors: Erro
         if len(result) == 3:
             extra = result[2]
         empty = data is NoContent
-        payload = b"" if status == 204 or empty else response_bytes(data)
+        if status == 204 or empty:
+            payload = b""
+        else:
+            check = operation.check_for(status)
+            payload, valid = check.answer(data) if check is not None else (response_bytes(data), True)
         if empty:
             data = None
     if status != 204:
-        validator = operation.validator_for(status)
+        if refused and payload:
+            check = operation.check_for(status)
+            valid = check is None or check.valid(data)
         if not operation.declared(status) and not refused:
             # (a refusal's status is already the declared one nearest to it, or, for an
             # operation that declares no error at all, the refusal's own)
             message = f"Response status {status} is not declared for this operation"
             status, data = 500, error_body(500, message, errors=errors)
             payload, content_type, extra = json.dumps(data).encode(), "application/json", {}
-        elif validator is not None and payload and not validator.is_valid(data):
+        elif not valid:
             error = first_error(operation.schema_for(status), data)
             if error is not None:
                 message = f"Response body does not conform to specification. {error}"
