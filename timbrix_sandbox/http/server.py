@@ -426,6 +426,12 @@ def run(
             app, header_timeout=header_timeout, body_timeout=body_timeout, drain_timeout=graceful_shutdown_timeout
         ),
         backlog=BACKLOG,
+        # Nothing here reads the client's address or the URL's scheme (routing, the Host
+        # allowlist and errors read the path and headers), so uvicorn's X-Forwarded-* rewrite
+        # is work for nothing on every request; and the ``server: uvicorn`` header names an
+        # implementation detail the contract does not declare.
+        proxy_headers=False,
+        server_header=False,
         timeout_keep_alive=keep_alive_timeout,
         timeout_graceful_shutdown=graceful_shutdown_timeout,
     )
