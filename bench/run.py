@@ -9,6 +9,7 @@ JSON to bench/results/<date>.json so runs can be compared over time.
     python3 dev.py bench --only scale           # PUT over HTTP with 100 / 10k / 100k customers
     python3 dev.py bench --only conformance     # a default conformance run against the sandbox
     python3 dev.py bench --only peer            # the BeeL contract (generic layer) vs Prism and vs Timbrix
+    python3 dev.py bench --only http,peer       # several sections in one run (issue 14's figures)
     python3 dev.py bench --only store-pg        # TinyDB vs PostgreSQL, 1 vs 2 workers (a throwaway PG server)
     python3 dev.py bench --only long-fuzz       # opt-in: >= 20,000 schemathesis cases across seeds
 
@@ -874,8 +875,25 @@ def _print_rows(title: str, header: str, rows: list[str]) -> None:
     print("\n".join(rows))
 
 
+SECTIONS = ("store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz")
+
+
+def _sections(value: str) -> tuple[str, ...]:
+    """``--only http,peer``: the sections named, comma-separated, in the order they run."""
+    names = tuple(name.strip() for name in value.split(","))
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown section {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+    return names
+
+
+def _wanted(args: argparse.Namespace, section: str) -> bool:
+    """Every section but ``long-fuzz`` when ``--only`` is not given."""
+    return args.only is None or section in args.only
+
+
 def _run_sections(args: argparse.Namespace, report: dict) -> None:
-    if args.only in (None, "store"):
+    if _wanted(args, "store"):
         store = report["store_update"] = bench_store((100, 10_000, 100_000), args.writes)
         stock = report["stock_tinydb_update"] = bench_stock_tinydb((100, 10_000), 20)
         base = store[100]["median_ms"]
@@ -897,10 +915,10 @@ def _run_sections(args: argparse.Namespace, report: dict) -> None:
             f"{'customers':>10} {'compaction ms':>14} {'longest loop pause ms':>22}",
             [f"{n:>10} {r['compaction_ms']:>14.1f} {r['longest_loop_pause_ms']:>22.1f}" for n, r in pauses.items()],
         )
-    if args.only in (None, "http"):
+    if _wanted(args, "http"):
         report["http"] = bench_http(args.seconds, args.rounds)
         _print_http(report["http"])
-    if args.only in (None, "scale"):
+    if _wanted(args, "scale"):
         scale = report["put_scale"] = bench_scale(args.seconds, (100, 10_000, 100_000))
         p50 = scale[100]["p50_ms"]
         _print_rows(
@@ -912,19 +930,19 @@ def _run_sections(args: argparse.Namespace, report: dict) -> None:
                 for n, r in scale.items()
             ],
         )
-    if args.only in (None, "conformance"):
+    if _wanted(args, "conformance"):
         run = report["conformance"] = bench_conformance()
         print(
             f"\nDefault conformance run against the sandbox: {run['seconds']} s, {run['cases']} generated cases, "
             f"exit {run['exit_code']}"
         )
-    if args.only in (None, "peer"):
+    if _wanted(args, "peer"):
         report["peer"] = bench_peer(args.seconds, args.rounds)
         _print_peer(report["peer"])
-    if args.only in (None, "store-pg"):
+    if _wanted(args, "store-pg"):
         report["store_pg"] = bench_store_pg(args.seconds)
         _print_store_pg(report["store_pg"])
-    if args.only == "long-fuzz":  # opt-in only: minutes, not seconds
+    if args.only and "long-fuzz" in args.only:  # opt-in only: minutes, not seconds
         fuzz = report["long_fuzz"] = long_fuzz(args.cases, max_examples=150)
         print(
             f"\nLong fuzz: {fuzz['cases']} cases over seeds {fuzz['seeds'][0]}-{fuzz['seeds'][-1]} in "
@@ -937,7 +955,8 @@ def _run_sections(args: argparse.Namespace, report: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["store", "http", "scale", "conformance", "peer", "store-pg", "long-fuzz"])
+    sections = ", ".join(SECTIONS)
+    parser.add_argument("--only", type=_sections, help=f"comma-separated, of: {sections} (default: all but long-fuzz)")
     parser.add_argument("--cases", type=int, default=20_000, help="long-fuzz: stop after this many cases")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="http, peer: alternating rounds per endpoint")
@@ -946,7 +965,7 @@ def main() -> int:
         "--label", default=None, help="write bench/results/<date>-<label>.json instead of the day's file"
     )
     args = parser.parse_args()
-    if args.only in (None, "http", "scale", "peer", "store-pg") and not shutil.which("wrk"):
+    if any(_wanted(args, section) for section in ("http", "scale", "peer", "store-pg")) and not shutil.which("wrk"):
         print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
         return 2
 
