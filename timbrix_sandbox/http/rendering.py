@@ -39,7 +39,7 @@ EACH = "*"
 
 _JSON = "json"
 """A memo's key for the view's JSON bytes and their ``orjson.Fragment`` (verdicts are keyed by
-their validator's id)."""
+their validator)."""
 
 _REFERENCING = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id", "$anchor", "$dynamicAnchor"})
 _ABSENT = object()
@@ -56,7 +56,9 @@ class _Node:
 
     def __init__(self, schema: dict, path: tuple[str, ...]) -> None:
         self.validator: jsonschema_rs.Validator = compiled_validator(schema)
-        self.key = id(self.validator)
+        self.key: t.Hashable = self.validator
+        """Its verdicts' key in a memo: the validator itself, held there, so no other validator
+        can ever take its place (an ``id`` could be reused once it is freed)."""
         self.leaf = not path
         """Where the path ends: the records' own schema, where views are looked up."""
         self.step: str | None = None
@@ -104,7 +106,6 @@ class _Node:
             return value, self.validator.is_valid(value)
         out, verdict = child.check(inner, memo)
         return (value if out is inner else {**value, self.step: out}), verdict and shell.is_valid(value)
-
 
     def verdict(self, view: t.Any, memo: dict[t.Any, t.Any]) -> bool:
         """A view's verdict against this schema, from its memo (worked out on first use)."""
