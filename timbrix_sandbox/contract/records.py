@@ -177,6 +177,11 @@ def _answered_fields(schema: dict) -> list[tuple[str, Projector]]:
     return fields
 
 
+EACH_ITEM = "*"
+"""In a path to records inside an answer (``CrudOperation.shared_views``): every item of the
+array there."""
+
+
 class StoredViews:
     """A projector for *stored* records that projects each one once.
 

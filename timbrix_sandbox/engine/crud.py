@@ -28,6 +28,7 @@ import anyio
 
 from timbrix_sandbox.contract.model import Operation, Profile, Resource
 from timbrix_sandbox.contract.records import (
+    EACH_ITEM,
     StoredViews,
     apply_body,
     complete,
@@ -191,14 +192,14 @@ class CrudOperation:
     def shared_views(self) -> tuple[tuple[str, ...], t.Callable[[t.Any], dict | None]] | None:
         """Where this operation's success body holds stored views - shared, never changed
         (``StoredViews``) - and the views' memos: for a read, the record's place (envelope,
-        then ``record_path``); for a list, each item of the array there (``"*"``). ``None``
+        then ``record_path``); for a list, each item of the array there (``EACH_ITEM``). ``None``
         for the others, whose answers are projected afresh."""
         operation = self.operation
         if operation.action not in ("read", "list") or operation.response_schema is None:
             return None
         path = (*self.profile.data_path, *operation.record_path)
         if operation.action == "list":
-            path = (*path, *(operation.listing.items_path if operation.listing else ()), "*")
+            path = (*path, *(operation.listing.items_path if operation.listing else ()), EACH_ITEM)
         return path, self.stored_view.memo
 
     def _answer(self, data: t.Any) -> Reply:

@@ -99,28 +99,32 @@ class Operation:
         }
         self.body_validator = compiled_validator(self.body_schema) if self.body_schema is not None else None
 
-    def check_for(self, status: int) -> AnswerCheck | None:
+    def response_key(self, status: int) -> int | str | None:
+        """The key of ``responses`` that ``status`` answers under: itself, its ``4XX``-style
+        range or ``DEFAULT`` (``None``: not declared)."""
         for key in (status, f"{status // 100}XX", "DEFAULT"):
-            if key in self.response_checks:
-                return self.response_checks[key]
+            if key in self.responses:
+                return key
         return None
+
+    def check_for(self, status: int) -> AnswerCheck | None:
+        key = self.response_key(status)
+        return self.response_checks[key] if key is not None else None
 
     def answers_views(self, status: int, record_path: tuple[str, ...], memo: Memo) -> None:
         """Answers of ``status`` carry stored views at ``record_path``: check and render them
         from the views' memos."""
-        key = next((k for k in (status, f"{status // 100}XX", "DEFAULT") if k in self.responses), None)
-        schema = self.responses.get(key) if key is not None else None
+        key = self.response_key(status)
+        schema = self.responses[key] if key is not None else None
         if schema is not None:
             self.response_checks[key] = AnswerCheck(schema, record_path, memo)
 
     def declared(self, status: int) -> bool:
-        return status in self.responses or f"{status // 100}XX" in self.responses or "DEFAULT" in self.responses
+        return self.response_key(status) is not None
 
     def schema_for(self, status: int) -> dict | None:
-        for key in (status, f"{status // 100}XX", "DEFAULT"):
-            if key in self.responses:
-                return self.responses[key]
-        return None
+        key = self.response_key(status)
+        return self.responses[key] if key is not None else None
 
 
 def compile_operations(

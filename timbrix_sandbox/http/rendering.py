@@ -28,14 +28,11 @@ import typing as t
 import jsonschema_rs
 import orjson
 
-from timbrix_sandbox.contract.records import json_bytes
+from timbrix_sandbox.contract.records import EACH_ITEM, json_bytes
 from timbrix_sandbox.http.oas31 import compiled_validator
 
 Memo = t.Callable[[t.Any], dict[t.Any, t.Any] | None]
 """A view's memo, or ``None`` for a value that is not a stored view (``StoredViews.memo``)."""
-
-EACH = "*"
-"""In a record path: every item of the array there."""
 
 _JSON = "json"
 """A memo's key for the view's JSON bytes and their ``orjson.Fragment`` (verdicts are keyed by
@@ -69,7 +66,7 @@ class _Node:
             return
         step, rest = path[0], path[1:]
         shell: dict | None = None
-        if step == EACH:
+        if step == EACH_ITEM:
             items = schema.get("items")
             if isinstance(items, dict) and "prefixItems" not in schema:
                 shell, self.child = {**schema, "items": True}, _Node(items, rest)
@@ -91,7 +88,7 @@ class _Node:
         child, shell = self.child, self.shell
         if child is None or shell is None:
             return value, self.validator.is_valid(value)
-        if self.step == EACH:
+        if self.step == EACH_ITEM:
             if type(value) is not list:
                 return value, self.validator.is_valid(value)
             valid, items, swapped = True, [], False
