@@ -4,12 +4,10 @@ sends; and a stored record that breaks its contract is still refused on every re
 
 from __future__ import annotations
 
-import sys
-
 import orjson
 import pytest
 import yaml
-from conftest import DUNDER, LOCAL, MICHAEL, ROOT, customer_url, customers_url
+from conftest import DUNDER, LOCAL, MICHAEL, customer_url, customers_url
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +18,6 @@ from timbrix_sandbox.http.oas31 import compiled_validator
 from timbrix_sandbox.http.rendering import AnswerCheck
 from timbrix_sandbox.profiles import TIMBRIX_FIXTURES
 from timbrix_sandbox.profiles.sandboxes import make_sandbox
-
-sys.path.insert(0, str(ROOT / "bench"))
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
